@@ -1,0 +1,3 @@
+"""agentflow.compiler: YAML pipeline -> validated IR -> typed Python module."""
+
+__all__: list[str] = []

@@ -1,0 +1,61 @@
+"""agentflow.runtime: runs compiled pipelines on trio.
+
+Generated modules import from here; so do apps that plug in their own
+handlers, tools, models and sinks.
+"""
+
+from .agents import AgentContext, AgentOutput, QAIssue, QAVerdict, Usage, WorkItem
+from .errors import (
+    AgentflowError,
+    BudgetExceededError,
+    CassetteMissError,
+    InvalidTransition,
+    ModelError,
+    ModelRequestRejected,
+    OutputValidationError,
+    PathEscapeError,
+    PipelineDefinitionError,
+    RunAbortedError,
+    ToolError,
+)
+from .events import EventKind, PipelineEvent
+from .hub import EventHub
+from .models.base import Model, ModelRequest, ModelTurn, ToolCall, ToolSchema
+from .pipeline import CompiledPipeline
+from .sinks.base import LogSink
+from .spec import PipelineSpec
+from .state_machine import StateMachine
+from .tools.base import Tool
+
+__all__ = [
+    "AgentContext",
+    "AgentOutput",
+    "AgentflowError",
+    "BudgetExceededError",
+    "CassetteMissError",
+    "CompiledPipeline",
+    "EventHub",
+    "EventKind",
+    "InvalidTransition",
+    "LogSink",
+    "Model",
+    "ModelError",
+    "ModelRequest",
+    "ModelRequestRejected",
+    "ModelTurn",
+    "OutputValidationError",
+    "PathEscapeError",
+    "PipelineDefinitionError",
+    "PipelineEvent",
+    "PipelineSpec",
+    "QAIssue",
+    "QAVerdict",
+    "RunAbortedError",
+    "StateMachine",
+    "Tool",
+    "ToolCall",
+    "ToolError",
+    "ToolSchema",
+    "Usage",
+    "WorkItem",
+]

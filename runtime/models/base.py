@@ -1,0 +1,101 @@
+"""The `Model` protocol: one model turn in, one turn out.
+
+The agent runner (agentflow.runtime.agent_runner) owns the conversation and the
+tool-use loop; a model only answers one request. That keeps every model (offline
+replay, Anthropic, a user's own) small, and makes each turn a `model_response`
+event, so a run's own audit log can be replayed as a cassette.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..agents import Usage
+
+__all__ = ["Model", "ModelRequest", "ModelTurn", "OutputKind", "TextSink", "ToolCall", "ToolSchema"]
+
+OutputKind = Literal["text", "verdict", "items"]
+"""What the runner needs back: free text, a QA verdict, or fan-out work items."""
+
+TextSink = Callable[[str], None]
+"""Called with each streamed text delta; must not block (the runner batches into events)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSchema:
+    """A tool offered to the model."""
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked to call in its turn."""
+
+    id: str
+    name: str
+    input: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One turn's request.
+
+    `messages` are Anthropic-shaped dicts ({"role": ..., "content": [blocks]}), the
+    whole conversation so far. `output` says which structured answer ends the turn
+    loop: for "verdict" and "items" the model must call the structured-output tool
+    (`STRUCTURED_TOOL_NAMES[output]`), whose input arrives in `ModelTurn.structured`.
+    (agent, item, attempt, turn) identify the call; replay keys on them.
+    """
+
+    agent: str
+    item: str
+    attempt: int
+    turn: int
+    model: str
+    max_tokens: int
+    system: str
+    messages: Sequence[Mapping[str, Any]]
+    tools: Sequence[ToolSchema] = ()
+    output: OutputKind = "text"
+    temperature: float | None = None
+    timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """One turn's answer. `tool_calls` excludes the structured-output tool."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    structured: Mapping[str, Any] | None = None
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = "end_turn"
+    model: str = ""
+
+
+STRUCTURED_TOOL_NAMES: Mapping[OutputKind, str] = {
+    "verdict": "submit_verdict",
+    "items": "submit_work_items",
+}
+
+
+class Model(Protocol):
+    """Anything that can answer a `ModelRequest`: replay, Anthropic, or your own."""
+
+    name: str
+    """Shown in the CLI, events and UI (e.g. "replay", "anthropic")."""
+
+    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
+        """Answer one turn; stream text deltas to `on_text` if given.
+
+        Raises:
+            ModelError: the call failed after the model's own transport retries.
+            ModelRequestRejected: the API refused the request for good.
+            CassetteMissError: (replay) nothing recorded for this call.
+        """
+        ...

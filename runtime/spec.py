@@ -1,0 +1,183 @@
+"""The frozen pipeline definition (the compiler's IR, and `PIPELINE` in generated modules).
+
+The shape mirrors the YAML DSL key for key (see docs/dsl.md), so the JSON Schema
+published for editors is generated from these models. Every node may carry the
+source location it was parsed from (`loc`); it is excluded from equality, dumps
+and the JSON Schema, and generated modules do not emit it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+__all__ = [
+    "AgentSpec",
+    "AggregationSpec",
+    "AggregationTransition",
+    "DefaultsSpec",
+    "DispatchSpec",
+    "Loc",
+    "OnFailSpec",
+    "PipelineSpec",
+    "RetrySpec",
+    "StateMachineSpec",
+    "StateSpec",
+    "ToolSpec",
+    "TransitionsSpec",
+]
+
+DispatchStrategy = Literal["sequential", "parallel_fan_out", "parallel_broadcast"]
+AggregationStrategy = Literal["all_pass", "any_pass", "threshold"]
+OnFailAction = Literal["feedback_and_retry", "abort"]
+AGENT_EVENTS: tuple[str, ...] = ("on_start", "on_complete", "on_pass", "on_fail", "on_abort")
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class Loc(BaseModel):
+    """A position in a pipeline source file; line and column are 1-based."""
+
+    model_config = ConfigDict(frozen=True)
+    file: str
+    line: int
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    loc: SkipJsonSchema[Loc | None] = Field(default=None, exclude=True, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        fields = type(self).model_fields
+        return all(getattr(self, f) == getattr(other, f) for f in fields if f != "loc")
+
+    def __hash__(self) -> int:
+        return hash(tuple(repr(getattr(self, f)) for f in type(self).model_fields if f != "loc"))
+
+
+class RetrySpec(_Node):
+    """How often a QA loop may run the agents it checks, and how long to wait between."""
+
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_ms: int = Field(default=1000, ge=0)
+
+
+class DefaultsSpec(_Node):
+    """Settings every agent inherits unless it overrides them."""
+
+    model: str = "claude-sonnet-4-6"
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    retry: RetrySpec = RetrySpec()
+    max_concurrency: int = Field(default=16, ge=1)
+    max_tool_rounds: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    base_url: str | None = None
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_total_tokens: int | None = Field(default=None, ge=1)
+
+
+class ToolSpec(_Node):
+    """A tool agents may call: a framework builtin, or a plugin class `module:Class`."""
+
+    id: Identifier
+    type: Literal["builtin", "plugin"]
+    plugin: str | None = None
+    description: str | None = None
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class StateSpec(_Node):
+    id: Identifier
+
+
+class StateMachineSpec(_Node):
+    initial: Identifier
+    terminal: tuple[Identifier, ...]
+    states: tuple[StateSpec, ...]
+
+
+class TransitionsSpec(_Node):
+    """The state each agent event moves the run's state machine to (None: no move)."""
+
+    on_start: Identifier | None = None
+    on_complete: Identifier | None = None
+    on_pass: Identifier | None = None
+    on_fail: Identifier | None = None
+    on_abort: Identifier | None = None
+
+
+class DispatchSpec(_Node):
+    """Where an agent's output goes: one `target`, or several `targets` for broadcast."""
+
+    strategy: DispatchStrategy
+    target: Identifier | None = None
+    targets: tuple[Identifier, ...] = ()
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+class OnFailSpec(_Node):
+    """What a QA agent's failing verdict does: re-run `target` with feedback, or abort."""
+
+    action: OnFailAction
+    target: Identifier | None = None
+    feedback_path: str = "$.issues"
+
+
+class AgentSpec(_Node):
+    id: Identifier
+    prompt: str
+    tools: tuple[Identifier, ...] = ()
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_tool_rounds: int | None = Field(default=None, ge=1)
+    transitions: TransitionsSpec = TransitionsSpec()
+    dispatch: DispatchSpec | None = None
+    retry: RetrySpec | None = None
+    on_fail: OnFailSpec | None = None
+
+
+class AggregationTransition(_Node):
+    transition: Identifier
+
+
+class AggregationSpec(_Node):
+    """How per-item gate verdicts decide the run: all_pass, any_pass or threshold."""
+
+    strategy: AggregationStrategy
+    gates: tuple[Identifier, ...]
+    min_pass: int | None = Field(default=None, ge=1)
+    on_complete: AggregationTransition
+    on_any_abort: AggregationTransition
+
+
+class PipelineSpec(_Node):
+    """A whole pipeline. `entry` defaults to the first agent listed."""
+
+    name: str
+    version: str = "0.1.0"
+    entry: Identifier | None = None
+    defaults: DefaultsSpec = DefaultsSpec()
+    tools: tuple[ToolSpec, ...] = ()
+    state_machine: StateMachineSpec
+    agents: tuple[AgentSpec, ...]
+    aggregation: AggregationSpec | None = None
+
+    def agent(self, agent_id: str) -> AgentSpec:
+        """Return the agent with this id; KeyError if there is none."""
+        for agent in self.agents:
+            if agent.id == agent_id:
+                return agent
+        raise KeyError(agent_id)
+
+    @property
+    def entry_agent(self) -> str:
+        return self.entry or self.agents[0].id

@@ -1,16 +1,16 @@
 """The exception tree of agentflow's runtime and compiler.
 
-    AgentflowError                  root: catch this to catch anything agentflow raises
-    ├── PipelineDefinitionError     a compiled pipeline is inconsistent (e.g. an unknown agent)
-    ├── InvalidTransition           a move that the pipeline's TRANSITIONS table does not allow
-    ├── ToolError                   a tool failed; the message is sent back to the model
-    │   └── PathEscapeError         the filesystem tool refused a path outside its root
-    ├── ModelError                  a model call failed after its retries
-    │   ├── ModelRequestRejected    the API refused the request for good (auth, bad request)
-    │   └── CassetteMissError       offline replay has no recorded response for a call
-    ├── OutputValidationError       an agent's structured output did not validate
-    ├── BudgetExceededError         the run's cost or token budget was spent
-    └── RunAbortedError             the run was ended (cancelled, or an abort policy)
+AgentflowError                  root: catch this to catch anything agentflow raises
+├── PipelineDefinitionError     a compiled pipeline is inconsistent (e.g. an unknown agent)
+├── InvalidTransition           a move that the pipeline's TRANSITIONS table does not allow
+├── ToolError                   a tool failed; the message is sent back to the model
+│   └── PathEscapeError         the filesystem tool refused a path outside its root
+├── ModelError                  a model call failed after its retries
+│   ├── ModelRequestRejected    the API refused the request for good (auth, bad request)
+│   └── CassetteMissError       offline replay has no recorded response for a call
+├── OutputValidationError       an agent's structured output did not validate
+├── BudgetExceededError         the run's cost or token budget was spent
+└── RunAbortedError             the run was ended (cancelled, or an abort policy)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class PipelineDefinitionError(AgentflowError):
     """Raised when a compiled pipeline is inconsistent with itself or with its handlers."""
 
 
-class InvalidTransition(AgentflowError):  # noqa: N818 - the name is part of the DSL's vocabulary
+class InvalidTransition(AgentflowError):
     """Raised when a trigger has no entry for the current state in TRANSITIONS."""
 
     def __init__(self, state: str, trigger: str, agent: str | None) -> None:

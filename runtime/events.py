@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ["EventKind", "PipelineEvent"]
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     """Every kind of event; payload fields per kind are listed in docs/events.md."""
 
     RUN_STARTED = "run_started"  # pipeline, version, input, model, options

@@ -7,10 +7,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec import PipelineSpec
+from .spec import AGENT_EVENTS, PipelineSpec
 from .tools.base import Tool
 
-__all__ = ["CompiledPipeline", "trigger_value"]
+__all__ = [
+    "CompiledPipeline",
+    "compile_spec",
+    "declared_triggers",
+    "derive_transitions",
+    "trigger_value",
+]
 
 
 def trigger_value(source: str, event: str) -> str:
@@ -45,3 +51,74 @@ class CompiledPipeline:
             return self.trigger_type(trigger_value(source, event))
         except ValueError:
             return None
+
+
+def declared_triggers(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """(trigger value, target state) for every agent transition and aggregation outcome.
+
+    Order: agents as listed, events in AGENT_EVENTS order, then aggregation.
+    """
+    triggers: list[tuple[str, str]] = []
+    for agent in spec.agents:
+        for event in AGENT_EVENTS:
+            target = getattr(agent.transitions, event)
+            if target is not None:
+                triggers.append((trigger_value(agent.id, event), target))
+    if spec.aggregation is not None:
+        triggers.append(
+            (trigger_value("aggregation", "on_complete"), spec.aggregation.on_complete.transition)
+        )
+        triggers.append(
+            (trigger_value("aggregation", "on_any_abort"), spec.aggregation.on_any_abort.transition)
+        )
+    return triggers
+
+
+def derive_transitions(spec: PipelineSpec) -> list[tuple[str, str, str]]:
+    """The TRANSITIONS table as (state, trigger, target) rows, in a stable order.
+
+    Every declared trigger is legal from every non-terminal state; terminal
+    states have no way out (docs/semantics.md, "The state machine").
+    """
+    terminal = set(spec.state_machine.terminal)
+    rows: list[tuple[str, str, str]] = []
+    for state in spec.state_machine.states:
+        if state.id in terminal:
+            continue
+        for trigger, target in declared_triggers(spec):
+            rows.append((state.id, trigger, target))
+    return rows
+
+
+def compile_spec(
+    spec: PipelineSpec,
+    prompts: Mapping[str, str],
+    *,
+    source_path: str = "",
+    source_sha256: str = "",
+    plugin_tools: Mapping[str, Callable[[], Tool]] | None = None,
+) -> CompiledPipeline:
+    """Build a CompiledPipeline at run time, with enums made on the fly.
+
+    Generated modules build theirs from static code; this is for tests, tools
+    (`agentflow verify`) and apps that construct a spec in Python.
+    """
+    states = enum.Enum("State", {s.id.upper(): s.id for s in spec.state_machine.states})  # type: ignore[misc]
+    trigger_names = {value.replace(".", "_").upper(): value for value, _ in declared_triggers(spec)}
+    triggers = enum.Enum("Trigger", trigger_names or {"_NONE": "_none"})  # type: ignore[misc]
+    table = {
+        (states(state), triggers(trigger)): states(target)
+        for state, trigger, target in derive_transitions(spec)
+    }
+    return CompiledPipeline(
+        spec=spec,
+        state_type=states,
+        trigger_type=triggers,
+        transitions=table,
+        initial=states(spec.state_machine.initial),
+        terminal=frozenset(states(s) for s in spec.state_machine.terminal),
+        prompts=dict(prompts),
+        source_path=source_path,
+        source_sha256=source_sha256,
+        plugin_tools=dict(plugin_tools or {}),
+    )

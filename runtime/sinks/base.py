@@ -1,12 +1,23 @@
-"""The `LogSink` protocol: where the event hub delivers events."""
+"""The `LogSink` protocol: where the event hub delivers events.
+
+A sink may also implement `BatchLogSink` (an `emit_batch` method and a
+`max_batch` size): the hub then hands it up to `max_batch` buffered events at
+once, which is how the webhook sink POSTs JSON arrays and the file sink writes
+several lines with one system call.
+
+A sink's optional `audit: bool` attribute picks its default buffering policy in
+`EventHub.add_sink`: an audit sink's buffer is unbounded and never drops; any
+other sink has a bounded buffer that drops its oldest events when full.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ..events import PipelineEvent
 
-__all__ = ["LogSink"]
+__all__ = ["BatchLogSink", "LogSink"]
 
 
 @runtime_checkable
@@ -24,3 +35,12 @@ class LogSink(Protocol):
     async def emit(self, event: PipelineEvent, *, line: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BatchLogSink(LogSink, Protocol):
+    """A sink that takes several buffered events at once (at most `max_batch`)."""
+
+    max_batch: int
+
+    async def emit_batch(self, batch: Sequence[tuple[PipelineEvent, str]]) -> None: ...

@@ -1,0 +1,102 @@
+"""What every semantic check reads (`CheckContext`), and the dispatch-graph helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from agentflow.runtime.spec import AgentSpec, PipelineSpec
+
+from .diagnostics import Diagnostic, Severity
+from .parse import Path, SourceMap
+
+__all__ = [
+    "Check",
+    "CheckContext",
+    "agent_paths",
+    "dispatch_edges",
+    "dispatch_is_valid",
+    "downstream",
+]
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What every check reads: the IR, where each part came from, and the prompts' text.
+
+    `prompts` maps agent id to prompt text for the prompts that could be read;
+    `prompt_files` maps agent id to the prompt path shown in diagnostics.
+    """
+
+    spec: PipelineSpec
+    source: SourceMap
+    prompts: Mapping[str, str] = field(default_factory=dict)
+    prompt_files: Mapping[str, str] = field(default_factory=dict)
+
+    def at(self, path: Path, message: str, severity: Severity = "error") -> Diagnostic:
+        """A diagnostic at the value found at `path` (or its nearest spelled-out parent)."""
+        loc = self.source.value(path)
+        return Diagnostic(loc.file, loc.line, loc.column, message, severity)
+
+    @property
+    def agent_ids(self) -> set[str]:
+        return {agent.id for agent in self.spec.agents}
+
+    @property
+    def state_ids(self) -> set[str]:
+        return {state.id for state in self.spec.state_machine.states}
+
+
+Check = Callable[[CheckContext], Iterator[Diagnostic]]
+
+
+def agent_paths(ctx: CheckContext) -> Iterator[tuple[Path, AgentSpec]]:
+    """(path of the agent in the document, agent) for every agent, in order."""
+    for index, agent in enumerate(ctx.spec.agents):
+        yield ("agents", index), agent
+
+
+def dispatch_edges(spec: PipelineSpec) -> Iterator[tuple[str, str, str]]:
+    """(from agent, to agent, strategy) for every dispatch, valid or not."""
+    for agent in spec.agents:
+        if agent.dispatch is None:
+            continue
+        targets = [agent.dispatch.target] if agent.dispatch.target else []
+        for target in [*targets, *agent.dispatch.targets]:
+            yield agent.id, target, agent.dispatch.strategy
+
+
+def downstream(spec: PipelineSpec, start: str) -> set[str]:
+    """Agents reachable from `start` along dispatch edges (including `start`)."""
+    seen = {start}
+    stack = [start]
+    while stack:
+        current = stack.pop()
+        for source, target, _ in dispatch_edges(spec):
+            if source == current and target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def dispatch_is_valid(spec: PipelineSpec) -> bool:
+    """True if every dispatch names existing agents in the shape its strategy needs.
+
+    Graph checks (reachability, upstream) are skipped otherwise: the broken
+    dispatch is already reported, and the graph it gives would only add noise.
+    """
+    ids = {agent.id for agent in spec.agents}
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if dispatch is None:
+            continue
+        broadcast = dispatch.strategy == "parallel_broadcast"
+        shape_ok = (
+            (bool(dispatch.targets) and dispatch.target is None)
+            if broadcast
+            else (dispatch.target is not None and not dispatch.targets)
+        )
+        targets = [dispatch.target] if dispatch.target else list(dispatch.targets)
+        if not shape_ok or any(t not in ids or t == agent.id for t in targets):
+            return False
+    return True

@@ -1,0 +1,340 @@
+"""Semantic checks on the pipeline's flow: the state graph, dispatch, QA feedback, aggregation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.pipeline import declared_triggers
+from agentflow.runtime.spec import PipelineSpec
+
+from .checks_base import (
+    CheckContext,
+    agent_paths,
+    dispatch_edges,
+    dispatch_is_valid,
+    downstream,
+)
+from .diagnostics import Diagnostic, did_you_mean
+from .parse import Path
+
+__all__ = [
+    "FEEDBACK_FIELDS",
+    "check_agent_reachability",
+    "check_aggregation",
+    "check_dispatch",
+    "check_dispatch_cycles",
+    "check_on_fail",
+    "check_state_graph",
+    "parse_feedback_path",
+]
+
+FEEDBACK_FIELDS: tuple[str, ...] = ("issues", "text", "items", "data")
+"""`AgentOutput` fields a feedback_path may start with (they can hold issues or strings)."""
+
+
+def check_state_graph(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """States: some exist, initial is not terminal, all reachable, a terminal one reachable."""
+    machine = ctx.spec.state_machine
+    if not machine.states:
+        yield ctx.at(
+            ("state_machine", "states"),
+            "no states declared; list at least the initial and a terminal state",
+        )
+    if not machine.terminal:
+        yield ctx.at(
+            ("state_machine", "terminal"),
+            "no terminal state declared, so a run can never finish; list at least one",
+        )
+    terminal = set(machine.terminal)
+    if machine.initial in terminal:
+        yield ctx.at(
+            ("state_machine", "initial"),
+            f"initial state '{machine.initial}' is also terminal, so no agent could ever move "
+            "the run; pick a non-terminal initial state",
+        )
+        return
+    if machine.initial not in ctx.state_ids:
+        return
+    targets = {target for _, target in declared_triggers(ctx.spec)}
+    for index, state in enumerate(machine.states):
+        if state.id != machine.initial and state.id not in targets:
+            yield ctx.at(
+                ("state_machine", "states", index, "id"),
+                f"state '{state.id}' is unreachable from '{machine.initial}': no transition "
+                "moves into it; add a transition to it or remove it",
+            )
+    if terminal and not (targets & terminal):
+        yield ctx.at(
+            ("state_machine", "terminal"),
+            "no transition leads to a terminal state, so every run would be stuck; add e.g. "
+            f"'on_pass: {machine.terminal[0]}' or an aggregation on_complete transition",
+        )
+
+
+def check_dispatch(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """Targets exist and are not the agent itself; target/targets fit the strategy."""
+    for path, agent in agent_paths(ctx):
+        dispatch = agent.dispatch
+        if dispatch is None:
+            continue
+        where = (*path, "dispatch")
+        if dispatch.strategy == "parallel_broadcast":
+            if dispatch.target is not None:
+                yield ctx.at(
+                    (*where, "target"),
+                    "parallel_broadcast sends to 'targets' (a list), not 'target'; use 'targets:'",
+                )
+            if not dispatch.targets:
+                yield ctx.at(
+                    (*where, "strategy"),
+                    "parallel_broadcast needs 'targets' with at least one agent",
+                )
+        else:
+            if dispatch.targets:
+                yield ctx.at(
+                    (*where, "targets"),
+                    f"{dispatch.strategy} sends to one 'target', not 'targets'; use 'target:' (or "
+                    "strategy parallel_broadcast)",
+                )
+            if dispatch.target is None and not dispatch.targets:
+                yield ctx.at((*where, "strategy"), f"{dispatch.strategy} needs a 'target' agent")
+            if dispatch.max_concurrency is not None and dispatch.strategy == "sequential":
+                yield ctx.at(
+                    (*where, "max_concurrency"),
+                    "max_concurrency has no effect with sequential dispatch; remove it",
+                    "warning",
+                )
+        refs = [((*where, "target"), dispatch.target)] if dispatch.target else []
+        refs += [((*where, "targets", i), t) for i, t in enumerate(dispatch.targets)]
+        for ref_path, target in refs:
+            if target == agent.id:
+                yield ctx.at(
+                    ref_path,
+                    f"agent '{agent.id}' dispatches to itself, which would never end; use on_fail "
+                    "feedback_and_retry to re-run an agent",
+                )
+            elif target not in ctx.agent_ids:
+                yield ctx.at(
+                    ref_path,
+                    f"dispatch target '{target}' is not an "
+                    f"agent{did_you_mean(target, ctx.agent_ids)}",
+                )
+
+
+def check_dispatch_cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """The dispatch graph is a DAG: a cycle would run forever with no retry bound."""
+    order = {agent.id: index for index, agent in enumerate(ctx.spec.agents)}
+    graph: dict[str, list[str]] = {agent_id: [] for agent_id in order}
+    for source, target, _ in dispatch_edges(ctx.spec):
+        if target in order and target != source and target not in graph[source]:
+            graph[source].append(target)
+    reported: set[tuple[str, ...]] = set()
+    state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> Iterator[tuple[str, ...]]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                yield tuple(stack[stack.index(nxt) :])
+            elif nxt not in state:
+                yield from visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for agent_id in order:
+        if agent_id in state:
+            continue
+        for cycle in visit(agent_id):
+            start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+            canonical = cycle[start:] + cycle[:start]
+            if canonical in reported:
+                continue
+            reported.add(canonical)
+            names = " -> ".join((*canonical, canonical[0]))
+            yield ctx.at(
+                ("agents", order[canonical[0]], "dispatch"),
+                f"dispatch cycle {names}: it would loop forever with no retry bound; "
+                "dispatch must form a DAG (use on_fail feedback_and_retry for loops)",
+            )
+
+
+def _graph_ok(ctx: CheckContext) -> bool:
+    """The dispatch graph is sound enough to judge reachability (else that is reported)."""
+    entry = ctx.spec.entry
+    entry_ok = bool(ctx.spec.agents) and (entry is None or entry in ctx.agent_ids)
+    return entry_ok and dispatch_is_valid(ctx.spec)
+
+
+def check_agent_reachability(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """Every agent can be reached from the entry agent along dispatch edges (warning)."""
+    if not _graph_ok(ctx):
+        return
+    reachable = downstream(ctx.spec, ctx.spec.entry_agent)
+    for path, agent in agent_paths(ctx):
+        if agent.id not in reachable:
+            yield ctx.at(
+                (*path, "id"),
+                f"agent '{agent.id}' never runs: no dispatch path leads to it from the entry "
+                f"agent '{ctx.spec.entry_agent}'",
+                "warning",
+            )
+
+
+def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
+    """Agents that run before `agent_id` on the same work item (not through a fan-out)."""
+    seen: set[str] = set()
+    stack = [agent_id]
+    while stack:
+        current = stack.pop()
+        for source, target, strategy in dispatch_edges(spec):
+            if target == current and strategy != "parallel_fan_out" and source not in seen:
+                seen.add(source)
+                stack.append(source)
+    return seen
+
+
+def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """on_fail: action fits target; the target is upstream on the same item; a valid path."""
+    for path, agent in agent_paths(ctx):
+        on_fail = agent.on_fail
+        if on_fail is None:
+            if agent.retry is not None:
+                yield ctx.at(
+                    (*path, "retry"),
+                    f"retry on '{agent.id}' has no effect: only a QA agent's on_fail "
+                    "feedback_and_retry uses it",
+                    "warning",
+                )
+            continue
+        where = (*path, "on_fail")
+        if on_fail.action == "abort":
+            if on_fail.target is not None:
+                yield ctx.at(
+                    (*where, "target"),
+                    "on_fail action 'abort' takes no target; remove 'target' or use "
+                    "'feedback_and_retry'",
+                )
+            if ctx.source.has((*where, "feedback_path")):
+                yield ctx.at(
+                    (*where, "feedback_path"),
+                    "feedback_path has no effect with action 'abort'; remove it",
+                    "warning",
+                )
+        elif on_fail.target is None:
+            yield ctx.at(
+                (*where, "action"),
+                "feedback_and_retry needs a 'target': the agent to re-run with the feedback",
+            )
+        target = on_fail.target
+        if target is not None and on_fail.action == "feedback_and_retry":
+            if target == agent.id:
+                yield ctx.at(
+                    (*where, "target"),
+                    f"on_fail target '{target}' is the QA agent itself; name the upstream agent "
+                    "whose work it checks",
+                )
+            elif target not in ctx.agent_ids:
+                yield ctx.at(
+                    (*where, "target"),
+                    f"on_fail target '{target}' is not an "
+                    f"agent{did_you_mean(target, ctx.agent_ids)}",
+                )
+            elif _graph_ok(ctx) and target not in _upstream_same_item(ctx.spec, agent.id):
+                yield ctx.at(
+                    (*where, "target"),
+                    f"on_fail target '{target}' is not upstream of '{agent.id}' on the same work "
+                    "item, so re-running it cannot produce new work for this QA agent; name an "
+                    "agent that dispatches (directly or indirectly, not through a "
+                    "parallel_fan_out) to it",
+                )
+        problem = _feedback_path_problem(on_fail.feedback_path)
+        if problem is not None:
+            yield ctx.at((*where, "feedback_path"), problem)
+
+
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\*\]")
+
+
+def parse_feedback_path(path: str) -> list[str | int | None] | None:
+    """`"$.issues[0]"` -> `["issues", 0]`; `[*]` is `None`. Returns None if malformed.
+
+    The supported JSONPath subset: `$`, then `.key`, `[n]` and `[*]` steps.
+    """
+    if not path.startswith("$"):
+        return None
+    steps: list[str | int | None] = []
+    position = 1
+    while position < len(path):
+        match = _PATH_STEP.match(path, position)
+        if match is None:
+            return None
+        key, index = match.group(1), match.group(2)
+        steps.append(key if key is not None else (int(index) if index is not None else None))
+        position = match.end()
+    return steps
+
+
+def _feedback_path_problem(path: str) -> str | None:
+    steps = parse_feedback_path(path)
+    if steps is None:
+        return (
+            f"feedback_path '{path}' is not in the supported JSONPath subset "
+            "('$' then '.key', '[n]' or '[*]' steps), e.g. '$.issues'"
+        )
+    if not steps or not isinstance(steps[0], str):
+        return f"feedback_path '{path}' must start with a field of the QA output, e.g. '$.issues'"
+    first = steps[0]
+    if first not in FEEDBACK_FIELDS:
+        kind = "an AgentOutput field that holds no issues"
+        if first not in AgentOutput.model_fields:
+            kind = "not an AgentOutput field"
+        return (
+            f"feedback_path '{path}': '{first}' is {kind}"
+            f"{did_you_mean(first, FEEDBACK_FIELDS)}; start with one of "
+            + ", ".join(f"'{f}'" for f in FEEDBACK_FIELDS)
+        )
+    return None
+
+
+def check_aggregation(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """Gates are agents reachable from entry; min_pass fits the strategy and the gates."""
+    aggregation = ctx.spec.aggregation
+    if aggregation is None:
+        return
+    if not aggregation.gates:
+        yield ctx.at(("aggregation", "gates"), "aggregation needs at least one gate agent")
+    graph_ok = _graph_ok(ctx)
+    reachable = downstream(ctx.spec, ctx.spec.entry_agent) if graph_ok else set(ctx.agent_ids)
+    for index, gate in enumerate(aggregation.gates):
+        path: Path = ("aggregation", "gates", index)
+        if gate not in ctx.agent_ids:
+            yield ctx.at(path, f"gate '{gate}' is not an agent{did_you_mean(gate, ctx.agent_ids)}")
+        elif gate not in reachable:
+            yield ctx.at(
+                path,
+                f"gate '{gate}' never runs (no dispatch path leads to it from "
+                f"'{ctx.spec.entry_agent}'), so no item could pass it; dispatch to it or remove it",
+            )
+    min_pass = aggregation.min_pass
+    if aggregation.strategy == "threshold":
+        if min_pass is None:
+            yield ctx.at(
+                ("aggregation", "strategy"),
+                "strategy 'threshold' needs 'min_pass': how many gates must pass",
+            )
+        elif min_pass > len(set(aggregation.gates)):
+            yield ctx.at(
+                ("aggregation", "min_pass"),
+                f"min_pass {min_pass} is more than the {len(set(aggregation.gates))} gate(s), so "
+                "no item could ever pass; lower it or add gates",
+            )
+    elif min_pass is not None:
+        yield ctx.at(
+            ("aggregation", "min_pass"),
+            f"min_pass only applies to strategy 'threshold', not '{aggregation.strategy}'; remove "
+            "it or use threshold",
+        )

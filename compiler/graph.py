@@ -1,0 +1,122 @@
+"""`agentflowc --graph mermaid|dot`: the agent graph and the state graph as diagram source.
+
+Agent graph: dispatch edges labelled by strategy, QA feedback edges dashed.
+State graph: one edge per (state, target) pair, labelled with the triggers
+that take it (every trigger is legal from every non-terminal state, so the
+full table would repeat each trigger per state; it is merged per pair).
+
+Mermaid has one diagram per block, so `mermaid` output is two diagrams
+(`flowchart` then `stateDiagram-v2`), each headed by a `%%` comment and
+separated by a blank line: paste each into its own block. `dot` output is one
+`digraph` with a cluster per graph. Ids are validated identifiers; the only
+free text (the pipeline name) is escaped.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from agentflow.runtime.pipeline import derive_transitions
+from agentflow.runtime.spec import PipelineSpec
+
+from .flow import dispatch_edges, feedback_edges, max_attempts
+
+__all__ = ["render_graph"]
+
+GraphFormat = Literal["mermaid", "dot"]
+
+
+class _Loaded(Protocol):
+    @property
+    def spec(self) -> PipelineSpec: ...
+
+
+def render_graph(loaded: _Loaded, fmt: GraphFormat) -> str:
+    """The pipeline's agent and state graphs in `fmt`, as text ending in a newline.
+
+    Raises:
+        ValueError: `fmt` is neither "mermaid" nor "dot" (the CLI restricts it first).
+    """
+    if fmt == "mermaid":
+        return _mermaid(loaded.spec)
+    if fmt == "dot":
+        return _dot(loaded.spec)
+    raise ValueError(f"unknown graph format {fmt!r}; use 'mermaid' or 'dot'")
+
+
+def _state_edges(spec: PipelineSpec) -> list[tuple[str, str, list[str]]]:
+    """(state, target, triggers) merged per pair, in table order."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for state, trigger, target in derive_transitions(spec):
+        merged.setdefault((state, target), []).append(trigger)
+    return [(s, t, triggers) for (s, t), triggers in merged.items()]
+
+
+def _feedback_label(spec: PipelineSpec, qa: str) -> str:
+    return f"feedback, max {max_attempts(spec.agent(qa), spec)} attempts"
+
+
+def _printable(text: str) -> str:
+    """Line breaks and other control characters become spaces: labels stay on one line."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def _mermaid_text(text: str) -> str:
+    return _printable(text).replace('"', "#quot;")
+
+
+def _node(agent_id: str) -> str:
+    """A flowchart node id: the agent id, except `end`, which mermaid reserves."""
+    return "end_agent" if agent_id == "end" else agent_id
+
+
+def _mermaid(spec: PipelineSpec) -> str:
+    lines = [f"%% agent graph of {_mermaid_text(spec.name)}", "flowchart TD"]
+    for agent in spec.agents:
+        lines.append(f'    {_node(agent.id)}["{agent.id}"]')
+    for edge in dispatch_edges(spec):
+        lines.append(f"    {_node(edge.source)} -->|{edge.kind}| {_node(edge.target)}")
+    for edge in feedback_edges(spec):
+        label = _feedback_label(spec, edge.source)
+        lines.append(f'    {_node(edge.source)} -.->|"{label}"| {_node(edge.target)}')
+    lines += ["", f"%% state graph of {_mermaid_text(spec.name)}", "stateDiagram-v2"]
+    lines.append(f"    [*] --> {spec.state_machine.initial}")
+    for state, target, triggers in _state_edges(spec):
+        lines.append(f"    {state} --> {target}: {', '.join(triggers)}")
+    for state in spec.state_machine.terminal:
+        lines.append(f"    {state} --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return _printable(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _dot(spec: PipelineSpec) -> str:
+    terminal = set(spec.state_machine.terminal)
+    lines = [
+        "digraph pipeline {",
+        f'    label="{_dot_text(spec.name)}";',
+        "    rankdir=TB;",
+        "    subgraph cluster_agents {",
+        '        label="agents";',
+    ]
+    for agent in spec.agents:
+        lines.append(f'        agent_{agent.id} [label="{agent.id}", shape=box];')
+    for edge in dispatch_edges(spec):
+        lines.append(f'        agent_{edge.source} -> agent_{edge.target} [label="{edge.kind}"];')
+    for edge in feedback_edges(spec):
+        label = _feedback_label(spec, edge.source)
+        lines.append(
+            f'        agent_{edge.source} -> agent_{edge.target} [label="{label}", style=dashed];'
+        )
+    lines += ["    }", "    subgraph cluster_states {", '        label="states";']
+    for state in spec.state_machine.states:
+        shape = "doublecircle" if state.id in terminal else "circle"
+        bold = ", style=bold" if state.id == spec.state_machine.initial else ""
+        lines.append(f'        state_{state.id} [label="{state.id}", shape={shape}{bold}];')
+    for source, target, triggers in _state_edges(spec):
+        label = "\\n".join(triggers)
+        lines.append(f'        state_{source} -> state_{target} [label="{label}"];')
+    lines += ["    }", "}"]
+    return "\n".join(lines) + "\n"

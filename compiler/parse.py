@@ -1,0 +1,236 @@
+"""Stage 1: YAML text -> validated YAML tree (typed values) + a map of source positions.
+
+The strictyaml schema is derived from the IR models in `agentflow.runtime.spec`,
+so the DSL accepts exactly the IR's keys (unknown keys are rejected) and the two
+cannot drift apart. Flow style (`tools: []`) is accepted because the seed's own
+example uses it; anchors, tags and duplicate keys are still rejected.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import strictyaml
+from pydantic import BaseModel
+from strictyaml.ruamel.comments import CommentedMap, CommentedSeq
+from strictyaml.ruamel.error import MarkedYAMLError
+
+from agentflow.runtime.spec import Loc, PipelineSpec
+
+from .diagnostics import CompileError, Diagnostic
+
+__all__ = ["Parsed", "Path", "SourceMap", "parse_text", "pipeline_schema"]
+
+Path = tuple[str | int, ...]
+"""A key path into the document: `("agents", 0, "dispatch", "target")`."""
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where each key and value of the document is (1-based line and column)."""
+
+    file: str
+    keys: dict[Path, tuple[int, int]]
+    values: dict[Path, tuple[int, int]]
+
+    def has(self, path: Path) -> bool:
+        """True if the document spelled out this key (rather than relying on a default)."""
+        return path in self.values
+
+    def value(self, path: Path) -> Loc:
+        """The value's position, else the nearest enclosing one that exists."""
+        return self._find(path, self.values)
+
+    def key(self, path: Path) -> Loc:
+        """The key's position (the item's start for list items), else the nearest enclosing."""
+        return self._find(path, self.keys)
+
+    def _find(self, path: Path, table: dict[Path, tuple[int, int]]) -> Loc:
+        for end in range(len(path), 0, -1):
+            found = table.get(path[:end]) or self.keys.get(path[:end])
+            if found is not None:
+                return Loc(file=self.file, line=found[0], column=found[1])
+        return Loc(file=self.file, line=1, column=1)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A schema-valid document: plain typed data plus where each part came from."""
+
+    data: dict[str, Any]
+    source: SourceMap
+
+
+def _validator_for(annotation: Any) -> Any:
+    """The strictyaml validator for one IR field type."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return _validator_for(inner[0])
+    if origin is Annotated:
+        return _validator_for(get_args(annotation)[0])
+    if origin is Literal or annotation is str:
+        return strictyaml.Str()
+    if annotation is int:
+        return strictyaml.Int()
+    if annotation is float:
+        return strictyaml.Float()
+    if origin is tuple:
+        return strictyaml.EmptyList() | strictyaml.Seq(_validator_for(get_args(annotation)[0]))
+    if origin is dict:
+        return strictyaml.EmptyDict() | strictyaml.MapPattern(strictyaml.Str(), strictyaml.Str())
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _map_for(annotation)
+    raise TypeError(f"no strictyaml validator for IR field type {annotation!r}")
+
+
+def _map_for(model: type[BaseModel]) -> Any:
+    fields: dict[Any, Any] = {}
+    for name, info in model.model_fields.items():
+        if name == "loc":
+            continue
+        # Every key is optional here: the IR reports all missing keys at once, with paths.
+        fields[strictyaml.Optional(name)] = _validator_for(info.annotation)
+    return strictyaml.Map(fields)
+
+
+_SCHEMA = _map_for(PipelineSpec)
+
+
+def pipeline_schema() -> Any:
+    """The strictyaml schema every pipeline file is validated against."""
+    return _SCHEMA
+
+
+def parse_text(text: str, path: str) -> Parsed:
+    """Validate `text` against the DSL schema.
+
+    Raises:
+        CompileError: with one diagnostic for a YAML syntax or schema error
+            (strictyaml stops at the first), or for an empty document.
+    """
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        raise CompileError(
+            [Diagnostic(path, 1, 1, "the pipeline file is empty; start with 'name: my-pipeline'")]
+        )
+    bad = _NON_PRINTABLE.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        message = (
+            f"character U+{ord(bad.group()):04X} is not allowed in YAML; remove it "
+            '(use a quoted escape such as "\\t" if you need it in a value)'
+        )
+        raise CompileError([Diagnostic(path, line, column, message)])
+    try:
+        document = strictyaml.dirty_load(text, _SCHEMA, label=path, allow_flow_style=True)
+    except MarkedYAMLError as exc:
+        raise CompileError([_yaml_error_diagnostic(exc, text, path)]) from None
+    except (strictyaml.YAMLError, RecursionError) as exc:
+        raise CompileError([Diagnostic(path, 1, 1, f"invalid YAML: {exc}")]) from None
+    data = document.data
+    if not isinstance(data, dict):
+        raise CompileError([Diagnostic(path, 1, 1, "the pipeline must be a YAML mapping")])
+    source = SourceMap(path, {}, {})
+    _record_positions(document._chunk._ruamelparsed, (), source)
+    return Parsed(data=data, source=source)
+
+
+def _record_positions(node: Any, path: Path, source: SourceMap) -> None:
+    """Walk the ruamel tree (which keeps 0-based positions) and store 1-based ones."""
+    if isinstance(node, CommentedMap):
+        for key in node:
+            key_path = (*path, str(key))
+            line, col = node.lc.key(key)
+            source.keys[key_path] = (line + 1, col + 1)
+            vline, vcol = node.lc.value(key)
+            source.values[key_path] = (vline + 1, vcol + 1)
+            _record_positions(node[key], key_path, source)
+    elif isinstance(node, CommentedSeq):
+        for index, item in enumerate(node):
+            item_path = (*path, index)
+            line, col = node.lc.item(index)
+            source.keys[item_path] = (line + 1, col + 1)
+            source.values[item_path] = (line + 1, col + 1)
+            _record_positions(item, item_path, source)
+
+
+_NON_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+"""Characters YAML does not allow in a stream (the parser would fail without a position)."""
+
+_KEY_LINE = re.compile(r"^(\s*(?:-\s+)?)([^:#]+?):(\s+)(\S)")
+
+
+def _yaml_error_diagnostic(exc: MarkedYAMLError, text: str, path: str) -> Diagnostic:
+    """One clean diagnostic line from a ruamel/strictyaml error (no multi-line dump)."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    column = mark.column + 1 if mark is not None else 1
+    problem = " ".join(str(exc.problem or "").split())
+    context = " ".join(str(exc.context or "").split())
+    if isinstance(exc, strictyaml.YAMLValidationError):
+        message, column, line = _validation_message(context, problem, text, line)
+    elif isinstance(exc, strictyaml.DuplicateKeysDisallowed):
+        message = f"{problem or context}; each key may appear once, merge or remove the repeats"
+    elif isinstance(exc, strictyaml.DisallowedToken):
+        message = f"{problem or context} (strictyaml keeps pipelines plain: no anchors or tags)"
+    else:
+        parts = [p for p in (context, problem) if p]
+        message = "YAML syntax error: " + ("; ".join(parts) or "cannot parse")
+    return Diagnostic(path, line, column, message)
+
+
+def _validation_message(context: str, problem: str, text: str, line: int) -> tuple[str, int, int]:
+    """strictyaml's 'when expecting X / found Y' as a sentence, and a better column and line."""
+    lines = text.splitlines()
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    stripped = source_line.lstrip(" -")
+    key_column = len(source_line) - len(stripped) + 1
+    match = _KEY_LINE.match(source_line)
+    unexpected = re.match(r"unexpected key not in schema '(.*)'", problem)
+    if unexpected:
+        key = unexpected.group(1)
+        line, key_column = _find_key(lines, key, line, key_column)
+        message = f"unknown key '{key}'; see docs/dsl.md for the keys allowed here"
+        return message, key_column, line
+    owner_key = match.group(2).strip() if match else None
+    if problem in ("found a sequence", "found a mapping"):
+        # The error is about a block value: name the key that owns it, on an earlier line.
+        match, owner_key = None, None
+        owner = _block_owner(lines, line)
+        if owner is not None:
+            line, key_column, owner_key = owner
+    column = match.start(4) + 1 if match else key_column
+    expecting = context.removeprefix("when expecting ").removeprefix("while parsing ")
+    expecting = "a string" if expecting == "a str" else expecting
+    found = problem.removeprefix("found ")
+    if expecting and found:
+        where = f"'{owner_key}' " if owner_key else ""
+        return f"{where}expected {expecting}, found {found}", column, line
+    return (problem or context or "invalid value"), column, line
+
+
+def _block_owner(lines: list[str], line: int) -> tuple[int, int, str] | None:
+    """(line, column, key) of the `key:` whose block value starts at `line`, if any."""
+    for number in range(line - 1, 0, -1):
+        text = lines[number - 1]
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        owner = re.match(r"^(\s*(?:-\s+)?)([^:#\s][^:#]*?):\s*(#.*)?$", text)
+        return (number, owner.end(1) + 1, owner.group(2)) if owner else None
+    return None
+
+
+def _find_key(lines: list[str], key: str, line: int, column: int) -> tuple[int, int]:
+    """The (line, column) of `key:` at or before `line` (strictyaml marks its value)."""
+    pattern = re.compile(rf"^(\s*(?:-\s+)?){re.escape(key)}\s*:")
+    for number in range(min(line, len(lines)), 0, -1):
+        match = pattern.match(lines[number - 1])
+        if match:
+            return number, match.end(1) + 1
+    return line, column

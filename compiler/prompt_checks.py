@@ -1,0 +1,49 @@
+"""Prompt template checks: jinja2 syntax, and only the variables an agent's context provides.
+
+Prompts are rendered at run time in a sandboxed jinja2 environment with
+`AgentContext.prompt_variables()`; a typo such as `{{ imput }}` would render as
+an empty string and silently degrade the prompt, so the compiler rejects it.
+"""
+
+from __future__ import annotations
+
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from agentflow.runtime.agents import PROMPT_VARIABLES
+
+from .diagnostics import did_you_mean
+
+__all__ = ["template_problems"]
+
+_ENV = SandboxedEnvironment()
+
+
+def template_problems(text: str) -> list[tuple[int, str]]:
+    """(1-based template line, message) for each problem in a prompt template."""
+    try:
+        tree = _ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        return [(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    problems: list[tuple[int, str]] = []
+    available = ", ".join(sorted(PROMPT_VARIABLES))
+    for name in sorted(meta.find_undeclared_variables(tree) - PROMPT_VARIABLES):
+        problems.append(
+            (
+                _first_use(text, name),
+                f"prompt uses undefined variable '{name}'{did_you_mean(name, PROMPT_VARIABLES)}; "
+                f"available: {available}",
+            )
+        )
+    return problems
+
+
+def _first_use(text: str, name: str) -> int:
+    """The line where `name` first appears as a template name token (1 if not found)."""
+    try:
+        for line, token, value in _ENV.lex(text):
+            if token == "name" and value == name:
+                return line
+    except TemplateSyntaxError:
+        pass
+    return 1

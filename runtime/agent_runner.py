@@ -1,0 +1,308 @@
+"""`run_default_agent`: run one agent from its prompt on the run's model.
+
+The runner owns the conversation: it renders the system prompt, builds the
+user message, loops model turns while the model asks for tools, validates the
+structured answer QA and fan-out agents must give, and emits one event per
+model request, streamed-text batch, response, tool call and tool result. The
+`model_response` payload is the replay cassette format.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from .agents import AgentContext, AgentOutput, QAVerdict, Usage, WorkItems
+from .errors import AgentflowError, OutputValidationError, ToolError
+from .events import EventKind
+from .hub import EventHub
+from .models.base import (
+    STRUCTURED_TOOL_NAMES,
+    ModelRequest,
+    ModelTurn,
+    OutputKind,
+    ToolCall,
+    ToolSchema,
+)
+from .pipeline import CompiledPipeline
+from .run_services import RunServices
+from .spec import AgentSpec
+from .tools.base import Tool
+
+__all__ = ["output_kind", "run_default_agent", "user_message"]
+
+_FLUSH_BYTES = 2048
+_FLUSH_SECONDS = 0.2
+_MAX_REASKS = 1
+
+
+def output_kind(pipeline: CompiledPipeline, agent: AgentSpec) -> OutputKind:
+    """ "verdict" for QA agents (`on_fail` or a gate), "items" for fan-out agents, else "text"."""
+    aggregation = pipeline.spec.aggregation
+    if agent.on_fail is not None or (aggregation is not None and agent.id in aggregation.gates):
+        return "verdict"
+    if agent.dispatch is not None and agent.dispatch.strategy == "parallel_fan_out":
+        return "items"
+    return "text"
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def user_message(ctx: AgentContext, kind: OutputKind = "text") -> str:
+    """The plain-text user turn: input or upstream output, the work item, the feedback."""
+    if ctx.upstream is None:
+        parts = [f"Input:\n{_as_text(ctx.input)}"]
+    else:
+        parts = [f"Output of the previous step:\n{ctx.upstream.text}"]
+    if ctx.item.parent is not None:
+        parts.append(f"Work item {ctx.item.id}:\n{_as_text(ctx.item.payload)}")
+    if ctx.feedback:
+        lines = ["A reviewer found these issues in your previous attempt; fix every one:"]
+        for issue in ctx.feedback:
+            line = f"- [{issue.severity}] {issue.message}"
+            if issue.location:
+                line += f" (at {issue.location})"
+            if issue.suggestion:
+                line += f" Suggestion: {issue.suggestion}"
+            lines.append(line)
+        parts.append("\n".join(lines))
+    if kind != "text":
+        parts.append(f"Answer by calling the `{STRUCTURED_TOOL_NAMES[kind]}` tool.")
+    return "\n\n".join(parts)
+
+
+class _TextBatcher:
+    """Collects streamed deltas into `model_text` events (every ~200 ms or 2 KB)."""
+
+    def __init__(self, hub: EventHub, ctx: AgentContext, turn: int) -> None:
+        self._hub, self._ctx, self._turn = hub, ctx, turn
+        self._parts: list[str] = []
+        self._size = 0
+        self._last = time.monotonic()
+
+    def add(self, delta: str) -> None:
+        self._parts.append(delta)
+        self._size += len(delta)
+        now = time.monotonic()
+        if self._size >= _FLUSH_BYTES or now - self._last >= _FLUSH_SECONDS:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self._parts:
+            ctx = self._ctx
+            self._hub.emit(
+                EventKind.MODEL_TEXT,
+                agent=ctx.agent,
+                item=ctx.item.id,
+                attempt=ctx.attempt,
+                payload={"turn": self._turn, "text": "".join(self._parts)},
+            )
+            self._parts, self._size = [], 0
+        self._last = time.monotonic() if now is None else now
+
+
+def _response_payload(turn: int, result: ModelTurn) -> dict[str, Any]:
+    return {
+        "turn": turn,
+        "text": result.text,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "input": dict(c.input)} for c in result.tool_calls
+        ],
+        "structured": dict(result.structured) if result.structured is not None else None,
+        "usage": result.usage.model_dump(),
+        "stop_reason": result.stop_reason,
+        "model": result.model,
+    }
+
+
+async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRequest) -> ModelTurn:
+    hub = services.hub
+    agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
+    hub.emit(
+        EventKind.MODEL_REQUEST,
+        agent=agent,
+        item=item,
+        attempt=attempt,
+        payload={
+            "turn": request.turn,
+            "model": request.model,
+            "tools": [t.name for t in request.tools],
+            "output": request.output,
+            "messages": len(request.messages),
+        },
+    )
+    batcher = _TextBatcher(hub, ctx, request.turn)
+    try:
+        async with services.model_limiter:
+            result = await services.model.complete(request, batcher.add)
+    finally:
+        batcher.flush()
+    hub.emit(
+        EventKind.MODEL_RESPONSE,
+        agent=agent,
+        item=item,
+        attempt=attempt,
+        payload=_response_payload(request.turn, result),
+    )
+    services.budget.charge(result.usage)
+    return result
+
+
+async def _run_tools(
+    ctx: AgentContext, hub: EventHub, tools: Mapping[str, Tool], calls: Sequence[ToolCall]
+) -> dict[str, Any]:
+    """Execute the turn's tool calls in order; return the user turn of tool_result blocks."""
+    agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
+    blocks: list[dict[str, Any]] = []
+    for call in calls:
+        hub.emit(
+            EventKind.TOOL_CALL,
+            agent=agent,
+            item=item,
+            attempt=attempt,
+            payload={"tool": call.name, "call_id": call.id, "input": dict(call.input)},
+        )
+        tool = tools.get(call.name)
+        error: str | None = None
+        output: Any = None
+        if tool is None:
+            error = f"unknown tool '{call.name}'; this agent may call: {', '.join(tools) or 'none'}"
+        else:
+            try:
+                output = await tool.execute(call.input)
+            except ToolError as exc:
+                error = str(exc)
+        payload: dict[str, Any] = {"tool": call.name, "call_id": call.id}
+        if error is None:
+            payload["output"] = output
+            content = output if isinstance(output, str) else json.dumps(output, default=str)
+        else:
+            payload["error"] = error
+            content = error
+        hub.emit(EventKind.TOOL_RESULT, agent=agent, item=item, attempt=attempt, payload=payload)
+        blocks.append(
+            {
+                "type": "tool_result",
+                "tool_use_id": call.id,
+                "content": content,
+                "is_error": error is not None,
+            }
+        )
+    return {"role": "user", "content": blocks}
+
+
+def _assistant_message(result: ModelTurn, kind: OutputKind) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    if result.text:
+        blocks.append({"type": "text", "text": result.text})
+    if result.structured is not None:
+        submitted = json.dumps(dict(result.structured), default=str)
+        blocks.append({"type": "text", "text": f"[{STRUCTURED_TOOL_NAMES[kind]}: {submitted}]"})
+    for call in result.tool_calls:
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.input)}
+        )
+    if not blocks:
+        blocks.append({"type": "text", "text": "(no answer)"})
+    return {"role": "assistant", "content": blocks}
+
+
+def _structured_output(kind: OutputKind, result: ModelTurn, usage: Usage) -> AgentOutput:
+    """Validate the turn's structured answer; raises ValidationError or ValueError."""
+    if result.structured is None:
+        raise ValueError(f"the model answered without calling `{STRUCTURED_TOOL_NAMES[kind]}`")
+    if kind == "verdict":
+        verdict = QAVerdict.model_validate(result.structured)
+        return AgentOutput(
+            passed=verdict.passed,
+            issues=verdict.issues,
+            text=verdict.summary or result.text,
+            usage=usage,
+        )
+    work = WorkItems.model_validate(result.structured)
+    return AgentOutput(text=result.text, items=list(work.items), usage=usage)
+
+
+def _agent_tools(services: RunServices, agent: AgentSpec) -> dict[str, Tool]:
+    return {tool_id: services.tools[tool_id] for tool_id in agent.tools}
+
+
+async def run_default_agent(ctx: AgentContext) -> AgentOutput:
+    """Run `ctx.agent` from its prompt on the run's model, with its tools.
+
+    Raises:
+        AgentflowError: the model asked for tools in more than `max_tool_rounds` turns.
+        OutputValidationError: a QA/fan-out agent's structured answer did not
+            validate, even after one re-ask with the validation error.
+        ModelError: the model call failed (after the model's own retries).
+        BudgetExceededError: this turn took the run over its budget.
+    """
+    services = ctx.services
+    if services is None:
+        raise AgentflowError(
+            "run_default_agent needs a context built by the runtime (ctx.services is None); "
+            "run the agent through agentflow.runtime.run_pipeline"
+        )
+    defaults = services.pipeline.spec.defaults
+    agent = ctx.spec
+    kind = output_kind(services.pipeline, agent)
+    tools = _agent_tools(services, agent)
+    schemas = tuple(ToolSchema(t_id, t.description, t.input_schema) for t_id, t in tools.items())
+    system = services.renderer().render(ctx.agent, ctx.prompt_variables())
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": [{"type": "text", "text": user_message(ctx, kind)}]}
+    ]
+    max_rounds = agent.max_tool_rounds or defaults.max_tool_rounds
+    usage, rounds, reasks, turn = Usage(), 0, 0, 0
+    while True:
+        turn += 1
+        request = ModelRequest(
+            agent=ctx.agent,
+            item=ctx.item.id,
+            attempt=ctx.attempt,
+            turn=turn,
+            model=agent.model or defaults.model,
+            max_tokens=agent.max_tokens or defaults.max_tokens,
+            system=system,
+            messages=tuple(messages),
+            tools=schemas,
+            output=kind,
+            temperature=defaults.temperature if agent.temperature is None else agent.temperature,
+            timeout_s=defaults.timeout_s,
+        )
+        result = await _call_model(ctx, services, request)
+        usage = usage + result.usage
+        if result.tool_calls:
+            rounds += 1
+            if rounds > max_rounds:
+                raise AgentflowError(
+                    f"agent '{ctx.agent}' asked for tools in more than {max_rounds} rounds "
+                    f"(max_tool_rounds); raise max_tool_rounds for it, or change its prompt "
+                    "so it needs fewer tool calls"
+                )
+            messages.append(_assistant_message(result, kind))
+            messages.append(await _run_tools(ctx, services.hub, tools, result.tool_calls))
+            continue
+        if kind == "text":
+            return AgentOutput(text=result.text, usage=usage)
+        try:
+            return _structured_output(kind, result, usage)
+        except (ValidationError, ValueError) as exc:
+            if reasks >= _MAX_REASKS:
+                raise OutputValidationError(
+                    f"agent '{ctx.agent}' gave an invalid {kind} twice: {exc}. Make its prompt "
+                    f"ask for the `{STRUCTURED_TOOL_NAMES[kind]}` tool and its schema"
+                ) from exc
+            reasks += 1
+            messages.append(_assistant_message(result, kind))
+            reask = (
+                f"Your answer could not be used: {exc}. Answer again by calling the "
+                f"`{STRUCTURED_TOOL_NAMES[kind]}` tool with input that matches its schema."
+            )
+            messages.append({"role": "user", "content": [{"type": "text", "text": reask}]})

@@ -1,0 +1,85 @@
+"""`agentflow`: run a pipeline, verify an audit log, or serve a finished run's UI.
+
+    agentflow run PIPELINE.yaml [TOPIC] [--input TEXT|@FILE] [--jsonl PATH] ...
+    agentflow verify RUN.jsonl [--pipeline PIPELINE.yaml]
+    agentflow serve RUN.jsonl [--pipeline PIPELINE.yaml] [--port N]
+
+Exit codes: 0 success, 1 the run failed (or the pipeline/log is invalid),
+2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from agentflow import __version__
+
+from .cli_commands import cmd_run, cmd_serve, cmd_verify
+from .errors import AgentflowError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentflow",
+        description="Run compiled agentflow pipelines, verify audit logs, serve the run UI.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="compile and run a pipeline")
+    run.add_argument("pipeline", help="the pipeline YAML file")
+    run.add_argument("topic", nargs="?", help="the run input (same as --input)")
+    run.add_argument("--input", dest="input_text", help="run input: TEXT, JSON, or @FILE")
+    run.add_argument("--jsonl", help="audit log path (default: <pipeline name>-run.jsonl)")
+    run.add_argument(
+        "--model",
+        choices=["auto", "replay", "anthropic"],
+        default="auto",
+        help="auto: anthropic if ANTHROPIC_API_KEY is set, else offline replay (default)",
+    )
+    run.add_argument("--cassette", help="replay cassette (default: <pipeline>.cassette.jsonl)")
+    run.add_argument("--replay", metavar="RUN_JSONL", help="re-run offline from a run's audit log")
+    run.add_argument("--record", metavar="PATH", help="write the run's model responses here")
+    run.add_argument("--no-ui", action="store_true", help="do not start the web UI")
+    run.add_argument("--host", default="127.0.0.1", help="UI bind address (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=4000, help="UI port (default 4000; 0: any)")
+    run.add_argument("--json", action="store_true", help="print events as JSON lines")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument("--concurrency", type=int, help="fan-out concurrency limit for this run")
+    run.add_argument("--seed", type=int, help="seed for retry jitter")
+
+    verify = sub.add_parser("verify", help="check an audit log's hash chain and transitions")
+    verify.add_argument("log", help="the run's JSONL audit log")
+    verify.add_argument("--pipeline", help="pipeline YAML to check transitions against")
+
+    serve = sub.add_parser("serve", help="serve the UI for a finished run's audit log")
+    serve.add_argument("log", help="the run's JSONL audit log")
+    serve.add_argument("--pipeline", required=True, help="the pipeline YAML the run used")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentflow` console script."""
+    args = build_parser().parse_args(argv)
+    commands = {"run": cmd_run, "verify": cmd_verify, "serve": cmd_serve}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("agentflow: interrupted", file=sys.stderr)
+        return 130
+    except AgentflowError as exc:
+        print(f"agentflow: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"agentflow: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

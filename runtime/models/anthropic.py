@@ -1,0 +1,350 @@
+"""`AnthropicModel`: live Claude through the official SDK's `AsyncAnthropic`, on trio.
+
+One `complete()` is one streamed Messages API call (`messages.stream`): text
+deltas go to `on_text` as they arrive, the final message becomes a `ModelTurn`
+with token usage and cost. The runner owns the conversation and tool loop.
+
+Retries are done here, not by the SDK (the client is built with
+`max_retries=0`), so that every retry is visible: each one calls `on_retry`,
+which the runner turns into a `model_error` event. Retried: 408, 409, 429,
+5xx and 529 (honouring `retry-after-ms` / `retry-after`), connection errors and
+timeouts, and an `event: error` in the middle of a stream (e.g. overloaded),
+which the SDK itself would never retry. Not retried: 400, 401, 403, 404, 413,
+422 (`ModelRequestRejected`, with the API's own message). The API key never
+appears in an exception, callback argument or log line: every message is
+scrubbed, and SDK exceptions are not chained.
+
+`import anthropic` costs about a second, so it is imported when a client is
+opened, never at module import.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..agents import Usage
+from ..errors import AgentflowError, ModelError, ModelRequestRejected
+from .base import STRUCTURED_TOOL_NAMES, ModelRequest, ModelTurn, TextSink, ToolCall, ToolSchema
+from .pricing import PriceTable
+from .structured import structured_tool, structured_tool_choice
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import Message
+
+__all__ = ["DEFAULT_BASE_URL", "AnthropicModel", "RetryCallback", "build_message_params"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+RetryCallback = Callable[[str, int, float], None]
+"""`on_retry(error, attempt, delay_s)`: a call failed and will be retried after `delay_s`."""
+
+_REJECTED_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_RETRYABLE_STREAM_ERRORS = frozenset(
+    {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+)
+_REJECTION_HINTS: Mapping[int, str] = {
+    401: "check ANTHROPIC_API_KEY (or run offline with --model replay)",
+    403: "the API key is not allowed to do this; check its workspace and permissions",
+    404: "check the model name and the base URL (ANTHROPIC_BASE_URL / defaults.base_url)",
+    413: "the request is too large; shorten the prompt or the conversation",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A classified failed attempt: the error to raise, and whether/when to retry."""
+
+    error: ModelError
+    retryable: bool
+    retry_after_s: float | None = None
+
+
+def build_message_params(request: ModelRequest) -> dict[str, Any]:
+    """The keyword arguments of `messages.stream` for one request.
+
+    The structured-output tool is appended for "verdict"/"items" requests and
+    chosen as described in `structured_tool_choice`. `temperature` is sent
+    only when set, through `extra_body` (SDK 2.x no longer has the argument).
+    """
+    tools = [_tool_param(tool) for tool in request.tools]
+    has_other_tools = bool(tools)
+    if request.output != "text":
+        tools.append(_tool_param(structured_tool(request.output)))
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": [dict(message) for message in request.messages],
+    }
+    if request.system:
+        params["system"] = request.system
+    if tools:
+        params["tools"] = tools
+    choice = structured_tool_choice(request.output, has_other_tools=has_other_tools)
+    if choice is not None:
+        params["tool_choice"] = choice
+    if request.temperature is not None:
+        params["extra_body"] = {"temperature": request.temperature}
+    return params
+
+
+def _tool_param(tool: ToolSchema) -> dict[str, Any]:
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": dict(tool.input_schema),
+    }
+
+
+class AnthropicModel:
+    """The live Claude model. Use it as `async with AnthropicModel() as model:`.
+
+    Args:
+        api_key: defaults to $ANTHROPIC_API_KEY.
+        base_url: defaults to $ANTHROPIC_BASE_URL, then https://api.anthropic.com.
+        max_retries: retries per call after the first attempt (0 disables them).
+        timeout_s: the client's default timeout; each request's `timeout_s` wins.
+        prices: the price table for `Usage.cost_usd` (default: PriceTable.default()).
+        on_retry: called before each retry; `complete(on_retry=...)` overrides it.
+        backoff_base_s, backoff_max_s: exponential backoff (with jitter) when the
+            API gives no `retry-after`; the n-th retry waits about base * 2**(n-1).
+        max_retry_after_s: the longest `retry-after` honoured; longer waits are capped.
+
+    Raises:
+        ModelError: no API key was given and $ANTHROPIC_API_KEY is not set.
+    """
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = 3,
+        timeout_s: float = 120.0,
+        prices: PriceTable | None = None,
+        on_retry: RetryCallback | None = None,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        max_retry_after_s: float = 60.0,
+    ) -> None:
+        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise ModelError(
+                "no Anthropic API key: set ANTHROPIC_API_KEY (or pass api_key=...), "
+                "or run offline with the replay model (--model replay)"
+            )
+        self._api_key = key  # never printed: see _scrub and __repr__
+        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        self.max_retries = max(0, max_retries)
+        self.timeout_s = timeout_s
+        self.prices = prices if prices is not None else PriceTable.default()
+        self.on_retry = on_retry
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_retry_after_s = max_retry_after_s
+        # Set between open() and aclose(); None means closed.
+        self._client: AsyncAnthropic | None = None
+
+    def __repr__(self) -> str:
+        return f"AnthropicModel(base_url={self.base_url!r}, max_retries={self.max_retries})"
+
+    async def open(self) -> None:
+        """Create the SDK client (imports `anthropic`); idempotent."""
+        if self._client is not None:
+            return
+        from anthropic import AsyncAnthropic
+
+        self._client = AsyncAnthropic(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=self.timeout_s,
+        )
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connections; idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def __aenter__(self) -> AnthropicModel:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def complete(
+        self,
+        request: ModelRequest,
+        on_text: TextSink | None = None,
+        *,
+        on_retry: RetryCallback | None = None,
+    ) -> ModelTurn:
+        """Answer one turn, streaming text deltas to `on_text`; retries as the module says.
+
+        Text streamed by an attempt that then fails is not taken back: the
+        retry's `on_retry` call tells the listener to discard it.
+
+        Raises:
+            ModelRequestRejected: the API refused the request (4xx); not retried.
+            ModelError: the call still failed after `max_retries` retries.
+        """
+        await self.open()
+        params = build_message_params(request)
+        notify = on_retry if on_retry is not None else self.on_retry
+        retries = 0
+        while True:
+            failure: _Failure | None = None
+            try:
+                message = await self._stream_once(params, request.timeout_s, on_text)
+            except Exception as exc:
+                failure = self._classify(exc, request)
+            if failure is None:
+                return self._to_turn(message, request)
+            if not failure.retryable or retries >= self.max_retries:
+                # Raised outside the `except`: no __context__ chains the SDK error
+                # (whose request and body could carry the key) to ours.
+                raise failure.error
+            retries += 1
+            delay = self._retry_delay(retries, failure.retry_after_s)
+            if notify is not None:
+                notify(str(failure.error), retries, delay)
+            await trio.sleep(delay)
+
+    async def _stream_once(
+        self, params: Mapping[str, Any], timeout_s: float, on_text: TextSink | None
+    ) -> Message:
+        client = self._client
+        if client is None:
+            raise AgentflowError("AnthropicModel was closed; use it inside `async with`")
+        async with client.messages.stream(**params, timeout=timeout_s) as stream:
+            async for delta in stream.text_stream:
+                if on_text is not None and delta:
+                    on_text(delta)
+            return await stream.get_final_message()
+
+    def _retry_delay(self, retry: int, retry_after_s: float | None) -> float:
+        if retry_after_s is not None and retry_after_s > 0:
+            return min(retry_after_s, self.max_retry_after_s)
+        ceiling = min(self.backoff_base_s * 2.0 ** (retry - 1), self.backoff_max_s)
+        return ceiling * random.uniform(0.75, 1.0)
+
+    def _scrub(self, text: str) -> str:
+        # Keys shorter than 8 characters are test stand-ins, not secrets; replacing
+        # them would mangle every message ("k" in "key").
+        if len(self._api_key) < 8:
+            return text
+        return text.replace(self._api_key, "[redacted]")
+
+    def _classify(self, exc: Exception, request: ModelRequest) -> _Failure:
+        """Turn any exception of one attempt into the ModelError to raise, and a retry plan."""
+        import anthropic
+        import httpx2
+
+        where = f"model call ({request.model}, agent {request.agent}, turn {request.turn})"
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+            msg = f"{where} timed out after {request.timeout_s:g}s"
+            return _Failure(ModelError(self._scrub(msg)), retryable=True)
+        if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+            msg = f"{where} failed: cannot reach {self.base_url} ({type(exc).__name__}: {exc})"
+            return _Failure(ModelError(self._scrub(msg)), retryable=True)
+        if isinstance(exc, anthropic.APIStatusError):
+            return self._classify_status(exc, where)
+        msg = f"{where} failed: {type(exc).__name__}: {exc}"
+        return _Failure(ModelError(self._scrub(msg)), retryable=False)
+
+    def _classify_status(self, exc: Any, where: str) -> _Failure:
+        status: int = exc.status_code
+        kind: str = exc.type or "error"
+        detail = exc.api_message or exc.message
+        request_id = f", request id {exc.request_id}" if exc.request_id else ""
+        if status == 200:  # an `event: error` in the middle of a stream
+            msg = f"{where}: stream interrupted by {kind}: {detail}{request_id}"
+            retryable = kind in _RETRYABLE_STREAM_ERRORS
+            return _Failure(ModelError(self._scrub(msg)), retryable=retryable)
+        should_retry = exc.response.headers.get("x-should-retry")
+        if status in _REJECTED_STATUSES and should_retry != "true":
+            hint = _REJECTION_HINTS.get(status, "fix the request; retrying will not help")
+            msg = (
+                f"Anthropic API rejected the {where} ({status} {kind}): "
+                f"{detail}{request_id}. Fix: {hint}"
+            )
+            return _Failure(ModelRequestRejected(self._scrub(msg)), retryable=False)
+        retryable = status in _RETRYABLE_STATUSES or status >= 500
+        if should_retry in ("true", "false"):
+            retryable = should_retry == "true"
+        msg = f"{where} failed with HTTP {status} {kind}: {detail}{request_id}"
+        return _Failure(
+            ModelError(self._scrub(msg)),
+            retryable=retryable,
+            retry_after_s=_retry_after(exc.response.headers),
+        )
+
+    def _to_turn(self, message: Message, request: ModelRequest) -> ModelTurn:
+        """Map the final message's content blocks to a ModelTurn (structured tool split out)."""
+        structured_name = STRUCTURED_TOOL_NAMES.get(request.output)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        structured: Mapping[str, Any] | None = None
+        for block in message.content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use":
+                tool_input = _as_mapping(block.input)
+                if block.name == structured_name and structured is None:
+                    structured = tool_input
+                else:
+                    calls.append(ToolCall(id=block.id, name=block.name, input=tool_input))
+        model = message.model or request.model
+        usage = Usage(
+            input_tokens=message.usage.input_tokens or 0,
+            output_tokens=message.usage.output_tokens or 0,
+            cache_creation_input_tokens=message.usage.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=message.usage.cache_read_input_tokens or 0,
+            model_calls=1,
+        )
+        usage = usage.model_copy(update={"cost_usd": self.prices.cost_usd(model, usage)})
+        return ModelTurn(
+            text="".join(texts),
+            tool_calls=tuple(calls),
+            structured=structured,
+            usage=usage,
+            stop_reason=message.stop_reason or "end_turn",
+            model=model,
+        )
+
+
+def _as_mapping(value: object) -> Mapping[str, Any]:
+    """A tool input as a mapping; a non-object input is kept, raw, under "input"."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return {"input": value}
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds), if given."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return float(raw) * scale
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,175 @@
+"""What the engine resolves once per run (or once per pipeline) before the hot path.
+
+`AgentPlan` holds everything an invocation needs about its agent (trigger
+members and their moves, dispatch, QA policy) so no spec lookups happen per event;
+`ItemState` is one work item's mutable progress; `resolve_handlers` binds an
+app's handler object to agent ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
+
+from .agent_runner import output_kind, run_default_agent
+from .agents import AgentContext, AgentOutput, WorkItem
+from .errors import PipelineDefinitionError
+from .jsonpath import Step, parse_path
+from .pipeline import CompiledPipeline
+from .spec import AgentSpec, OnFailSpec
+
+__all__ = [
+    "AgentPlan",
+    "Deferred",
+    "Handler",
+    "ItemState",
+    "build_plans",
+    "resolve_handlers",
+]
+
+Handler = Callable[[AgentContext], Awaitable[AgentOutput]]
+Trigger = tuple[Any, str, dict[Any, tuple[Any, Any, Any, bool]]]
+_EVENTS = ("on_start", "on_complete", "on_pass", "on_fail", "on_abort")
+
+# id(pipeline) -> (pipeline, trigger value -> member, state member -> value). Pipelines
+# are module-level constants, so keeping them alive here costs nothing; the identity
+# check guards against a reused id.
+_STATICS: dict[int, tuple[CompiledPipeline, dict[str, Any], dict[Any, Any]]] = {}
+
+
+def _statics(pipeline: CompiledPipeline) -> tuple[dict[str, Any], dict[Any, Any]]:
+    cached = _STATICS.get(id(pipeline))
+    if cached is None or cached[0] is not pipeline:
+        triggers = {str(member.value): member for member in pipeline.trigger_type}
+        states = {member: member.value for member in pipeline.state_type}
+        if len(_STATICS) >= 64:
+            _STATICS.clear()
+        cached = _STATICS[id(pipeline)] = (pipeline, triggers, states)
+    return cached[1], cached[2]
+
+
+# (id(pipeline), default limit) -> (pipeline, plans): plans hold no per-run state.
+_PLANS: dict[tuple[int, int], tuple[CompiledPipeline, dict[str, AgentPlan]]] = {}
+
+
+def build_plans(pipeline: CompiledPipeline, max_concurrency: int) -> dict[str, AgentPlan]:
+    """One `AgentPlan` per agent (cached per pipeline and default concurrency limit).
+
+    `max_concurrency` applies to fan-outs whose dispatch sets no limit of its own.
+    """
+    key = (id(pipeline), max_concurrency)
+    cached = _PLANS.get(key)
+    if cached is None or cached[0] is not pipeline:
+        triggers, states = _statics(pipeline)
+        plans = {
+            agent.id: AgentPlan(pipeline, agent, max_concurrency, triggers, states)
+            for agent in pipeline.spec.agents
+        }
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        cached = _PLANS[key] = (pipeline, plans)
+    return cached[1]
+
+
+def resolve_handlers(pipeline: CompiledPipeline, handlers: object) -> dict[str, Handler]:
+    """One coroutine per agent: `getattr(handlers, agent_id)`; None means all defaults.
+
+    Raises:
+        PipelineDefinitionError: `handlers` lacks a method for an agent.
+    """
+    resolved: dict[str, Handler] = {}
+    for agent in pipeline.spec.agents:
+        if handlers is None:
+            resolved[agent.id] = run_default_agent
+            continue
+        method = getattr(handlers, agent.id, None)
+        if not callable(method):
+            raise PipelineDefinitionError(
+                f"handlers object {type(handlers).__name__} has no method '{agent.id}'; add "
+                f"`async def {agent.id}(self, ctx: AgentContext) -> AgentOutput` (the generated "
+                "module's Handlers class has a default for every agent)"
+            )
+        resolved[agent.id] = method
+    return resolved
+
+
+class AgentPlan:
+    """Everything the hot path needs about one agent, resolved once per run."""
+
+    __slots__ = (
+        "feedback_steps",
+        "id",
+        "is_gate",
+        "is_qa",
+        "limit",
+        "on_fail",
+        "strategy",
+        "targets",
+        "triggers",
+    )
+
+    def __init__(
+        self,
+        pipeline: CompiledPipeline,
+        agent: AgentSpec,
+        limit: int,
+        triggers: Mapping[str, Any],
+        states: Mapping[Any, Any],
+    ) -> None:
+        aggregation = pipeline.spec.aggregation
+        self.id = agent.id
+        self.is_gate = aggregation is not None and agent.id in aggregation.gates
+        self.is_qa = output_kind(pipeline, agent) == "verdict"
+        self.on_fail: OnFailSpec | None = agent.on_fail
+        path = agent.on_fail.feedback_path if agent.on_fail is not None else "$.issues"
+        self.feedback_steps: tuple[Step, ...] = parse_path(path)
+        dispatch = agent.dispatch
+        self.strategy: str | None = dispatch.strategy if dispatch is not None else None
+        self.targets: tuple[str, ...] = ()
+        self.limit = limit
+        if dispatch is not None:
+            self.targets = (dispatch.target,) if dispatch.target else dispatch.targets
+            self.limit = dispatch.max_concurrency or limit
+        # event -> None when the agent declares no move for it, else (Trigger member,
+        # its value, {source state: (target, source value, target value, target is terminal)})
+        # with a row for every non-terminal source state TRANSITIONS lists for the trigger.
+        self.triggers: dict[str, Trigger | None] = {}
+        for event in _EVENTS:
+            trigger = triggers.get(f"{agent.id}.{event}")
+            if trigger is None:
+                self.triggers[event] = None
+                continue
+            moves = {
+                source: (target, states[source], states[target], target in pipeline.terminal)
+                for (source, via), target in pipeline.transitions.items()
+                if via is trigger
+            }
+            self.triggers[event] = (trigger, str(trigger.value), moves)
+
+
+class Deferred(NamedTuple):
+    """A terminal move an agent event requested, held until the run decides."""
+
+    event: str
+    trigger: Any
+    name: str
+    agent: str
+    target: Any
+
+
+class ItemState:
+    """One work item's progress through the run."""
+
+    __slots__ = ("attempts", "inputs", "item", "output", "reason", "status", "verdicts")
+
+    def __init__(self, item: WorkItem) -> None:
+        self.item = item
+        # Invariant: agent id -> invocations of that agent on this item so far.
+        self.attempts: dict[str, int] = {}
+        # Invariant: QA agent id -> its latest verdict on this item.
+        self.verdicts: dict[str, bool] = {}
+        # Invariant: agent id -> (source agent, upstream output) of its latest invocation.
+        self.inputs: dict[str, tuple[str | None, AgentOutput | None]] = {}
+        self.output = ""  # text of the latest non-QA output
+        self.status: str | None = None  # set when aborted, or when the item finishes
+        self.reason: str | None = None

@@ -1,0 +1,320 @@
+"""`run_pipeline`: run a compiled pipeline on trio and return its `RunResult`.
+
+The run owns (or is given) an `EventHub`, builds the run services, lets the
+`Dispatcher` walk the work items, then settles the state machine: the
+aggregation's move, or the deferred terminal request (docs/semantics.md,
+"How a run ends"). Cancellation still writes `run_cancelled` and
+`run_finished` before propagating; the hub drains its sinks under a shield.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import trio
+from pydantic import BaseModel
+
+from . import aggregator
+from .agents import Usage
+from .dispatcher import Dispatcher
+from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
+from .events import EventKind
+from .governor import RetryGovernor
+from .hub import EventHub
+from .models.base import Model, ModelRequest, ModelTurn, TextSink
+from .pipeline import CompiledPipeline
+from .plan import ItemState, resolve_handlers
+from .run_services import RunBudget, RunServices, ToolTable
+from .sinks.base import LogSink
+from .tools.base import Tool
+
+__all__ = ["ItemOutcome", "RunOptions", "RunResult", "run_pipeline"]
+
+ItemStatus = Literal["passed", "failed", "aborted", "completed"]
+RunStatus = Literal["succeeded", "failed", "incomplete", "error", "cancelled"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run settings that override the pipeline's defaults."""
+
+    run_id: str | None = None  # default: "run-" + 12 hex chars
+    max_concurrency: int | None = None  # overrides defaults.max_concurrency, not per-dispatch
+    backoff_scale: float = 1.0  # multiplies backoff_ms (tests use 0)
+    seed: int | None = None  # seeds the retry jitter
+    max_cost_usd: float | None = None
+    max_total_tokens: int | None = None
+    keep_history: bool = False  # the hub keeps every event in memory (the UI needs it)
+    max_model_calls: int = 8  # concurrent model calls, run-wide
+
+
+class ItemOutcome(BaseModel):
+    """How one work item ended."""
+
+    id: str
+    parent: str | None
+    status: ItemStatus
+    attempts: dict[str, int]  # agent id -> invocations on this item
+    gates: dict[str, bool]  # QA agent -> its last verdict on this item
+    output: str  # text of the last non-QA agent output on this item
+    reason: str | None
+
+
+class RunResult(BaseModel):
+    """The outcome of a run; `ok` only when it succeeded."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    final_state: str
+    items: list[ItemOutcome]
+    usage: Usage
+    events: int
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+class _NoModel:
+    """Stands in when run_pipeline got no model: fails the run on the first model call."""
+
+    name = "none"
+
+    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
+        raise PipelineDefinitionError(
+            f"agent '{request.agent}' runs from its prompt and needs a model, but run_pipeline "
+            "got model=None; pass a model (ReplayModel for offline runs, AnthropicModel for "
+            "live ones) or override the agent with a handler"
+        )
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_is_cancellation(e) for e in exc.exceptions)
+    return isinstance(exc, trio.Cancelled | KeyboardInterrupt)
+
+
+_OUTCOME_FIELDS = frozenset(ItemOutcome.model_fields)
+
+
+def _outcome(item: ItemState) -> ItemOutcome:
+    """Build an ItemOutcome without validation (10,000-item runs build 10,000 of them).
+
+    This is what `model_construct` does, minus its per-field default handling,
+    which costs ~10 us an instance; every field is given here. Pinned against a
+    validated instance by test_engine.py::test_item_outcome_is_a_valid_model.
+    """
+    status = item.status or "aborted"
+    outcome = ItemOutcome.__new__(ItemOutcome)
+    fields = {
+        "id": item.item.id,
+        "parent": item.item.parent,
+        "status": status,
+        "attempts": item.attempts,
+        "gates": item.verdicts,
+        "output": item.output,
+        "reason": item.reason if item.status else "the run ended before this item finished",
+    }
+    object.__setattr__(outcome, "__dict__", fields)
+    object.__setattr__(outcome, "__pydantic_fields_set__", set(_OUTCOME_FIELDS))
+    object.__setattr__(outcome, "__pydantic_extra__", None)
+    object.__setattr__(outcome, "__pydantic_private__", None)
+    return outcome
+
+
+def _settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
+    """Take the run's terminal move once every item has finished.
+
+    Raises:
+        InvalidTransition: the move is not in TRANSITIONS.
+    """
+    hub, machine = engine.hub, engine.machine
+    statuses = [item.status or "aborted" for item in engine.items]
+    bad = any(s in ("failed", "aborted") for s in statuses)
+    aggregation = pipeline.spec.aggregation
+    if aggregation is not None:
+        decision = aggregator.decide(statuses)
+        trigger = pipeline.trigger("aggregation", decision.decision)
+        assert trigger is not None  # declared_triggers always lists both outcomes
+        target = machine.target_of(trigger)
+        hub.emit(
+            EventKind.AGGREGATION,
+            payload={
+                "strategy": aggregation.strategy,
+                "passed": decision.passed,
+                "failed": decision.failed,
+                "aborted": decision.aborted,
+                "decision": decision.decision,
+                "transition": target.value,
+            },
+        )
+        name, agent = str(trigger.value), None
+    else:
+        wanted = ("on_abort", "on_fail") if bad else ("on_pass", "on_complete")
+        chosen = [d for d in engine.deferred if d.event in wanted]
+        if not chosen:
+            return
+        trigger, name, agent = chosen[-1].trigger, chosen[-1].name, chosen[-1].agent
+    move = machine.fire(trigger, agent)
+    hub.emit(
+        EventKind.TRANSITION,
+        agent=agent,
+        payload={
+            "from": move.source.value,
+            "to": move.target.value,
+            "trigger": name,
+            "noop": move.noop,
+        },
+    )
+
+
+def _status(engine: Dispatcher, budget: RunBudget) -> tuple[RunStatus, str | None]:
+    fatal = engine.fatal
+    if isinstance(fatal, BudgetExceededError):
+        reason = budget.exceeded or str(fatal)
+        engine.hub.emit(EventKind.RUN_CANCELLED, payload={"reason": reason})
+        return "cancelled", reason
+    if fatal is not None:
+        return "error", str(fatal)
+    if not engine.machine.is_terminal:
+        state = engine.machine.state.value
+        return "incomplete", f"the run ended in non-terminal state '{state}'"
+    bad = [i for i in engine.items if i.status in ("failed", "aborted")]
+    if bad:
+        return "failed", f"{len(bad)} item(s) failed or were aborted (first: {bad[0].item.id})"
+    return "succeeded", None
+
+
+def _result(
+    pipeline: CompiledPipeline,
+    engine: Dispatcher,
+    budget: RunBudget,
+    status: RunStatus,
+    reason: str | None,
+) -> RunResult:
+    hub = engine.hub
+    counts = {"passed": 0, "failed": 0, "aborted": 0, "completed": 0}
+    for item in engine.items:
+        counts[item.status or "aborted"] += 1
+    final_state = str(engine.machine.state.value)
+    hub.emit(
+        EventKind.RUN_FINISHED,
+        payload={
+            "status": status,
+            "final_state": final_state,
+            "usage": budget.usage.model_dump(),
+            "items": counts,
+            "reason": reason,
+        },
+    )
+    return RunResult.model_construct(
+        run_id=hub.run_id,
+        pipeline=pipeline.spec.name,
+        status=status,
+        final_state=final_state,
+        items=[_outcome(item) for item in engine.items],
+        usage=budget.usage,
+        events=hub.events_emitted,
+        reason=reason,
+    )
+
+
+async def _execute(
+    pipeline: CompiledPipeline, engine: Dispatcher, budget: RunBudget, started: dict[str, Any]
+) -> RunResult:
+    hub = engine.hub
+    hub.emit(EventKind.RUN_STARTED, payload=started)
+    try:
+        await engine.run()
+    except BaseException as exc:
+        with trio.CancelScope(shield=True):
+            if _is_cancellation(exc):
+                hub.emit(EventKind.RUN_CANCELLED, payload={"reason": "cancelled"})
+                _result(pipeline, engine, budget, "cancelled", "cancelled")
+            else:
+                _result(pipeline, engine, budget, "error", f"internal error: {exc!r}")
+        raise
+    if engine.fatal is None:
+        try:
+            _settle(pipeline, engine)
+        except InvalidTransition as exc:
+            engine.end_run(exc)
+    status, reason = _status(engine, budget)
+    return _result(pipeline, engine, budget, status, reason)
+
+
+async def run_pipeline(
+    pipeline: CompiledPipeline,
+    input: object,
+    *,
+    handlers: object,
+    model: Model | None = None,
+    tools: Mapping[str, Tool] | None = None,
+    sinks: Sequence[LogSink] = (),
+    hub: EventHub | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
+    """Run `pipeline` on `input` and return how it went.
+
+    Args:
+        pipeline: the compiled pipeline (a generated module's `PIPELINE`).
+        input: the run input (text or JSON); `ctx.input` and item `main`'s payload.
+        handlers: an object with one async method per agent id; None runs every
+            agent from its prompt (`run_default_agent`).
+        model: the model default agents call; None fails the run if one needs it.
+        tools: tool instances by id, over the pipeline's plugins and builtins.
+        sinks: where events go when `hub` is None (run_pipeline then runs its own hub).
+        hub: a hub the caller runs (`async with hub.running()`), e.g. shared with the UI.
+        options: per-run overrides.
+
+    Raises:
+        PipelineDefinitionError: `handlers` lacks a method for an agent.
+        trio.Cancelled: the run was cancelled (after `run_cancelled`/`run_finished`).
+    """
+    options = options or RunOptions()
+    handler_map = resolve_handlers(pipeline, handlers)
+    own_hub = hub is None
+    if hub is None:
+        hub = EventHub(
+            run_id=options.run_id or f"run-{secrets.token_hex(6)}",
+            pipeline_hash=pipeline.source_sha256,
+            sinks=sinks,
+            keep_history=options.keep_history,
+        )
+    defaults = pipeline.spec.defaults
+    budget = RunBudget(
+        hub,
+        max_cost_usd=options.max_cost_usd or defaults.max_cost_usd,
+        max_total_tokens=options.max_total_tokens or defaults.max_total_tokens,
+    )
+    services = RunServices(
+        pipeline=pipeline,
+        model=model if model is not None else _NoModel(),
+        tools=ToolTable(pipeline, tools),
+        hub=hub,
+        model_limiter=trio.CapacityLimiter(options.max_model_calls),
+        budget=budget,
+    )
+    governor = RetryGovernor(pipeline.spec, backoff_scale=options.backoff_scale, seed=options.seed)
+    engine = Dispatcher(
+        pipeline, handler_map, services, governor,
+        run_id=hub.run_id, input=input,
+        max_concurrency=options.max_concurrency or defaults.max_concurrency,
+    )  # fmt: skip
+    started = {
+        "pipeline": pipeline.spec.name,
+        "version": pipeline.spec.version,
+        "input": input,
+        "model": model.name if model is not None else None,
+        "entry": pipeline.spec.entry_agent,
+        "options": {"max_concurrency": options.max_concurrency, "seed": options.seed},
+    }
+    if not own_hub:
+        return await _execute(pipeline, engine, budget, started)
+    async with hub.running():  # drains the sinks under a shield, even when cancelled
+        return await _execute(pipeline, engine, budget, started)

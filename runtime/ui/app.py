@@ -1,0 +1,287 @@
+"""The Quart-Trio app of the live UI: the page, its static files, the API and `/ws`.
+
+WebSocket protocol (`/ws`, JSON text frames):
+
+- server -> client: `{"type": "events", "start": i, "events": [...]}` batches
+  in seq order, starting at 0 (a late client gets the history first, then live
+  events); `{"type": "resync", "reason": ...}` just before the server drops a
+  client that stopped reading (the page reconnects and rebuilds from event 0).
+- client -> server: `{"type": "ack", "count": n}` once it has handled the
+  first n events.
+
+Flow control: a client may have at most `UiConfig.ws_window_bytes` of
+unacknowledged events in flight. That is its bounded queue: the events
+themselves live once, in the source, shared by every client. A client whose
+window stays full for `ws_stall_timeout_s` is sent `resync` and closed with
+code 4000. The window is kept well below the kernel's socket buffers, so a
+send to a stalled client never blocks, and a stalled client never slows the
+run or the other clients.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, cast
+
+import trio
+from quart import Response, abort, has_websocket_context, request, websocket
+from quart_trio import QuartTrio
+
+from .graph import pipeline_graph
+from .source import UiSource
+
+__all__ = ["STATIC_FILES", "UiConfig", "UiStats", "create_app"]
+
+STATIC_FILES = frozenset({"index.html", "app.js", "style.css", "cytoscape.min.js", "VENDORED.md"})
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+}
+_COOKIE = "agentflow_ui_token"
+_COALESCE_BELOW = 100  # events: a smaller backlog waits ws_coalesce_s for more
+CLOSE_LAGGING = 4000
+CLOSE_GOING_AWAY = 1001
+
+
+@dataclass
+class UiConfig:
+    """Where the UI listens and how it treats clients.
+
+    `token`: required from every request when set (always set for a
+    non-loopback host: `serve_ui` generates one). `ws_window_bytes`: the most
+    unacknowledged event bytes one WebSocket client may have in flight;
+    `ws_batch_bytes`: the largest single frame; `ws_stall_timeout_s`: how long
+    a full window may wait for an ack before the client is dropped;
+    `ws_coalesce_s`: how long a sender waits after new events arrive so that a
+    burst goes out as one frame rather than one frame per event.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    token: str | None = None
+    ws_window_bytes: int = 256 * 1024
+    ws_batch_bytes: int = 64 * 1024
+    ws_stall_timeout_s: float = 10.0
+    ws_coalesce_s: float = 0.02
+
+
+@dataclass
+class UiStats:
+    """Counters for tests and `/healthz`."""
+
+    clients: int = 0  # Invariant: WebSocket clients currently connected.
+    connected_total: int = 0
+    dropped: int = 0  # clients closed because they stopped reading
+
+
+def _static_text(name: str) -> str:
+    return resources.files("agentflow.runtime.ui").joinpath("static", name).read_text("utf-8")
+
+
+def create_app(
+    source: UiSource, config: UiConfig | None = None, *, closing: trio.Event | None = None
+) -> QuartTrio:
+    """Build the UI app over `source`.
+
+    Args:
+        source: the events and pipeline to serve.
+        config: listening and client policy; `config.token`, when set, is
+            required from every route and the WebSocket.
+        closing: when set, every open WebSocket is closed with 1001 (going
+            away), so a server shutdown is instant.
+    """
+    config = config or UiConfig()
+    closing = closing if closing is not None else trio.Event()
+    app = QuartTrio(__name__, static_folder=None)
+    stats = UiStats()
+    app.config["AGENTFLOW_UI_STATS"] = stats
+    _install_auth(app, config.token)
+
+    @app.get("/")
+    async def index() -> Response:
+        response = Response(source.redact(_static_text("index.html")), mimetype="text/html")
+        if config.token is not None:
+            response.set_cookie(_COOKIE, config.token, httponly=True, samesite="Strict")
+        return response
+
+    @app.get("/static/<name>")
+    async def static_file(name: str) -> Response:
+        if name not in STATIC_FILES:
+            abort(404)
+        suffix = name[name.rfind(".") :]
+        response = Response(_static_text(name), content_type=_CONTENT_TYPES[suffix])
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @app.get("/api/config")
+    async def api_config() -> Response:
+        graph = pipeline_graph(
+            source.pipeline, model_name=source.model_name, offline=source.offline
+        )
+        graph["run"] = {"events": len(source.lines), "finished": source.finished}
+        return _json_response(source.redact(json.dumps(graph)))
+
+    @app.get("/api/events")
+    async def api_events() -> Response:
+        args = request.args
+        try:
+            after = int(args.get("after", "-1"))
+            limit = max(1, min(int(args.get("limit", "1000")), 10_000))
+        except ValueError:
+            abort(400, "after and limit must be integers")
+        indexes = source.select(
+            item=args.get("item") or None,
+            agent=args.get("agent") or None,
+            kind=args.get("kind") or None,
+            after=after,
+            limit=limit,
+        )
+        body = ",".join(source.lines[i] for i in indexes)
+        last = indexes[-1] if indexes else after
+        return _json_response(
+            f'{{"total":{len(source.lines)},"next_after":{last},"events":[{body}]}}'
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return _json_response(
+            json.dumps(
+                {
+                    "status": "ok",
+                    "events": len(source.lines),
+                    "finished": source.finished,
+                    "clients": stats.clients,
+                    "dropped": stats.dropped,
+                }
+            )
+        )
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await websocket.accept()
+        client = _WsClient(cast(Any, websocket)._get_current_object(), source, config, stats)
+        stats.clients += 1
+        stats.connected_total += 1
+        try:
+            await client.serve(closing)
+        finally:
+            stats.clients -= 1
+
+    return app
+
+
+def _json_response(body: str) -> Response:
+    return Response(body, content_type="application/json")
+
+
+def _install_auth(app: QuartTrio, token: str | None) -> None:
+    """Require `token` (query `?token=`, `Authorization: Bearer`, or the page's cookie)."""
+    if token is None:
+        return
+
+    def presented() -> str:
+        ctx = websocket if _in_websocket() else request
+        bearer = ctx.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            return bearer[len("Bearer ") :]
+        return ctx.args.get("token") or ctx.cookies.get(_COOKIE) or ""
+
+    async def check() -> None:
+        if not secrets.compare_digest(presented().encode(), token.encode()):
+            abort(
+                Response(
+                    "401 Unauthorized: this agentflow UI needs its token. Open the URL "
+                    "`agentflow run` printed (it ends in ?token=...), or send "
+                    "`Authorization: Bearer <token>`.\n",
+                    status=401,
+                    content_type="text/plain",
+                )
+            )
+
+    app.before_request(check)
+    app.before_websocket(check)
+
+
+def _in_websocket() -> bool:
+    return has_websocket_context()
+
+
+class _WsClient:
+    """One WebSocket client: a cursor into the source, flow-controlled by acks."""
+
+    def __init__(self, ws: Any, source: UiSource, config: UiConfig, stats: UiStats) -> None:
+        self.ws = ws
+        self.source = source
+        self.config = config
+        self.stats = stats
+        # Invariant: events [0, sent) have been sent, in order.
+        self.sent = 0
+        # Invariant: (events sent after this frame, frame bytes) of unacknowledged frames.
+        self.inflight: deque[tuple[int, int]] = deque()
+        self.inflight_bytes = 0
+        self.acked = trio.Event()
+
+    async def serve(self, closing: trio.Event) -> None:
+        """Stream events until the client leaves, stalls, or `closing` is set."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_acks)
+            nursery.start_soon(self._send_events, nursery)
+            await closing.wait()
+            nursery.cancel_scope.cancel()
+        if closing.is_set():
+            with trio.move_on_after(1):
+                await self.ws.close(CLOSE_GOING_AWAY)
+
+    async def _read_acks(self) -> None:
+        while True:
+            try:
+                message = json.loads(await self.ws.receive())
+                count = int(message["count"]) if message.get("type") == "ack" else None
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if count is None:
+                continue
+            while self.inflight and self.inflight[0][0] <= count:
+                self.inflight_bytes -= self.inflight.popleft()[1]
+            self.acked.set()
+            self.acked = trio.Event()
+
+    async def _send_events(self, nursery: trio.Nursery) -> None:
+        lines = self.source.lines
+        while True:
+            await self.source.wait_beyond(self.sent)
+            if len(lines) - self.sent < _COALESCE_BELOW:
+                await trio.sleep(self.config.ws_coalesce_s)
+            if self.inflight_bytes + self.config.ws_batch_bytes > self.config.ws_window_bytes:
+                with trio.move_on_after(self.config.ws_stall_timeout_s) as scope:
+                    await self.acked.wait()
+                if scope.cancelled_caught:
+                    await self._drop(nursery)
+                    return
+                continue
+            budget = self.config.ws_batch_bytes
+            start, end, size = self.sent, self.sent, 0
+            while end < len(lines) and (end == start or size + len(lines[end]) < budget):
+                size += len(lines[end]) + 1
+                end += 1
+            frame = f'{{"type":"events","start":{start},"events":[{",".join(lines[start:end])}]}}'
+            await self.ws.send(frame)
+            self.sent = end
+            self.inflight.append((end, len(frame)))
+            self.inflight_bytes += len(frame)
+
+    async def _drop(self, nursery: trio.Nursery) -> None:
+        """Tell a stalled client to resync, close it, and end this connection."""
+        self.stats.dropped += 1
+        with trio.move_on_after(1):
+            await self.ws.send(
+                json.dumps({"type": "resync", "reason": "client fell behind; reconnect"})
+            )
+            await self.ws.close(CLOSE_LAGGING)
+        nursery.cancel_scope.cancel()

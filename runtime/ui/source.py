@@ -1,0 +1,251 @@
+"""`UiSource`: the events the UI serves, from a live hub or a finished run's JSONL.
+
+The UI never touches the run's hot path. A source keeps one append-only list of
+the run's JSON event lines (shared by every client: a client is only a cursor
+into it, so a slow client costs no memory and cannot slow the run) and a
+`trio.Event` that is replaced each time lines arrive, so any number of client
+tasks can wait for "more than N lines" without polling.
+
+A live source follows its hub from one feeder task (`UiSource.run`): through
+one `hub.subscribe()`. Secrets found in the environment are scrubbed from every line on the way
+in (`Redactor`), so nothing served can carry an API key even if a payload did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..errors import AgentflowError
+from ..hub import EventHub
+from ..pipeline import CompiledPipeline
+
+__all__ = ["SUBSCRIPTION_BUFFER", "Redactor", "RunLogError", "UiSource"]
+
+SUBSCRIPTION_BUFFER = 100_000
+"""Events the UI's hub subscription may hold before it must be renewed."""
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+_MIN_SECRET_LEN = 8
+
+
+class RunLogError(AgentflowError):
+    """Raised when a run log given to `agentflow serve` cannot be read as JSONL events."""
+
+
+class Redactor:
+    """Replaces the values of secret-looking environment variables with `[redacted]`.
+
+    A variable counts as secret when its name ends in KEY, TOKEN, SECRET,
+    PASSWORD or CREDENTIALS and its value is at least 8 characters long
+    (shorter values would redact ordinary words).
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        secrets = {
+            value
+            for name, value in env.items()
+            if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
+        }
+        # Longest first, so a secret containing another is replaced whole.
+        self._secrets = sorted(secrets, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+
+class UiSource:
+    """A run's events for the UI: history so far, then live ones as they come.
+
+    Build one with `from_hub` (a live run) or `from_log` (a finished run's
+    JSONL audit log). `lines[i]` is the JSON of the event with seq `i`.
+    """
+
+    def __init__(
+        self,
+        pipeline: CompiledPipeline,
+        *,
+        model_name: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self._model_name = model_name
+        self._redact = redactor or Redactor()
+        # Invariant: append-only; lines[i] is the (redacted) JSON line of event i.
+        self.lines: list[str] = []
+        # Invariant: same length as `lines`; (kind, agent, item) of each event.
+        self.index: list[tuple[str, str | None, str | None]] = []
+        # Invariant: True once a run_finished event has been appended.
+        self.finished = False
+        # Invariant: set (and replaced) whenever `lines` grows; waiters re-check the length.
+        self._changed = trio.Event()
+        self._hub: EventHub | None = None
+        # Invariant: events of the hub the UI never received (only without hub history).
+        self.missed = 0
+
+    @classmethod
+    def from_hub(
+        cls,
+        hub: EventHub,
+        pipeline: CompiledPipeline,
+        *,
+        model_name: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> UiSource:
+        """A source that follows a live hub once `run()` is started in a nursery."""
+        source = cls(pipeline, model_name=model_name, redactor=redactor)
+        source._hub = hub
+        return source
+
+    @classmethod
+    def from_log(
+        cls, path: str | Path, pipeline: CompiledPipeline, *, redactor: Redactor | None = None
+    ) -> UiSource:
+        """A source holding every event of a finished run's JSONL audit log.
+
+        Raises:
+            RunLogError: the file cannot be read, or a line is not a JSON event.
+        """
+        source = cls(pipeline, redactor=redactor)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise RunLogError(
+                f"cannot read run log {path}: {error.strerror}. "
+                "Pass the .jsonl audit log that `agentflow run` wrote."
+            ) from error
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RunLogError(
+                    f"{path}:{number}: not a JSON event line ({error.msg}). "
+                    "Pass the .jsonl audit log that `agentflow run` wrote, unedited."
+                ) from error
+            if not isinstance(event, dict) or "kind" not in event:
+                raise RunLogError(
+                    f"{path}:{number}: a JSON value without a 'kind' is not a pipeline event. "
+                    "Pass the .jsonl audit log that `agentflow run` wrote."
+                )
+            source.append(event, line)
+        return source
+
+    # -- feeding -----------------------------------------------------------
+
+    def append(self, event: Mapping[str, Any] | Any, line: str) -> None:
+        """Add one event (a PipelineEvent or its dict) and its JSON line; wakes waiters."""
+        self._add(event, line)
+        self._wake()
+
+    def extend(self, pairs: Iterable[tuple[Any, str]]) -> None:
+        """Add several (event, line) pairs with one wake-up."""
+        for event, line in pairs:
+            self._add(event, line)
+        self._wake()
+
+    def _add(self, event: Mapping[str, Any] | Any, line: str) -> None:
+        get = event.get if isinstance(event, Mapping) else lambda k: getattr(event, k, None)
+        kind = str(get("kind"))
+        self.lines.append(self._redact(line))
+        self.index.append((kind, get("agent"), get("item")))
+        if kind == "run_started" and self._model_name is None:
+            self._model_name = _model_from_payload(get("payload"))
+        elif kind == "run_finished":
+            self.finished = True
+
+    def redact(self, text: str) -> str:
+        """`text` with secrets from the environment scrubbed (for any served document)."""
+        return self._redact(text)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def run(self) -> None:
+        """Follow the hub until it closes (a log source returns at once).
+
+        One subscription feeds every client. If it overflows (the run emitted
+        more than `SUBSCRIPTION_BUFFER` events without yielding to trio), it is
+        renewed: the hub replays its history and events already held are
+        skipped by seq. Without history the skipped events are counted in
+        `missed` (the UI is not the audit log; the JSONL sink is).
+        """
+        hub = self._hub
+        if hub is None:
+            return
+        while True:
+            subscription = hub.subscribe(max_buffer=SUBSCRIPTION_BUFFER)
+            async for event, line in subscription:
+                seq = int(getattr(event, "seq", len(self.lines)))
+                if seq < len(self.lines) + self.missed:
+                    continue
+                self.missed += seq - len(self.lines) - self.missed
+                self.append(event, line)
+            if not subscription.overflowed:
+                return
+
+    # -- reading -----------------------------------------------------------
+
+    async def wait_beyond(self, count: int) -> None:
+        """Return once more than `count` events are available."""
+        while len(self.lines) <= count:
+            await self._changed.wait()
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as the run reported it ("replay", "anthropic", ...), or ""."""
+        return self._model_name or ""
+
+    @property
+    def offline(self) -> bool:
+        """True when the run's model is offline replay (the UI says so loudly)."""
+        return "replay" in self.model_name.lower()
+
+    def select(
+        self,
+        *,
+        item: str | None = None,
+        agent: str | None = None,
+        kind: str | None = None,
+        after: int = -1,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Indexes of events with seq > `after` matching every filter given, at most `limit`."""
+        found: list[int] = []
+        for i in range(max(after + 1, 0), len(self.index)):
+            e_kind, e_agent, e_item = self.index[i]
+            if item is not None and e_item != item:
+                continue
+            if agent is not None and e_agent != agent:
+                continue
+            if kind is not None and e_kind != kind:
+                continue
+            found.append(i)
+            if len(found) >= limit:
+                break
+        return found
+
+
+def _model_from_payload(payload: Any) -> str | None:
+    """The model name in a run_started payload: `model` as a string or {"name": ...}."""
+    if not isinstance(payload, Mapping):
+        return None
+    model = payload.get("model")
+    if isinstance(model, str):
+        return model
+    if isinstance(model, Mapping):
+        name = model.get("name")
+        return str(name) if name is not None else None
+    return None

@@ -1,0 +1,341 @@
+"""A scripted fake of the Anthropic Messages API: real HTTP and SSE on 127.0.0.1.
+
+The real SDK talks to it exactly as to api.anthropic.com (set `base_url`). It
+serves `POST /v1/messages` with and without `"stream": true`, sending the event
+sequence the SDK's stream parser expects (checked against
+anthropic/lib/streaming/_messages.py `accumulate_event` and
+anthropic/_streaming.py): `message_start`, `content_block_start`,
+`ping`, `content_block_delta` (`text_delta` / `input_json_delta`),
+`content_block_stop`, `message_delta` (stop_reason, usage), `message_stop`.
+
+Each request takes the next scripted reply (or asks a function of the request):
+a message (`text_reply`, `tool_reply`, `Reply`), an HTTP error (`ErrorReply`,
+with headers such as `retry-after-ms`), an `event: error` in the middle of a
+stream (`StreamErrorReply`), or a hang (`HangReply`). Every request is recorded
+(`FakeAnthropic.requests`), so tests assert what was sent.
+
+Usage:
+    fake = FakeAnthropic([text_reply("hi")])
+    async with trio.open_nursery() as nursery:
+        base_url = await nursery.start(fake.serve)
+        ...
+        nursery.cancel_scope.cancel()
+or `async with open_fake_anthropic([...]) as fake: fake.base_url`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart import Response, request
+from quart_trio import QuartTrio
+
+__all__ = [
+    "ErrorReply",
+    "FakeAnthropic",
+    "HangReply",
+    "RecordedRequest",
+    "Reply",
+    "Scripted",
+    "StreamErrorReply",
+    "open_fake_anthropic",
+    "text_reply",
+    "tool_reply",
+]
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful message: API content blocks, stop reason and usage."""
+
+    content: tuple[Mapping[str, Any], ...]
+    stop_reason: str = "end_turn"
+    usage: Mapping[str, int] = field(
+        default_factory=lambda: {"input_tokens": 12, "output_tokens": 7}
+    )
+    model: str | None = None  # None: echo the request's model
+    chunk_size: int = 6  # characters per text_delta / input_json_delta
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """An HTTP error with the API's error body, e.g. 429 with `retry-after-ms`."""
+
+    status: int
+    error_type: str
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamErrorReply:
+    """A 200 stream that sends `partial_text` and then `event: error` (e.g. overloaded)."""
+
+    error_type: str = "overloaded_error"
+    message: str = "Overloaded"
+    partial_text: str = "Partial answ"
+
+
+@dataclass(frozen=True)
+class HangReply:
+    """Sleep `seconds` before answering (past the client's timeout), then 500."""
+
+    seconds: float = 30.0
+
+
+Scripted = Reply | ErrorReply | StreamErrorReply | HangReply
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the fake received: its path, lower-cased headers and JSON body."""
+
+    path: str
+    headers: Mapping[str, str]
+    body: Mapping[str, Any]
+
+    @property
+    def credential(self) -> str | None:
+        """The key sent as `Authorization: Bearer` or `x-api-key`."""
+        auth = self.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:]
+        return self.headers.get("x-api-key")
+
+
+def text_reply(text: str, **kwargs: Any) -> Reply:
+    """A message with one text block."""
+    return Reply(content=({"type": "text", "text": text},), **kwargs)
+
+
+def tool_reply(
+    name: str,
+    tool_input: Any,
+    *,
+    text: str = "",
+    tool_id: str | None = None,
+    **kwargs: Any,
+) -> Reply:
+    """A message that calls tool `name` (after optional text); stop_reason "tool_use"."""
+    blocks: list[Mapping[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks.append(
+        {
+            "type": "tool_use",
+            "id": tool_id or f"toolu_fake_{next(_ids):04d}",
+            "name": name,
+            "input": tool_input,
+        }
+    )
+    kwargs.setdefault("stop_reason", "tool_use")
+    return Reply(content=tuple(blocks), **kwargs)
+
+
+class FakeAnthropic:
+    """The fake server. `script` is a sequence of replies or a function of the request.
+
+    Args:
+        script: replies served in order, or `f(recorded_request) -> reply`.
+        expected_key: if set, any other credential gets a 401 authentication_error
+            whose message echoes the credential (so tests prove the client scrubs it).
+    """
+
+    def __init__(
+        self,
+        script: Iterable[Scripted] | Callable[[RecordedRequest], Scripted] = (),
+        *,
+        expected_key: str | None = None,
+    ) -> None:
+        self._script_fn = script if callable(script) else None
+        self._queue: deque[Scripted] = deque() if callable(script) else deque(script)
+        self.expected_key = expected_key
+        self.requests: list[RecordedRequest] = []  # appended in arrival order
+        self.base_url = ""  # set once serving
+        self.app = self._make_app()
+
+    def add(self, *replies: Scripted) -> None:
+        """Append replies to the script."""
+        self._queue.extend(replies)
+
+    @property
+    def remaining(self) -> int:
+        """Scripted replies not yet served."""
+        return len(self._queue)
+
+    async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve on a free 127.0.0.1 port until cancelled; `nursery.start` returns the base URL."""
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        config.accesslog = None
+        config.errorlog = None
+        config.graceful_timeout = 0.1
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, self.app, config))
+            self.base_url = str(binds[0])
+            task_status.started(self.base_url)
+
+    def _next_reply(self, recorded: RecordedRequest) -> Scripted:
+        if self._script_fn is not None:
+            return self._script_fn(recorded)
+        if not self._queue:
+            return ErrorReply(400, "invalid_request_error", "fake anthropic: the script is empty")
+        return self._queue.popleft()
+
+    def _make_app(self) -> QuartTrio:
+        app = QuartTrio("fake_anthropic")
+
+        @app.post("/v1/messages")
+        async def messages() -> Response:
+            body = await request.get_json(force=True)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            recorded = RecordedRequest(path=request.path, headers=headers, body=body)
+            self.requests.append(recorded)
+            if not recorded.credential or (
+                self.expected_key is not None and recorded.credential != self.expected_key
+            ):
+                reply: Scripted = ErrorReply(
+                    401, "authentication_error", f"invalid x-api-key: {recorded.credential}"
+                )
+            else:
+                reply = self._next_reply(recorded)
+            return await _respond(reply, body)
+
+        return app
+
+
+async def _respond(reply: Scripted, body: Mapping[str, Any]) -> Response:
+    if isinstance(reply, HangReply):
+        await trio.sleep(reply.seconds)
+        reply = ErrorReply(500, "api_error", "fake anthropic: hang ended")
+    if isinstance(reply, ErrorReply):
+        return _error_response(reply)
+    if not body.get("stream"):
+        if isinstance(reply, StreamErrorReply):
+            return _error_response(ErrorReply(529, reply.error_type, reply.message))
+        return Response(
+            json.dumps(_message(reply, body)), 200, {"content-type": "application/json"}
+        )
+    return Response(
+        _sse(_stream_events(reply, body)),
+        200,
+        {"content-type": "text/event-stream", "cache-control": "no-cache"},
+    )
+
+
+def _error_response(reply: ErrorReply) -> Response:
+    request_id = f"req_fake_{next(_ids):06d}"
+    payload = {
+        "type": "error",
+        "error": {"type": reply.error_type, "message": reply.message},
+        "request_id": request_id,
+    }
+    headers = {"content-type": "application/json", "request-id": request_id, **reply.headers}
+    return Response(json.dumps(payload), reply.status, headers)
+
+
+def _message(reply: Reply, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"msg_fake_{next(_ids):06d}",
+        "type": "message",
+        "role": "assistant",
+        "model": reply.model or body.get("model", "claude-fake"),
+        "content": [dict(block) for block in reply.content],
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            **reply.usage,
+        },
+    }
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), max(1, size))] or [""]
+
+
+def _stream_events(
+    reply: Reply | StreamErrorReply, body: Mapping[str, Any]
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    """The (event name, data) sequence of a streamed message."""
+    full = _message(reply if isinstance(reply, Reply) else text_reply(reply.partial_text), body)
+    usage = full["usage"]
+    start = {
+        **full,
+        "content": [],
+        "stop_reason": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+    yield "message_start", {"type": "message_start", "message": start}
+    yield "ping", {"type": "ping"}
+    size = reply.chunk_size if isinstance(reply, Reply) else 4
+    for index, block in enumerate(full["content"]):
+        if block["type"] == "text":
+            opening: dict[str, Any] = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": part} for part in _chunks(block["text"], size)]
+        else:
+            opening = {**block, "input": {}}
+            raw = json.dumps(block["input"])
+            deltas = [
+                {"type": "input_json_delta", "partial_json": part} for part in _chunks(raw, size)
+            ]
+        yield (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": opening,
+            },
+        )
+        for delta in deltas:
+            yield (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        if isinstance(reply, StreamErrorReply):
+            error = {"type": reply.error_type, "message": reply.message}
+            yield "error", {"type": "error", "error": error}
+            return
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": usage["output_tokens"]},
+        },
+    )
+    yield "message_stop", {"type": "message_stop"}
+
+
+async def _sse(events: Iterable[tuple[str, dict[str, Any]]]) -> AsyncIterator[bytes]:
+    for name, data in events:
+        yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        await trio.lowlevel.checkpoint()
+
+
+@asynccontextmanager
+async def open_fake_anthropic(
+    script: Iterable[Scripted] | Callable[[RecordedRequest], Scripted] = (),
+    *,
+    expected_key: str | None = None,
+) -> AsyncIterator[FakeAnthropic]:
+    """Run a FakeAnthropic for the duration of the block; `fake.base_url` is set."""
+    fake = FakeAnthropic(script, expected_key=expected_key)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.serve)
+        try:
+            yield fake
+        finally:
+            nursery.cancel_scope.cancel()

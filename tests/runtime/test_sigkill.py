@@ -1,0 +1,57 @@
+"""A process killed with SIGKILL mid-run leaves an audit log of whole, chained lines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agentflow.runtime.events import PipelineEvent
+from agentflow.runtime.verify import verify_log
+
+WRITER = """
+import sys, trio
+from agentflow.runtime.events import EventKind
+from agentflow.runtime.hub import EventHub
+from agentflow.runtime.sinks.file import FileSink
+
+async def main():
+    hub = EventHub(run_id="run-kill", sinks=[FileSink(sys.argv[1])], keep_history=False)
+    async with hub.running():
+        i = 0
+        while True:
+            hub.emit(EventKind.MODEL_TEXT, agent="writer_agent", item="main", attempt=1,
+                     payload={"turn": 0, "text": "lorem ipsum " * (i % 40)})
+            i += 1
+            if i % 64 == 0:
+                await trio.sleep(0)
+
+trio.run(main)
+"""
+
+
+def test_sigkill_leaves_no_torn_line(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(log)])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if log.exists() and log.stat().st_size > 400_000:
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    data = log.read_bytes()
+    assert len(data) > 400_000
+    assert data.endswith(b"\n")
+    lines = data.split(b"\n")[:-1]
+    seqs = [PipelineEvent.model_validate_json(line).seq for line in lines]
+    assert seqs == list(range(len(lines)))
+    report = verify_log(log)
+    # The only problem: the run never finished.
+    assert [p.message for p in report.problems] == ["truncated: no run_finished event ends the log"]

@@ -9,6 +9,7 @@ model request, streamed-text batch, response, tool call and tool result. The
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -233,6 +234,35 @@ def _agent_tools(services: RunServices, agent: AgentSpec) -> dict[str, Tool]:
     return {tool_id: services.tools[tool_id] for tool_id in agent.tools}
 
 
+def _reask(
+    agent: str, kind: OutputKind, result: ModelTurn, exc: Exception, reasks: int
+) -> list[dict[str, Any]]:
+    """The turns that ask again for a structured answer; raises after `_MAX_REASKS`."""
+    tool = STRUCTURED_TOOL_NAMES[kind]
+    if reasks > _MAX_REASKS:
+        raise OutputValidationError(
+            f"agent '{agent}' gave an invalid {kind} twice: {exc}. Make its prompt "
+            f"ask for the `{tool}` tool and its schema"
+        ) from exc
+    reask = (
+        f"Your answer could not be used: {exc}. Answer again by calling the "
+        f"`{tool}` tool with input that matches its schema."
+    )
+    return [
+        _assistant_message(result, kind),
+        {"role": "user", "content": [{"type": "text", "text": reask}]},
+    ]
+
+
+def _services(ctx: AgentContext) -> RunServices:
+    if ctx.services is None:
+        raise AgentflowError(
+            "run_default_agent needs a context built by the runtime (ctx.services is None); "
+            "run the agent through agentflow.runtime.run_pipeline"
+        )
+    return ctx.services
+
+
 async def run_default_agent(ctx: AgentContext) -> AgentOutput:
     """Run `ctx.agent` from its prompt on the run's model, with its tools.
 
@@ -243,18 +273,20 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
         ModelError: the model call failed (after the model's own retries).
         BudgetExceededError: this turn took the run over its budget.
     """
-    services = ctx.services
-    if services is None:
-        raise AgentflowError(
-            "run_default_agent needs a context built by the runtime (ctx.services is None); "
-            "run the agent through agentflow.runtime.run_pipeline"
-        )
-    defaults = services.pipeline.spec.defaults
-    agent = ctx.spec
+    services = _services(ctx)
+    defaults, agent = services.pipeline.spec.defaults, ctx.spec
     kind = output_kind(services.pipeline, agent)
     tools = _agent_tools(services, agent)
-    schemas = tuple(ToolSchema(t_id, t.description, t.input_schema) for t_id, t in tools.items())
-    system = services.renderer().render(ctx.agent, ctx.prompt_variables())
+    request = functools.partial(
+        ModelRequest, agent=ctx.agent, item=ctx.item.id, attempt=ctx.attempt,
+        model=agent.model or defaults.model,
+        max_tokens=agent.max_tokens or defaults.max_tokens,
+        system=services.renderer().render(ctx.agent, ctx.prompt_variables()),
+        tools=tuple(ToolSchema(t_id, t.description, t.input_schema) for t_id, t in tools.items()),
+        output=kind,
+        temperature=defaults.temperature if agent.temperature is None else agent.temperature,
+        timeout_s=defaults.timeout_s,
+    )  # fmt: skip
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "text", "text": user_message(ctx, kind)}]}
     ]
@@ -262,21 +294,7 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
     usage, rounds, reasks, turn = Usage(), 0, 0, 0
     while True:
         turn += 1
-        request = ModelRequest(
-            agent=ctx.agent,
-            item=ctx.item.id,
-            attempt=ctx.attempt,
-            turn=turn,
-            model=agent.model or defaults.model,
-            max_tokens=agent.max_tokens or defaults.max_tokens,
-            system=system,
-            messages=tuple(messages),
-            tools=schemas,
-            output=kind,
-            temperature=defaults.temperature if agent.temperature is None else agent.temperature,
-            timeout_s=defaults.timeout_s,
-        )
-        result = await _call_model(ctx, services, request)
+        result = await _call_model(ctx, services, request(turn=turn, messages=tuple(messages)))
         usage = usage + result.usage
         if result.tool_calls:
             rounds += 1
@@ -288,21 +306,11 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
                 )
             messages.append(_assistant_message(result, kind))
             messages.append(await _run_tools(ctx, services.hub, tools, result.tool_calls))
-            continue
-        if kind == "text":
+        elif kind == "text":
             return AgentOutput(text=result.text, usage=usage)
-        try:
-            return _structured_output(kind, result, usage)
-        except (ValidationError, ValueError) as exc:
-            if reasks >= _MAX_REASKS:
-                raise OutputValidationError(
-                    f"agent '{ctx.agent}' gave an invalid {kind} twice: {exc}. Make its prompt "
-                    f"ask for the `{STRUCTURED_TOOL_NAMES[kind]}` tool and its schema"
-                ) from exc
-            reasks += 1
-            messages.append(_assistant_message(result, kind))
-            reask = (
-                f"Your answer could not be used: {exc}. Answer again by calling the "
-                f"`{STRUCTURED_TOOL_NAMES[kind]}` tool with input that matches its schema."
-            )
-            messages.append({"role": "user", "content": [{"type": "text", "text": reask}]})
+        else:
+            try:
+                return _structured_output(kind, result, usage)
+            except (ValidationError, ValueError) as exc:
+                reasks += 1
+                messages += _reask(ctx.agent, kind, result, exc, reasks)

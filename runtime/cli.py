@@ -11,7 +11,9 @@ Exit codes: 0 success, 1 the run failed (or the pipeline/log is invalid),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from agentflow import __version__
@@ -70,15 +72,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"run": cmd_run, "verify": cmd_verify, "serve": cmd_serve}
     try:
         return commands[args.command](args)
-    except KeyboardInterrupt:
+    except BaseException as exc:  # the CLI never shows a traceback
+        return _report(exc)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The single exception inside nested one-member exception groups (trio nurseries)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _report(exc: BaseException) -> int:
+    leaf = _leaf(exc)
+    if isinstance(leaf, SystemExit):
+        return int(leaf.code or 0)
+    if isinstance(leaf, KeyboardInterrupt):
         print("agentflow: interrupted", file=sys.stderr)
         return 130
-    except AgentflowError as exc:
-        print(f"agentflow: error: {exc}", file=sys.stderr)
+    if isinstance(leaf, AgentflowError | OSError):
+        print(f"agentflow: error: {leaf}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"agentflow: error: {exc}", file=sys.stderr)
-        return 1
+    if os.environ.get("AGENTFLOW_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"agentflow: internal error: {type(leaf).__name__}: {leaf}\n"
+        "This is a bug; set AGENTFLOW_DEBUG=1 to see the traceback and please report it.",
+        file=sys.stderr,
+    )
+    return 70
 
 
 if __name__ == "__main__":

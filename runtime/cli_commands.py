@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -118,7 +119,7 @@ async def _run_async(
         shutdown = trio.Event()
         ui_url = None
         if not args.no_ui:
-            ui_url = await _start_ui(nursery, hub, compiled, args, shutdown)
+            ui_url = await _start_ui(nursery, hub, compiled, args, shutdown, model.name)
         _print_banner(model, log_path, ui_url)
         async with AsyncExitStack() as stack:
             if hasattr(model, "__aenter__"):
@@ -150,12 +151,13 @@ async def _start_ui(
     compiled: CompiledPipeline,
     args: argparse.Namespace,
     shutdown: trio.Event,
+    model_name: str,
 ) -> str:
     from .ui.server import UiConfig, serve_ui
 
-    url: str = await nursery.start(
-        serve_ui, hub, compiled, UiConfig(host=args.host, port=args.port), shutdown
-    )
+    config = UiConfig(host=args.host, port=args.port)
+    serve = functools.partial(serve_ui, model_name=model_name)
+    url: str = await nursery.start(serve, hub, compiled, config, shutdown)
     return url
 
 

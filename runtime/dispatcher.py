@@ -151,8 +151,8 @@ class Dispatcher:
         self.hub.emit(_AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started)
         self._fire(plan, "on_start", item_id, attempt)
         ctx = AgentContext(
-            self.run_id, agent, item.item, attempt, self.input, upstream, tuple(feedback),
-            self.services,
+            self.run_id, agent, item.item, attempt, self.input, upstream,
+            feedback if type(feedback) is tuple else tuple(feedback), self.services,
         )  # fmt: skip
         try:
             out = await self.handlers[agent](ctx)
@@ -172,6 +172,12 @@ class Dispatcher:
             )
             self.abort_item(item, plan, f"agent '{agent}' failed: {type(exc).__name__}: {exc}")
             return None
+        self._record(plan, item, out, attempt)
+        return out
+
+    def _record(self, plan: AgentPlan, item: ItemState, out: AgentOutput, attempt: int) -> None:
+        """Emit the invocation's verdict or completion and fire its agent event."""
+        agent, item_id = plan.id, item.item.id
         if plan.is_qa:
             item.verdicts[agent] = out.passed
             verdict: dict[str, Any] = {"passed": out.passed}
@@ -188,7 +194,6 @@ class Dispatcher:
                 _AGENT_COMPLETED, agent=agent, item=item_id, attempt=attempt, payload=done
             )
             self._fire(plan, "on_complete", item_id, attempt)
-        return out
 
     def _fire(self, plan: AgentPlan, event: str, item: str | None, attempt: int | None) -> None:
         """Apply `plan`'s move for `event`: taken, recorded as a no-op, or deferred."""
@@ -228,9 +233,12 @@ class Dispatcher:
         item.status, item.reason = "aborted", reason
         attempt = item.attempts.get(plan.id)
         self.hub.emit(
-            _ITEM_ABORTED, agent=plan.id, item=item.item.id, attempt=attempt,
+            _ITEM_ABORTED,
+            agent=plan.id,
+            item=item.item.id,
+            attempt=attempt,
             payload={"reason": reason},
-        )  # fmt: skip
+        )
         self._fire(plan, "on_abort", item.item.id, attempt)
 
     # -- dispatch ----------------------------------------------------------------
@@ -248,10 +256,11 @@ class Dispatcher:
     async def _fan_out(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
         if out.items is None:
             self.abort_item(
-                item, plan,
+                item,
+                plan,
                 f"fan-out agent '{plan.id}' returned no work items (AgentOutput.items is None); "
                 "return a list, empty if there is no work",
-            )  # fmt: skip
+            )
             return
         parent = item.item.id
         prefix = "item-" if parent == "main" else parent + "."
@@ -262,9 +271,11 @@ class Dispatcher:
             children.append(child)
             shown = payload[:200] if isinstance(payload, str) else payload
             emit(
-                _ITEM_CREATED, agent=plan.id, item=child.item.id,
+                _ITEM_CREATED,
+                agent=plan.id,
+                item=child.item.id,
                 payload={"parent": parent, "index": index, "payload": shown},
-            )  # fmt: skip
+            )
         self.items.extend(children)
         limiter = trio.CapacityLimiter(plan.limit)
         target = plan.targets[0]
@@ -356,10 +367,11 @@ class Dispatcher:
         if exhausted is not None:
             count = self.governor.failures(exhausted.id, item_id)
             self.abort_item(
-                item, exhausted,
+                item,
+                exhausted,
                 f"QA agent '{exhausted.id}' failed {count} times; max_attempts "
                 f"{self.governor.max_attempts(exhausted.id)} exhausted",
-            )  # fmt: skip
+            )
         elif retrying:  # a retry may still satisfy even an abort-action peer
             await self._retry(item, retrying[0], failing)
         elif aborting is not None:
@@ -402,6 +414,7 @@ class Dispatcher:
             self.aggregation, item.status == "aborted", item.verdicts
         )
         self.hub.emit(
-            _ITEM_FINISHED, item=item.item.id,
+            _ITEM_FINISHED,
+            item=item.item.id,
             payload={"status": status, "gates": dict(item.verdicts)},
-        )  # fmt: skip
+        )

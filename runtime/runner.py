@@ -26,7 +26,7 @@ from .governor import RetryGovernor
 from .hub import EventHub
 from .models.base import Model, ModelRequest, ModelTurn, TextSink
 from .pipeline import CompiledPipeline
-from .plan import ItemState, resolve_handlers
+from .plan import Handler, ItemState, resolve_handlers
 from .run_services import RunBudget, RunServices, ToolTable
 from .sinks.base import LogSink
 from .tools.base import Tool
@@ -248,6 +248,43 @@ async def _execute(
     return _result(pipeline, engine, budget, status, reason)
 
 
+def _build_engine(
+    pipeline: CompiledPipeline,
+    handlers: dict[str, Handler],
+    hub: EventHub,
+    model: Model | None,
+    tools: Mapping[str, Tool] | None,
+    options: RunOptions,
+    run_input: object,
+) -> tuple[Dispatcher, RunBudget]:
+    """The run's services (budget, tools, model limiter), governor and dispatcher."""
+    defaults = pipeline.spec.defaults
+    budget = RunBudget(
+        hub,
+        max_cost_usd=options.max_cost_usd or defaults.max_cost_usd,
+        max_total_tokens=options.max_total_tokens or defaults.max_total_tokens,
+    )
+    services = RunServices(
+        pipeline=pipeline,
+        model=model if model is not None else _NoModel(),
+        tools=ToolTable(pipeline, tools),
+        hub=hub,
+        model_limiter=trio.CapacityLimiter(options.max_model_calls),
+        budget=budget,
+    )
+    governor = RetryGovernor(pipeline.spec, backoff_scale=options.backoff_scale, seed=options.seed)
+    engine = Dispatcher(
+        pipeline,
+        handlers,
+        services,
+        governor,
+        run_id=hub.run_id,
+        input=run_input,
+        max_concurrency=options.max_concurrency or defaults.max_concurrency,
+    )
+    return engine, budget
+
+
 async def run_pipeline(
     pipeline: CompiledPipeline,
     input: object,
@@ -286,26 +323,7 @@ async def run_pipeline(
             sinks=sinks,
             keep_history=options.keep_history,
         )
-    defaults = pipeline.spec.defaults
-    budget = RunBudget(
-        hub,
-        max_cost_usd=options.max_cost_usd or defaults.max_cost_usd,
-        max_total_tokens=options.max_total_tokens or defaults.max_total_tokens,
-    )
-    services = RunServices(
-        pipeline=pipeline,
-        model=model if model is not None else _NoModel(),
-        tools=ToolTable(pipeline, tools),
-        hub=hub,
-        model_limiter=trio.CapacityLimiter(options.max_model_calls),
-        budget=budget,
-    )
-    governor = RetryGovernor(pipeline.spec, backoff_scale=options.backoff_scale, seed=options.seed)
-    engine = Dispatcher(
-        pipeline, handler_map, services, governor,
-        run_id=hub.run_id, input=input,
-        max_concurrency=options.max_concurrency or defaults.max_concurrency,
-    )  # fmt: skip
+    engine, budget = _build_engine(pipeline, handler_map, hub, model, tools, options, input)
     started = {
         "pipeline": pipeline.spec.name,
         "version": pipeline.spec.version,

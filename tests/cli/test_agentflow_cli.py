@@ -1,0 +1,190 @@
+"""`agentflow run / verify / serve` end to end, as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "pipelines" / "hello_world.yaml"
+
+
+def agentflow(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "agentflow", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def kinds(log: Path) -> list[tuple[str, str | None, int | None]]:
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    return [(e["kind"], e["agent"], e["attempt"]) for e in events]
+
+
+def test_offline_hello_world_runs_verifies_and_says_offline(tmp_path: Path) -> None:
+    done = agentflow("run", str(HELLO), "how trio nurseries work", "--no-ui", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "OFFLINE REPLAY" in done.stdout
+    assert "SUCCEEDED in state 'complete'" in done.stdout
+    assert "Traceback" not in done.stderr
+    log = tmp_path / "hello-world-run.jsonl"
+    steps = [k for k in kinds(log) if k[0] in {"agent_started", "qa_verdict", "retry_scheduled"}]
+    assert steps == [
+        ("agent_started", "writer_agent", 1),
+        ("agent_started", "reviewer_agent", 1),
+        ("qa_verdict", "reviewer_agent", 1),
+        ("retry_scheduled", "reviewer_agent", 1),
+        ("agent_started", "writer_agent", 2),
+        ("agent_started", "reviewer_agent", 2),
+        ("qa_verdict", "reviewer_agent", 2),
+    ]
+    # The writer's filesystem tool call really ran, confined to ./workspace.
+    assert (tmp_path / "workspace" / "draft.md").read_text().strip()
+    verified = agentflow("verify", str(log), "--pipeline", str(HELLO), cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "OK" in verified.stdout
+
+
+def test_verify_detects_an_edited_audit_log(tmp_path: Path) -> None:
+    assert agentflow("run", str(HELLO), "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
+    log = tmp_path / "hello-world-run.jsonl"
+    lines = log.read_text().splitlines()
+    lines[5] = lines[5].replace('"writer_agent"', '"reviewer_agent"', 1)
+    log.write_text("\n".join(lines) + "\n")
+    verified = agentflow("verify", str(log), cwd=tmp_path)
+    assert verified.returncode == 1
+    assert "hello-world-run.jsonl:7: prev_hash does not match" in verified.stdout
+
+
+def test_record_then_replay_follows_the_recorded_path(tmp_path: Path) -> None:
+    first = agentflow(
+        "run", str(HELLO), "--no-ui", "--quiet", "--record", "cassette.jsonl", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr
+    recorded = [json.loads(x) for x in (tmp_path / "cassette.jsonl").read_text().splitlines()]
+    assert recorded and all(e["kind"] == "model_response" for e in recorded)
+    again = agentflow(
+        "run",
+        str(HELLO),
+        "--no-ui",
+        "--quiet",
+        "--replay",
+        "hello-world-run.jsonl",
+        "--jsonl",
+        "again.jsonl",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "followed the recorded path" in again.stdout
+
+
+def test_replay_reports_where_an_edited_pipeline_departs(tmp_path: Path) -> None:
+    assert agentflow("run", str(HELLO), "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
+    edited = tmp_path / "hello_world.yaml"
+    text = HELLO.read_text().replace("max_attempts: 2", "max_attempts: 1")
+    edited.write_text(text)
+    (tmp_path / "prompts").symlink_to(REPO / "pipelines" / "prompts")
+    replay = agentflow(
+        "run",
+        str(edited),
+        "--no-ui",
+        "--quiet",
+        "--replay",
+        "hello-world-run.jsonl",
+        "--jsonl",
+        "edited.jsonl",
+        cwd=tmp_path,
+    )
+    assert replay.returncode == 1  # the edited pipeline gives up after one attempt
+    assert "departs" in replay.stdout
+    assert "retry_scheduled" in replay.stdout or "item_aborted" in replay.stdout
+    assert "outcome: recorded succeeded" in replay.stdout
+
+
+def test_invalid_pipeline_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(HELLO.read_text().replace("target: reviewer_agent", "target: reviewr_agent"))
+    done = agentflow("run", str(bad), "--no-ui", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "did you mean 'reviewer_agent'" in done.stderr
+    assert "bad.yaml:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [["run", "missing.yaml", "--no-ui"], ["verify", "missing.jsonl"]])
+def test_missing_files_exit_1_without_traceback(tmp_path: Path, args: list[str]) -> None:
+    done = agentflow(*args, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "missing" in done.stderr + done.stdout
+
+
+def test_a_cassette_without_the_call_fails_the_run_clearly(tmp_path: Path) -> None:
+    fanout = REPO / "pipelines" / "research_fanout.yaml"
+    done = agentflow(
+        "run",
+        str(fanout),
+        "--no-ui",
+        "--quiet",
+        "--cassette",
+        str(REPO / "pipelines" / "hello_world.cassette.jsonl"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    log = (tmp_path / "research-fanout-run.jsonl").read_text()
+    assert "CassetteMissError" in log or "no recorded response" in log
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert agentflow("run", cwd=tmp_path).returncode == 2
+    assert agentflow("frobnicate", cwd=tmp_path).returncode == 2
+    version = agentflow("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("agentflow ")
+
+
+def test_ui_keeps_serving_after_the_run_until_ctrl_c(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentflow", "run", str(HELLO), "--quiet", "--port", "0"],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "ctrl+c to exit" in line:
+                break
+        url = next(x.split("-> ")[1].strip() for x in lines if "observability UI" in x)
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url.rstrip("/") + "/api/config", timeout=10) as response:
+            config = json.load(response)
+        assert {a["id"] for a in config["agents"]} == {"writer_agent", "reviewer_agent"}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0  # the run succeeded; Ctrl-C only closes the UI
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from agentflow.runtime.spec import AgentSpec, PipelineSpec
 
@@ -38,13 +39,19 @@ class CheckContext:
         loc = self.source.value(path)
         return Diagnostic(loc.file, loc.line, loc.column, message, severity)
 
-    @property
+    # Cached: checks ask for these once per agent, and the IR is frozen.
+    @cached_property
     def agent_ids(self) -> set[str]:
         return {agent.id for agent in self.spec.agents}
 
-    @property
+    @cached_property
     def state_ids(self) -> set[str]:
         return {state.id for state in self.spec.state_machine.states}
+
+    @cached_property
+    def graph_valid(self) -> bool:
+        """`dispatch_is_valid(spec)`, computed once."""
+        return dispatch_is_valid(self.spec)
 
 
 Check = Callable[[CheckContext], Iterator[Diagnostic]]
@@ -68,12 +75,14 @@ def dispatch_edges(spec: PipelineSpec) -> Iterator[tuple[str, str, str]]:
 
 def downstream(spec: PipelineSpec, start: str) -> set[str]:
     """Agents reachable from `start` along dispatch edges (including `start`)."""
+    successors: dict[str, list[str]] = {}
+    for source, target, _ in dispatch_edges(spec):
+        successors.setdefault(source, []).append(target)
     seen = {start}
     stack = [start]
     while stack:
-        current = stack.pop()
-        for source, target, _ in dispatch_edges(spec):
-            if source == current and target not in seen:
+        for target in successors.get(stack.pop(), ()):
+            if target not in seen:
                 seen.add(target)
                 stack.append(target)
     return seen

@@ -13,7 +13,6 @@ from .checks_base import (
     CheckContext,
     agent_paths,
     dispatch_edges,
-    dispatch_is_valid,
     downstream,
 )
 from .diagnostics import Diagnostic, did_you_mean
@@ -166,7 +165,7 @@ def _graph_ok(ctx: CheckContext) -> bool:
     """The dispatch graph is sound enough to judge reachability (else that is reported)."""
     entry = ctx.spec.entry
     entry_ok = bool(ctx.spec.agents) and (entry is None or entry in ctx.agent_ids)
-    return entry_ok and dispatch_is_valid(ctx.spec)
+    return entry_ok and ctx.graph_valid
 
 
 def check_agent_reachability(ctx: CheckContext) -> Iterator[Diagnostic]:
@@ -186,12 +185,15 @@ def check_agent_reachability(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
     """Agents that run before `agent_id` on the same work item (not through a fan-out)."""
+    predecessors: dict[str, list[str]] = {}
+    for source, target, strategy in dispatch_edges(spec):
+        if strategy != "parallel_fan_out":
+            predecessors.setdefault(target, []).append(source)
     seen: set[str] = set()
     stack = [agent_id]
     while stack:
-        current = stack.pop()
-        for source, target, strategy in dispatch_edges(spec):
-            if target == current and strategy != "parallel_fan_out" and source not in seen:
+        for source in predecessors.get(stack.pop(), ()):
+            if source not in seen:
                 seen.add(source)
                 stack.append(source)
     return seen

@@ -15,8 +15,25 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import strictyaml
 from pydantic import BaseModel
+from strictyaml import utils as strictyaml_utils
 from strictyaml.ruamel.comments import CommentedMap, CommentedSeq
 from strictyaml.ruamel.error import MarkedYAMLError
+from strictyaml.ruamel.error import YAMLError as RuamelYAMLError
+from strictyaml.ruamel.events import (
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
+from strictyaml.ruamel.parser import Parser
+from strictyaml.ruamel.reader import Reader
+from strictyaml.ruamel.resolver import VersionedResolver
+from strictyaml.ruamel.scanner import Scanner
 
 from agentflow.runtime.spec import Loc, PipelineSpec
 
@@ -125,6 +142,9 @@ def parse_text(text: str, path: str) -> Parsed:
             '(use a quoted escape such as "\\t" if you need it in a value)'
         )
         raise CompileError([Diagnostic(path, line, column, message)])
+    fast = _fast_parse(text, path)
+    if fast is not None:
+        return fast
     try:
         document = strictyaml.dirty_load(text, _SCHEMA, label=path, allow_flow_style=True)
     except MarkedYAMLError as exc:
@@ -156,6 +176,153 @@ def _record_positions(node: Any, path: Path, source: SourceMap) -> None:
             source.keys[item_path] = (line + 1, col + 1)
             source.values[item_path] = (line + 1, col + 1)
             _record_positions(item, item_path, source)
+
+
+# --- Fast path -------------------------------------------------------------------------------
+#
+# strictyaml's round-trip loader and validators (a deep copy per node) cost ~90% of a compile.
+# The fast path reads the same vendored ruamel parser's events once, with the plain scanner (no
+# comment gathering), and applies the same schema rules while building plain data and positions.
+# It only ever *accepts*: on anything it cannot vouch for (an error, an anchor, a tag, a block
+# scalar, a duplicate or unknown key, a value of the wrong shape) it gives up and `parse_text`
+# runs strictyaml itself, so every diagnostic is strictyaml's, exactly as before.
+
+
+class _GiveUp(Exception):
+    """The fast path cannot vouch for this document; strictyaml decides."""
+
+
+class _EventLoader(Reader, Scanner, Parser, VersionedResolver):  # type: ignore[misc]
+    """ruamel's reader, scanner and parser: events only (no composer, no constructor)."""
+
+    def __init__(self, text: str) -> None:
+        Reader.__init__(self, text, loader=self)
+        Scanner.__init__(self, loader=self)
+        Parser.__init__(self, loader=self)
+        VersionedResolver.__init__(self, None, loader=self)
+
+
+_FastSpec = Any
+"""'str' | 'int' | 'float' | 'strmap' | ('seq', item spec) | dict of field name -> spec."""
+
+
+def _fast_spec(annotation: Any) -> _FastSpec:
+    """The fast-path rule for one IR field type; mirrors `_validator_for`."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return _fast_spec(next(a for a in get_args(annotation) if a is not type(None)))
+    if origin is Annotated:
+        return _fast_spec(get_args(annotation)[0])
+    if origin is Literal or annotation is str:
+        return "str"
+    if annotation is int:
+        return "int"
+    if annotation is float:
+        return "float"
+    if origin is tuple:
+        return ("seq", _fast_spec(get_args(annotation)[0]))
+    if origin is dict:
+        return "strmap"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {
+            name: _fast_spec(info.annotation)
+            for name, info in annotation.model_fields.items()
+            if name != "loc"
+        }
+    raise TypeError(f"no fast-path rule for IR field type {annotation!r}")
+
+
+_FAST_SCHEMA: dict[str, _FastSpec] = _fast_spec(PipelineSpec)
+_PLAIN_STYLES = (None, "'", '"')
+"""Scalar styles whose event value is exactly what strictyaml's constructor yields."""
+
+
+def _fast_parse(text: str, path: str) -> Parsed | None:
+    """`Parsed` for a document strictyaml would accept unchanged, else None (use strictyaml)."""
+    loader = _EventLoader(text)
+    source = SourceMap(path, {}, {})
+    try:
+        _expect(loader, StreamStartEvent)
+        start = _expect(loader, DocumentStartEvent)
+        if start.version is not None or start.tags:
+            raise _GiveUp
+        if type(loader.peek_event()) is not MappingStartEvent:
+            raise _GiveUp
+        data = _fast_value(loader, _FAST_SCHEMA, (), source)
+        _expect(loader, DocumentEndEvent)
+        _expect(loader, StreamEndEvent)
+    except (_GiveUp, RuamelYAMLError, RecursionError, ValueError):
+        return None
+    finally:
+        loader.dispose()
+    return Parsed(data=data, source=source)
+
+
+def _expect(loader: _EventLoader, kind: type) -> Any:
+    event = loader.get_event()
+    if type(event) is not kind:
+        raise _GiveUp
+    return event
+
+
+def _fast_value(loader: _EventLoader, spec: _FastSpec, path: Path, source: SourceMap) -> Any:
+    """Consume one node's events; its value as strictyaml's validator for `spec` returns it."""
+    event = loader.get_event()
+    kind = type(event)
+    if event.anchor is not None or getattr(event, "tag", None) is not None:
+        raise _GiveUp
+    if kind is ScalarEvent:
+        if event.style not in _PLAIN_STYLES:
+            raise _GiveUp
+        return _fast_scalar(event.value, spec)
+    if kind is MappingStartEvent and (spec == "strmap" or isinstance(spec, dict)):
+        return _fast_mapping(loader, spec, path, source)
+    if kind is SequenceStartEvent and isinstance(spec, tuple):
+        items: list[Any] = []
+        while type(loader.peek_event()) is not SequenceEndEvent:
+            mark = loader.peek_event().start_mark
+            item_path = (*path, len(items))
+            source.keys[item_path] = source.values[item_path] = (mark.line + 1, mark.column + 1)
+            items.append(_fast_value(loader, spec[1], item_path, source))
+        loader.get_event()
+        return items
+    raise _GiveUp
+
+
+def _fast_scalar(value: str, spec: _FastSpec) -> Any:
+    if spec == "str":
+        return value
+    if value == "" and (spec == "strmap" or isinstance(spec, tuple)):
+        return {} if spec == "strmap" else []  # strictyaml's EmptyDict / EmptyList
+    if spec == "int" and strictyaml_utils.is_integer(value):
+        return int(value.replace("_", ""))
+    if spec == "float" and strictyaml_utils.is_decimal(value):
+        return float(value.replace("_", ""))
+    raise _GiveUp
+
+
+def _fast_mapping(
+    loader: _EventLoader, spec: _FastSpec, path: Path, source: SourceMap
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    while type(loader.peek_event()) is not MappingEndEvent:
+        key_event = loader.get_event()
+        if type(key_event) is not ScalarEvent or key_event.anchor is not None:
+            raise _GiveUp
+        key = key_event.value
+        if key_event.tag is not None or key_event.style not in _PLAIN_STYLES:
+            raise _GiveUp
+        if key in result or key in ("", "<<") or (spec != "strmap" and key not in spec):
+            raise _GiveUp
+        key_path = (*path, key)
+        value_mark = loader.peek_event().start_mark
+        source.keys[key_path] = (key_event.start_mark.line + 1, key_event.start_mark.column + 1)
+        source.values[key_path] = (value_mark.line + 1, value_mark.column + 1)
+        result[key] = _fast_value(
+            loader, "str" if spec == "strmap" else spec[key], key_path, source
+        )
+    loader.get_event()
+    return result
 
 
 _NON_PRINTABLE = re.compile(

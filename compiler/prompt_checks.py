@@ -7,6 +7,8 @@ an empty string and silently degrade the prompt, so the compiler rejects it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from jinja2 import TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -21,10 +23,16 @@ _ENV = SandboxedEnvironment()
 
 def template_problems(text: str) -> list[tuple[int, str]]:
     """(1-based template line, message) for each problem in a prompt template."""
+    return list(_template_problems(text))
+
+
+@lru_cache(maxsize=256)
+def _template_problems(text: str) -> tuple[tuple[int, str], ...]:
+    """Cached: many agents share one prompt file, and parsing a template costs ~0.15 ms."""
     try:
         tree = _ENV.parse(text)
     except TemplateSyntaxError as exc:
-        return [(exc.lineno or 1, f"template syntax error: {exc.message}")]
+        return ((exc.lineno or 1, f"template syntax error: {exc.message}"),)
     problems: list[tuple[int, str]] = []
     available = ", ".join(sorted(PROMPT_VARIABLES))
     for name in sorted(meta.find_undeclared_variables(tree) - PROMPT_VARIABLES):
@@ -35,7 +43,7 @@ def template_problems(text: str) -> list[tuple[int, str]]:
                 f"available: {available}",
             )
         )
-    return problems
+    return tuple(problems)
 
 
 def _first_use(text: str, name: str) -> int:

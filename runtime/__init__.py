@@ -21,7 +21,8 @@ from .errors import (
 from .events import EventKind, PipelineEvent
 from .hub import EventHub
 from .models.base import Model, ModelRequest, ModelTurn, ToolCall, ToolSchema
-from .pipeline import CompiledPipeline
+from .pipeline import CompiledPipeline, compile_spec
+from .runner import ItemOutcome, RunOptions, RunResult, run_pipeline
 from .sinks.base import LogSink
 from .spec import PipelineSpec
 from .state_machine import StateMachine
@@ -37,6 +38,7 @@ __all__ = [
     "EventHub",
     "EventKind",
     "InvalidTransition",
+    "ItemOutcome",
     "LogSink",
     "Model",
     "ModelError",
@@ -51,6 +53,8 @@ __all__ = [
     "QAIssue",
     "QAVerdict",
     "RunAbortedError",
+    "RunOptions",
+    "RunResult",
     "StateMachine",
     "Tool",
     "ToolCall",
@@ -58,4 +62,6 @@ __all__ = [
     "ToolSchema",
     "Usage",
     "WorkItem",
+    "compile_spec",
+    "run_pipeline",
 ]

@@ -39,9 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jsonl", help="audit log path (default: <pipeline name>-run.jsonl)")
     run.add_argument(
         "--model",
-        choices=["auto", "replay", "anthropic"],
+        choices=["auto", "replay", "anthropic", "dry-run"],
         default="auto",
-        help="auto: anthropic if ANTHROPIC_API_KEY is set, else offline replay (default)",
+        help=(
+            "auto (default): anthropic if ANTHROPIC_API_KEY is set, else offline replay; "
+            "dry-run: synthetic answers, to walk a new pipeline with no key or cassette"
+        ),
     )
     run.add_argument("--cassette", help="replay cassette (default: <pipeline>.cassette.jsonl)")
     run.add_argument("--replay", metavar="RUN_JSONL", help="re-run offline from a run's audit log")

@@ -29,7 +29,7 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, int,
             sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache),
             "--no-error-summary", "--hide-error-context", "--no-pretty",
             "generated/", str((APP / "good_app.py").relative_to(ROOT)),
-            str((APP / "bad_app.py").relative_to(ROOT)),
+            str((APP / "bad_app.py").relative_to(ROOT)), "examples/",
         ],
         capture_output=True, text=True, cwd=ROOT,
         env={**os.environ, "MYPYPATH": str(ROOT / "generated")},
@@ -51,6 +51,10 @@ def test_generated_modules_pass_mypy_strict(mypy_errors: set[tuple[str, int, str
 
 def test_an_app_overriding_one_agent_passes(mypy_errors: set[tuple[str, int, str]]) -> None:
     assert {e for e in mypy_errors if e[0].endswith("good_app.py")} == set()
+
+
+def test_the_examples_pass(mypy_errors: set[tuple[str, int, str]]) -> None:
+    assert {e for e in mypy_errors if e[0].startswith("examples/")} == set()
 
 
 def test_wrong_handler_signatures_and_writes_are_rejected(

@@ -10,25 +10,28 @@ model request, streamed-text batch, response, tool call and tool result. The
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from .agents import AgentContext, AgentOutput, QAVerdict, Usage, WorkItems
-from .errors import AgentflowError, OutputValidationError, ToolError
+from .errors import AgentflowError, ModelError, OutputValidationError, ToolError
 from .events import EventKind
 from .hub import EventHub
 from .models.base import (
     STRUCTURED_TOOL_NAMES,
+    Model,
     ModelRequest,
     ModelTurn,
     OutputKind,
     ToolCall,
     ToolSchema,
 )
+from .models.conversation import assistant_message, structured_error_result
 from .pipeline import CompiledPipeline
 from .run_services import RunServices
 from .spec import AgentSpec
@@ -39,6 +42,10 @@ __all__ = ["output_kind", "run_default_agent", "user_message"]
 _FLUSH_BYTES = 2048
 _FLUSH_SECONDS = 0.2
 _MAX_REASKS = 1
+_EARLY_ANSWER = (
+    "Not recorded: this answer came with other tool calls. Read their results, then "
+    "submit your final {kind} again."
+)
 
 
 def output_kind(pipeline: CompiledPipeline, agent: AgentSpec) -> OutputKind:
@@ -122,6 +129,64 @@ def _response_payload(turn: int, result: ModelTurn) -> dict[str, Any]:
     }
 
 
+# type(model) -> whether its `complete` takes `on_retry=` (AnthropicModel does).
+_TAKES_ON_RETRY: dict[type, bool] = {}
+
+
+def _takes_on_retry(model: Model) -> bool:
+    """Whether `model.complete` accepts an `on_retry` keyword (checked once per model class)."""
+    cls = type(model)
+    known = _TAKES_ON_RETRY.get(cls)
+    if known is None:
+        try:
+            parameter = inspect.signature(model.complete).parameters.get("on_retry")
+        except (TypeError, ValueError):
+            parameter = None
+        known = _TAKES_ON_RETRY[cls] = parameter is not None and parameter.kind in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+    return known
+
+
+def _model_errors(
+    ctx: AgentContext, hub: EventHub, turn: int, batcher: _TextBatcher
+) -> tuple[Callable[[str, int, float], None], Callable[[ModelError], None]]:
+    """`on_retry` for the model, and the reporter of a final failure: both emit `model_error`.
+
+    `attempt` in the payload is the try of this model call that failed (1 = the
+    first); the turn's agent attempt is the event's own `attempt` field.
+    """
+    tries = 0
+
+    def emit(error: str, attempt: int, retrying: bool, delay_s: float | None) -> None:
+        batcher.flush()
+        payload = {
+            "turn": turn,
+            "error": error,
+            "retrying": retrying,
+            "delay_s": delay_s,
+            "attempt": attempt,
+        }
+        hub.emit(
+            EventKind.MODEL_ERROR,
+            agent=ctx.agent,
+            item=ctx.item.id,
+            attempt=ctx.attempt,
+            payload=payload,
+        )
+
+    def on_retry(error: str, attempt: int, delay_s: float) -> None:
+        nonlocal tries
+        tries = attempt
+        emit(error, attempt, True, round(delay_s, 3))
+
+    def on_failure(exc: ModelError) -> None:
+        emit(str(exc), tries + 1, False, None)
+
+    return on_retry, on_failure
+
+
 async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRequest) -> ModelTurn:
     hub = services.hub
     agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
@@ -139,9 +204,19 @@ async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRe
         },
     )
     batcher = _TextBatcher(hub, ctx, request.turn)
+    model = services.model
+    on_retry, on_failure = _model_errors(ctx, hub, request.turn, batcher)
+    result: ModelTurn
     try:
         async with services.model_limiter:
-            result = await services.model.complete(request, batcher.add)
+            if _takes_on_retry(model):
+                complete: Any = model.complete
+                result = await complete(request, batcher.add, on_retry=on_retry)
+            else:
+                result = await model.complete(request, batcher.add)
+    except ModelError as exc:
+        on_failure(exc)
+        raise
     finally:
         batcher.flush()
     hub.emit(
@@ -198,22 +273,6 @@ async def _run_tools(
     return {"role": "user", "content": blocks}
 
 
-def _assistant_message(result: ModelTurn, kind: OutputKind) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = []
-    if result.text:
-        blocks.append({"type": "text", "text": result.text})
-    if result.structured is not None:
-        submitted = json.dumps(dict(result.structured), default=str)
-        blocks.append({"type": "text", "text": f"[{STRUCTURED_TOOL_NAMES[kind]}: {submitted}]"})
-    for call in result.tool_calls:
-        blocks.append(
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.input)}
-        )
-    if not blocks:
-        blocks.append({"type": "text", "text": "(no answer)"})
-    return {"role": "assistant", "content": blocks}
-
-
 def _structured_output(kind: OutputKind, result: ModelTurn, usage: Usage) -> AgentOutput:
     """Validate the turn's structured answer; raises ValidationError or ValueError."""
     if result.structured is None:
@@ -248,10 +307,8 @@ def _reask(
         f"Your answer could not be used: {exc}. Answer again by calling the "
         f"`{tool}` tool with input that matches its schema."
     )
-    return [
-        _assistant_message(result, kind),
-        {"role": "user", "content": [{"type": "text", "text": reask}]},
-    ]
+    answer = structured_error_result(result, reask) or [{"type": "text", "text": reask}]
+    return [assistant_message(result, kind), {"role": "user", "content": answer}]
 
 
 def _services(ctx: AgentContext) -> RunServices:
@@ -304,8 +361,10 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
                     f"(max_tool_rounds); raise max_tool_rounds for it, or change its prompt "
                     "so it needs fewer tool calls"
                 )
-            messages.append(_assistant_message(result, kind))
-            messages.append(await _run_tools(ctx, services.hub, tools, result.tool_calls))
+            messages.append(assistant_message(result, kind))
+            results = await _run_tools(ctx, services.hub, tools, result.tool_calls)
+            results["content"] += structured_error_result(result, _EARLY_ANSWER.format(kind=kind))
+            messages.append(results)
         elif kind == "text":
             return AgentOutput(text=result.text, usage=usage)
         else:

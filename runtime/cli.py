@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
             "dry-run: synthetic answers, to walk a new pipeline with no key or cassette"
         ),
     )
+    run.add_argument(
+        "--fail-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --model dry-run: each QA agent fails its first N attempts per item",
+    )
     run.add_argument("--cassette", help="replay cassette (default: <pipeline>.cassette.jsonl)")
     run.add_argument("--replay", metavar="RUN_JSONL", help="re-run offline from a run's audit log")
     run.add_argument("--record", metavar="PATH", help="write the run's model responses here")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import signal
 import sys
 from contextlib import AsyncExitStack
@@ -39,7 +40,9 @@ def _read_input(args: argparse.Namespace) -> Any:
 
 
 def _default_log_path(compiled: CompiledPipeline) -> Path:
-    return Path(f"{compiled.spec.name}-run.jsonl")
+    """`<pipeline name>-run.jsonl` in the current directory, the name made file-safe."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", compiled.spec.name).strip("-.") or "pipeline"
+    return Path(f"{safe}-run.jsonl")
 
 
 def _choose_model(
@@ -54,7 +57,13 @@ def _choose_model(
         return choose_model(
             compiled.spec, model="replay", cassette=Path(args.replay), replay_log=None
         )
-    return choose_model(compiled.spec, model=args.model, cassette=cassette, replay_log=None)
+    return choose_model(
+        compiled.spec,
+        model=args.model,
+        cassette=cassette,
+        replay_log=None,
+        fail_first=args.fail_first,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -75,10 +84,10 @@ def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
     from .models.factory import describe_model
 
     description = describe_model(model)
-    if model.name == "replay":
+    if model.name in ("replay", "dry-run"):
         print("=" * 72)
         print(f"  {description}")
-        print("  Set ANTHROPIC_API_KEY to run against live Claude.")
+        print("  Set ANTHROPIC_API_KEY (and --model auto) to run against live Claude.")
         print("=" * 72)
     else:
         print(f"model -> {description}")
@@ -175,7 +184,7 @@ def _print_summary(result: Any, log_path: Path) -> None:
     items = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(
         f"run {result.run_id}: {result.status.upper()} in state '{result.final_state}'"
-        f" ({items}; {usage.model_calls} model calls, "
+        f" ({items}; {usage.model_calls} model call{'' if usage.model_calls == 1 else 's'}, "
         f"{usage.input_tokens}+{usage.output_tokens} tokens, ${usage.cost_usd:.4f})"
     )
     if result.reason:

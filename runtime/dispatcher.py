@@ -8,7 +8,7 @@ task and joins their QA verdicts. A failing agent aborts its item only; an
 run (`fatal`), cancelling every task through the run's cancel scope.
 
 Hot path: everything per agent (handler, triggers, dispatch) is resolved once
-into an `AgentPlan`; an invocation costs three or four `hub.emit` calls.
+into an `AgentPlan`; an invocation costs three or four `hub.publish` calls.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Dispatcher:
         if self.fatal is None:
             self.fatal = exc
             if not isinstance(exc, BudgetExceededError):  # budget_exceeded is already recorded
-                self.hub.emit(
+                self.hub.publish(
                     _AGENT_FAILED,
                     agent=getattr(exc, "agent", None),
                     payload={"error": type(exc).__name__, "message": str(exc), "fatal": True},
@@ -148,7 +148,9 @@ class Dispatcher:
         started: dict[str, Any] = {"upstream": source}
         if feedback:
             started["feedback"] = [issue.model_dump() for issue in feedback]
-        self.hub.emit(_AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started)
+        self.hub.publish(
+            _AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started
+        )
         self._fire(plan, "on_start", item_id, attempt)
         ctx = AgentContext(
             self.run_id, agent, item.item, attempt, self.input, upstream,
@@ -163,7 +165,7 @@ class Dispatcher:
         except FATAL_ERRORS:
             raise
         except Exception as exc:
-            self.hub.emit(
+            self.hub.publish(
                 _AGENT_FAILED,
                 agent=agent,
                 item=item_id,
@@ -183,14 +185,16 @@ class Dispatcher:
             verdict: dict[str, Any] = {"passed": out.passed}
             if out.issues:
                 verdict["issues"] = [issue.model_dump() for issue in out.issues]
-            self.hub.emit(_QA_VERDICT, agent=agent, item=item_id, attempt=attempt, payload=verdict)
+            self.hub.publish(
+                _QA_VERDICT, agent=agent, item=item_id, attempt=attempt, payload=verdict
+            )
             self._fire(plan, "on_pass" if out.passed else "on_fail", item_id, attempt)
         else:
             item.output = out.text
             done: dict[str, Any] = {"text": out.text[:200]}
             if out.items is not None:
                 done["items"] = len(out.items)
-            self.hub.emit(
+            self.hub.publish(
                 _AGENT_COMPLETED, agent=agent, item=item_id, attempt=attempt, payload=done
             )
             self._fire(plan, "on_complete", item_id, attempt)
@@ -209,7 +213,7 @@ class Dispatcher:
         target, source_name, target_name, terminal = hit
         if terminal:
             self.deferred.append(Deferred(event, trigger, name, plan.id, target))
-            self.hub.emit(
+            self.hub.publish(
                 _TRANSITION_DEFERRED,
                 agent=plan.id,
                 item=item,
@@ -218,7 +222,7 @@ class Dispatcher:
             )
             return
         move = machine.fire(trigger, plan.id)
-        self.hub.emit(
+        self.hub.publish(
             _TRANSITION,
             agent=plan.id,
             item=item,
@@ -232,7 +236,7 @@ class Dispatcher:
             return
         item.status, item.reason = "aborted", reason
         attempt = item.attempts.get(plan.id)
-        self.hub.emit(
+        self.hub.publish(
             _ITEM_ABORTED,
             agent=plan.id,
             item=item.item.id,
@@ -265,7 +269,7 @@ class Dispatcher:
         parent = item.item.id
         prefix = "item-" if parent == "main" else parent + "."
         children: list[ItemState] = []
-        emit = self.hub.emit
+        emit = self.hub.publish
         for index, payload in enumerate(out.items, 1):
             child = ItemState(WorkItem(f"{prefix}{index}", payload, index, parent))
             children.append(child)
@@ -388,7 +392,7 @@ class Dispatcher:
             issues.extend(feedback_issues(out, plan.feedback_steps))
         failures = self.governor.failures(first.id, item.item.id)
         delay = self.governor.next_delay(first.id, failures)
-        self.hub.emit(
+        self.hub.publish(
             _RETRY_SCHEDULED,
             agent=first.id,
             item=item.item.id,
@@ -413,7 +417,7 @@ class Dispatcher:
         status = item.status = aggregator.item_status(
             self.aggregation, item.status == "aborted", item.verdicts
         )
-        self.hub.emit(
+        self.hub.publish(
             _ITEM_FINISHED,
             item=item.item.id,
             payload={"status": status, "gates": dict(item.verdicts)},

@@ -8,11 +8,14 @@ so an edited, reordered or truncated audit log is detectable
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import to_json as _to_json
 
-__all__ = ["EventKind", "PipelineEvent"]
+__all__ = ["EventKind", "LineEncoder", "PipelineEvent", "new_event"]
 
 
 class EventKind(enum.StrEnum):
@@ -35,7 +38,7 @@ class EventKind(enum.StrEnum):
     MODEL_REQUEST = "model_request"  # model, turn, tools offered, output kind
     MODEL_TEXT = "model_text"  # turn, text (a batch of streamed deltas)
     MODEL_RESPONSE = "model_response"  # turn, text, tool_calls, structured, usage, stop_reason
-    MODEL_ERROR = "model_error"  # turn, error, retrying, delay_s
+    MODEL_ERROR = "model_error"  # turn, error, retrying, delay_s, attempt
     TOOL_CALL = "tool_call"  # tool, call_id, input
     TOOL_RESULT = "tool_result"  # tool, call_id, output | error
     SINK_ERROR = "sink_error"  # sink, error, dropped
@@ -62,3 +65,97 @@ class PipelineEvent(BaseModel):
     payload: dict[str, Any] = {}
     pipeline_hash: str = ""
     prev_hash: str = ""
+
+
+# -- the canonical line, without pydantic (the hub's hot path) -------------------------
+
+_FIELDS_SET = frozenset(PipelineEvent.model_fields)
+_new_object = object.__new__
+_set = object.__setattr__
+_quote: Callable[[str], str] = encode_basestring  # the C escaper: same bytes as pydantic's
+
+
+def new_event(fields: dict[str, Any]) -> PipelineEvent:
+    """Build an event from trusted, complete fields without validation.
+
+    What `PipelineEvent.model_construct` does, in a third of the time (~1 us
+    instead of ~3.3 us, measured). `fields` must hold every field, in
+    declaration order; tests pin that the result equals a validated event and
+    dumps the same JSON.
+    """
+    event: PipelineEvent = _new_object(PipelineEvent)
+    _set(event, "__dict__", fields)
+    _set(event, "__pydantic_fields_set__", _FIELDS_SET)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+class LineEncoder:
+    """Builds one run's event lines by hand, byte-identical to `model_dump_json()`.
+
+    `model_dump_json` of a freshly built event costs ~4.4 us; this ~1.3 us: the
+    run-constant parts are escaped once, strings go through the C escaper
+    `json.encoder.encode_basestring` (it escapes exactly what pydantic does),
+    `ts` is `repr` (equal to pydantic's float output for Unix times, which are
+    far from the exponent notation range), and the payload goes through
+    `pydantic_core.to_json` (the same serializer `model_dump_json` uses for
+    `dict[str, Any]`, with NaN/inf as null like the model's default).
+    `line` returns None for values outside that fast path (a non-str agent, a
+    non-dict payload, a `ts` out of range...); the caller then falls back to
+    `model_dump_json`. tests/runtime/test_event_line.py pins the byte equality.
+    """
+
+    __slots__ = ("_head", "_tail", "fast")
+
+    def __init__(self, run_id: str, pipeline_hash: str) -> None:
+        self.fast = type(run_id) is str and type(pipeline_hash) is str
+        self._head = self._tail = ""
+        if self.fast:
+            self._head = '{"run_id":' + _quote(run_id) + ',"seq":'
+            self._tail = ',"pipeline_hash":' + _quote(pipeline_hash) + ',"prev_hash":"'
+
+    def line(
+        self,
+        seq: int,
+        ts: float,
+        kind: EventKind,
+        agent: str | None,
+        item: str | None,
+        attempt: int | None,
+        payload: dict[str, Any] | None,
+        prev_hash: str,
+    ) -> str | None:
+        """The event's canonical JSON line, or None when only pydantic can be trusted with it."""
+        if not (
+            self.fast
+            and type(kind) is EventKind
+            and (agent is None or type(agent) is str)
+            and (item is None or type(item) is str)
+            and (attempt is None or type(attempt) is int)
+            and (payload is None or type(payload) is dict)
+            and type(ts) is float
+            and 1e-3 <= ts < 1e15
+        ):
+            return None
+        return "".join(
+            (
+                self._head,
+                str(seq),
+                ',"ts":',
+                repr(ts),
+                ',"kind":"',
+                kind._value_,
+                '","agent":',
+                "null" if agent is None else _quote(agent),
+                ',"item":',
+                "null" if item is None else _quote(item),
+                ',"attempt":',
+                "null" if attempt is None else str(attempt),
+                ',"payload":',
+                "{}" if not payload else _to_json(payload, inf_nan_mode="null").decode(),
+                self._tail,
+                prev_hash,
+                '"}',
+            )
+        )

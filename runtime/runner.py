@@ -88,8 +88,8 @@ class _NoModel:
     async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
         raise PipelineDefinitionError(
             f"agent '{request.agent}' runs from its prompt and needs a model, but run_pipeline "
-            "got model=None; pass a model (ReplayModel for offline runs, AnthropicModel for "
-            "live ones) or override the agent with a handler"
+            "got model=None; pass a model (AnthropicModel for live runs, ReplayModel(path) or "
+            "DryRunModel() offline) or override the agent with a handler"
         )
 
 
@@ -142,7 +142,7 @@ def _settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
         trigger = pipeline.trigger("aggregation", decision.decision)
         assert trigger is not None  # declared_triggers always lists both outcomes
         target = machine.target_of(trigger)
-        hub.emit(
+        hub.publish(
             EventKind.AGGREGATION,
             payload={
                 "strategy": aggregation.strategy,
@@ -161,7 +161,7 @@ def _settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
             return
         trigger, name, agent = chosen[-1].trigger, chosen[-1].name, chosen[-1].agent
     move = machine.fire(trigger, agent)
-    hub.emit(
+    hub.publish(
         EventKind.TRANSITION,
         agent=agent,
         payload={
@@ -177,7 +177,7 @@ def _status(engine: Dispatcher, budget: RunBudget) -> tuple[RunStatus, str | Non
     fatal = engine.fatal
     if isinstance(fatal, BudgetExceededError):
         reason = budget.exceeded or str(fatal)
-        engine.hub.emit(EventKind.RUN_CANCELLED, payload={"reason": reason})
+        engine.hub.publish(EventKind.RUN_CANCELLED, payload={"reason": reason})
         return "cancelled", reason
     if fatal is not None:
         return "error", str(fatal)
@@ -202,7 +202,7 @@ def _result(
     for item in engine.items:
         counts[item.status or "aborted"] += 1
     final_state = str(engine.machine.state.value)
-    hub.emit(
+    hub.publish(
         EventKind.RUN_FINISHED,
         payload={
             "status": status,
@@ -228,13 +228,13 @@ async def _execute(
     pipeline: CompiledPipeline, engine: Dispatcher, budget: RunBudget, started: dict[str, Any]
 ) -> RunResult:
     hub = engine.hub
-    hub.emit(EventKind.RUN_STARTED, payload=started)
+    hub.publish(EventKind.RUN_STARTED, payload=started)
     try:
         await engine.run()
     except BaseException as exc:
         with trio.CancelScope(shield=True):
             if _is_cancellation(exc):
-                hub.emit(EventKind.RUN_CANCELLED, payload={"reason": "cancelled"})
+                hub.publish(EventKind.RUN_CANCELLED, payload={"reason": "cancelled"})
                 _result(pipeline, engine, budget, "cancelled", "cancelled")
             else:
                 _result(pipeline, engine, budget, "error", f"internal error: {exc!r}")
@@ -303,7 +303,10 @@ async def run_pipeline(
         input: the run input (text or JSON); `ctx.input` and item `main`'s payload.
         handlers: an object with one async method per agent id; None runs every
             agent from its prompt (`run_default_agent`).
-        model: the model default agents call; None fails the run if one needs it.
+        model: the model default agents call. None: if an agent runs its default
+            body, live Claude (an AnthropicModel configured by the pipeline, opened
+            and closed by this run) when $ANTHROPIC_API_KEY is set, else the run
+            fails before it starts (NoModelError).
         tools: tool instances by id, over the pipeline's plugins and builtins.
         sinks: where events go when `hub` is None (run_pipeline then runs its own hub).
         hub: a hub the caller runs (`async with hub.running()`), e.g. shared with the UI.
@@ -311,10 +314,21 @@ async def run_pipeline(
 
     Raises:
         PipelineDefinitionError: `handlers` lacks a method for an agent.
+        NoModelError: model=None, an agent needs a model, and no key is set.
         trio.Cancelled: the run was cancelled (after `run_cancelled`/`run_finished`).
     """
     options = options or RunOptions()
     handler_map = resolve_handlers(pipeline, handlers)
+    if model is None:
+        from .models.factory import model_for_run
+
+        auto = model_for_run(pipeline, handler_map)
+        if auto is not None:
+            async with auto:  # the run owns the client: closed when the run ends
+                return await run_pipeline(
+                    pipeline, input, handlers=handlers, model=auto, tools=tools,
+                    sinks=sinks, hub=hub, options=options,
+                )  # fmt: skip
     own_hub = hub is None
     if hub is None:
         hub = EventHub(

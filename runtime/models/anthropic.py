@@ -302,13 +302,14 @@ class AnthropicModel:
         texts: list[str] = []
         calls: list[ToolCall] = []
         structured: Mapping[str, Any] | None = None
+        structured_id: str | None = None
         for block in message.content:
             if block.type == "text":
                 texts.append(block.text)
             elif block.type == "tool_use":
                 tool_input = _as_mapping(block.input)
                 if block.name == structured_name and structured is None:
-                    structured = tool_input
+                    structured, structured_id = tool_input, block.id
                 else:
                     calls.append(ToolCall(id=block.id, name=block.name, input=tool_input))
         model = message.model or request.model
@@ -327,6 +328,7 @@ class AnthropicModel:
             usage=usage,
             stop_reason=message.stop_reason or "end_turn",
             model=model,
+            structured_call_id=structured_id,
         )
 
 

@@ -68,7 +68,12 @@ class ModelRequest:
 
 @dataclass(frozen=True, slots=True)
 class ModelTurn:
-    """One turn's answer. `tool_calls` excludes the structured-output tool."""
+    """One turn's answer. `tool_calls` excludes the structured-output tool.
+
+    `structured_call_id` is the id of the tool_use block that carried
+    `structured`, when the model gave one (Anthropic does; replay does not): the
+    runner answers it with a `tool_result` when it re-asks for a valid answer.
+    """
 
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
@@ -76,6 +81,7 @@ class ModelTurn:
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = "end_turn"
     model: str = ""
+    structured_call_id: str | None = None
 
 
 STRUCTURED_TOOL_NAMES: Mapping[OutputKind, str] = {

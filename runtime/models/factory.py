@@ -2,13 +2,17 @@
 
 `choose_model(..., model="auto")` picks live Claude when `ANTHROPIC_API_KEY`
 is set, else the offline replay of the cassette next to the pipeline
-(`pipelines/x.yaml` -> `pipelines/x.cassette.jsonl`). `describe_model` is the
-one line the CLI banner and UI show, so nobody mistakes a replay for Claude.
+(`pipelines/x.yaml` -> `pipelines/x.cassette.jsonl`); `model="dry-run"` gives
+synthetic answers. `describe_model` is the one line the CLI banner and UI
+show, so nobody mistakes a replay or a dry run for Claude. `anthropic_model`
+configures the live model from the pipeline (base URL, timeout, retries);
+`model_for_run` is what `run_pipeline(model=None)` uses.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -19,9 +23,42 @@ from .anthropic import AnthropicModel
 from .base import Model
 from .pricing import PriceTable
 
-__all__ = ["ModelChoice", "choose_model", "default_cassette", "describe_model"]
+__all__ = [
+    "ModelChoice",
+    "NoModelError",
+    "anthropic_model",
+    "choose_model",
+    "default_cassette",
+    "describe_model",
+    "model_for_run",
+]
 
-ModelChoice = Literal["auto", "replay", "anthropic"]
+ModelChoice = Literal["auto", "replay", "anthropic", "dry-run"]
+
+
+class NoModelError(ModelError):
+    """Raised when a run needs a model and none can be chosen (no key, no cassette)."""
+
+
+def anthropic_model(
+    spec: PipelineSpec | CompiledPipeline, *, prices: PriceTable | None = None
+) -> AnthropicModel:
+    """An unopened `AnthropicModel` configured by the pipeline.
+
+    base URL: $ANTHROPIC_BASE_URL, else `defaults.base_url`, else the public API;
+    `timeout_s`: `defaults.timeout_s`; `max_retries` (transport retries after the
+    first try of each call): `defaults.retry.max_attempts`.
+
+    Raises:
+        ModelError: $ANTHROPIC_API_KEY is not set.
+    """
+    defaults = (spec.spec if isinstance(spec, CompiledPipeline) else spec).defaults
+    return AnthropicModel(
+        base_url=os.environ.get("ANTHROPIC_BASE_URL") or defaults.base_url,
+        timeout_s=defaults.timeout_s,
+        max_retries=defaults.retry.max_attempts,
+        prices=prices,
+    )
 
 
 def default_cassette(pipeline: PipelineSpec | CompiledPipeline) -> Path | None:
@@ -43,36 +80,46 @@ def choose_model(
     cassette: Path | None = None,
     replay_log: Path | None = None,
     prices: PriceTable | None = None,
+    fail_first: int = 0,
 ) -> Model:
     """Build the model a run uses.
 
     Args:
-        spec: the pipeline (its `defaults.base_url` / `timeout_s`, and its source
-            path to find the default cassette).
-        model: "anthropic" (live), "replay" (offline), or "auto": live if
-            $ANTHROPIC_API_KEY is set, else replay.
+        spec: the pipeline (its `defaults.base_url` / `timeout_s` / `retry`, and
+            its source path to find the default cassette).
+        model: "anthropic" (live), "replay" (offline), "dry-run" (synthetic
+            answers, see DryRunModel), or "auto": live if $ANTHROPIC_API_KEY is
+            set, else replay.
         cassette: the replay cassette; default `<yaml stem>.cassette.jsonl`.
         replay_log: a run's audit log to replay instead (it is a cassette too);
             takes precedence over `cassette`.
         prices: the price table for live runs.
+        fail_first: (dry-run) QA agents fail their first N attempts per item.
 
     Returns:
         An unopened model: enter it with `async with` (AnthropicModel needs it).
 
     Raises:
         ModelError: live Claude was asked for without an API key, or replay has
-            no cassette to read.
+            no cassette to read (`NoModelError` when "auto" found neither).
     """
-    pipeline_spec = spec.spec if isinstance(spec, CompiledPipeline) else spec
-    if model == "auto":
+    if model == "dry-run":
+        from .dry_run import DryRunModel
+
+        return DryRunModel(fail_first=fail_first)
+    auto = model == "auto"
+    if auto:
         model = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "replay"
     if model == "anthropic":
-        return AnthropicModel(
-            base_url=os.environ.get("ANTHROPIC_BASE_URL") or pipeline_spec.defaults.base_url,
-            timeout_s=pipeline_spec.defaults.timeout_s,
-            prices=prices,
-        )
+        return anthropic_model(spec, prices=prices)
     path = replay_log or cassette or default_cassette(spec)
+    if auto and (path is None or not path.is_file()):
+        where = f"no cassette at {path}" if path is not None else "no cassette path"
+        raise NoModelError(
+            f"no model to run with: no ANTHROPIC_API_KEY and {where}. Set "
+            "ANTHROPIC_API_KEY for live Claude, pass --cassette PATH to replay a recording, "
+            "or use --model dry-run to walk the pipeline with synthetic answers"
+        )
     if path is None:
         raise ModelError(
             "offline replay needs a cassette, and this pipeline's source file is unknown: "
@@ -91,9 +138,52 @@ def choose_model(
 
 def describe_model(model: Model) -> str:
     """One line for banners: which model answers, and whether it is live."""
+    if model.name == "dry-run":
+        return "DRY RUN: synthetic answers, no model is called"
     if model.name == "replay":
         path = getattr(model, "path", None) or getattr(model, "cassette", None)
         return f"OFFLINE REPLAY of {path} — no model is called"
     if isinstance(model, AnthropicModel):
         return f"live Claude via {model.base_url}"
     return f"{model.name} model ({type(model).__name__})"
+
+
+def _runs_default_body(handler: object) -> bool:
+    """Whether `handler` is the default agent body: `run_default_agent`, or a method a
+    generated module's `DefaultHandlers` defines (a subclass override is the app's own)."""
+    from ..agent_runner import run_default_agent
+
+    if handler is run_default_agent:
+        return True
+    function = getattr(handler, "__func__", handler)
+    return str(getattr(function, "__qualname__", "")).startswith("DefaultHandlers.")
+
+
+def model_for_run(
+    spec: PipelineSpec | CompiledPipeline, handlers: Mapping[str, object]
+) -> AnthropicModel | None:
+    """The model `run_pipeline(model=None)` opens: live Claude when a default agent body runs.
+
+    Args:
+        spec: the pipeline (configures the live model, see `anthropic_model`).
+        handlers: agent id -> the coroutine that runs it (`resolve_handlers`).
+
+    Returns:
+        An unopened AnthropicModel when some agent runs from its prompt and
+        $ANTHROPIC_API_KEY is set; None when every agent is the app's own.
+
+    Raises:
+        NoModelError: an agent runs from its prompt and no key is set.
+    """
+    defaults = [agent for agent, handler in handlers.items() if _runs_default_body(handler)]
+    if not defaults:
+        return None
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return anthropic_model(spec)
+    raise NoModelError(
+        f"agent '{defaults[0]}' runs from its prompt and needs a model, but none was given "
+        "(model=None) and ANTHROPIC_API_KEY is not set. Set ANTHROPIC_API_KEY for live "
+        "Claude, pass model=ReplayModel(path) to replay a recorded cassette, or "
+        "model=DryRunModel() to walk the pipeline with synthetic answers "
+        "(agentflow.runtime.models.replay / .dry_run)"
+    )

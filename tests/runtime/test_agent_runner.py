@@ -12,6 +12,7 @@ from agentflow.runtime.agents import Usage
 from agentflow.runtime.errors import ToolError
 from agentflow.runtime.events import EventKind as K
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, TextSink, ToolCall
+from agentflow.runtime.models.conversation import conversation_problems
 from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 
@@ -68,10 +69,11 @@ class AddTool:
         return {"sum": input["a"] + input["b"]}
 
 
-def hello(**writer: Any) -> Any:
+def hello(reviewer: dict[str, Any] | None = None, **writer: Any) -> Any:
     spec = hello_spec()
     spec["tools"] = [{"id": "adder", "type": "plugin", "plugin": "x:AddTool"}]
     spec["agents"][0].update({"tools": ["adder"], **writer})
+    spec["agents"][1].update(reviewer or {})
     prompts = {
         "writer_agent": (PROMPTS / "writer_agent.md").read_text(),
         "reviewer_agent": (PROMPTS / "reviewer_agent.md").read_text(),
@@ -86,6 +88,8 @@ async def go(pipeline: Any, model: ScriptedModel, **options: Any) -> tuple[RunRe
         pipeline, "Rust ownership", handlers=None, model=model, tools={"adder": AddTool()},
         sinks=[sink], options=RunOptions(**options),
     )  # fmt: skip
+    for request in model.requests:  # every conversation would be valid for the real API
+        assert conversation_problems(request.messages) == [], (request.agent, request.turn)
     return result, sink.events
 
 
@@ -272,3 +276,51 @@ async def test_model_calls_are_limited_run_wide(autojump_clock: object) -> None:
     assert orchestrator.output == "items"
     payloads = [e.payload["payload"] for e in kinds(events, K.ITEM_CREATED)]
     assert payloads[:2] == ["q0", "q1"]
+
+
+async def test_an_answer_given_with_other_tool_calls_is_answered_and_asked_again() -> None:
+    def script(request: ModelRequest) -> ModelTurn:
+        if request.agent == "writer_agent":
+            return ModelTurn(text="draft")
+        if request.turn == 1:
+            call = ToolCall("c1", "adder", {"a": 1, "b": 2})
+            return ModelTurn(
+                text="  ", tool_calls=(call,), structured={"passed": True}, structured_call_id="v1"
+            )
+        return ModelTurn(structured={"passed": True}, structured_call_id="v2")
+
+    model = ScriptedModel(script)
+    result, _ = await go(hello(reviewer={"tools": ["adder"]}), model)
+    assert result.ok, result.reason
+    second = [r for r in model.requests if r.agent == "reviewer_agent"][1]
+    assistant, answers = second.messages[1], second.messages[2]
+    assert [b["type"] for b in assistant["content"]] == ["tool_use", "tool_use"]  # no blank text
+    assert assistant["content"][1] == {
+        "type": "tool_use",
+        "id": "v1",
+        "name": "submit_verdict",
+        "input": {"passed": True},
+    }
+    assert [(b["tool_use_id"], b["is_error"]) for b in answers["content"]] == [
+        ("c1", False),
+        ("v1", True),
+    ]
+    assert "submit your final verdict again" in answers["content"][1]["content"]
+
+
+async def test_a_reask_without_a_call_id_echoes_the_answer_as_text() -> None:
+    def script(request: ModelRequest) -> ModelTurn:
+        if request.agent == "writer_agent":
+            return ModelTurn(text="draft")
+        if request.turn == 1:
+            return ModelTurn(structured={"passed": "maybe"})
+        return ModelTurn(structured={"passed": True})
+
+    model = ScriptedModel(script)
+    result, _ = await go(hello(), model)
+    assert result.ok
+    reask = [r for r in model.requests if r.agent == "reviewer_agent"][1].messages
+    assert reask[1]["content"] == [
+        {"type": "text", "text": '[submit_verdict: {"passed": "maybe"}]'}
+    ]
+    assert reask[2]["content"][0]["type"] == "text"

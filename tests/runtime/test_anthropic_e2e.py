@@ -10,6 +10,7 @@ import pytest
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime.events import EventKind, PipelineEvent
 from agentflow.runtime.models.anthropic import AnthropicModel
+from agentflow.runtime.models.conversation import conversation_problems
 from agentflow.runtime.models.replay import ReplayModel
 from agentflow.runtime.pipeline import CompiledPipeline, compile_spec
 from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
@@ -78,7 +79,15 @@ async def run_hello(
                 sinks=[sink],
                 options=RunOptions(backoff_scale=0.0, seed=1),
             )
+    assert_valid_conversations(fake.requests)
     return result, sink.events, fake.requests, sink.lines
+
+
+def assert_valid_conversations(requests: list[RecordedRequest]) -> None:
+    """Every conversation the runner sent would be accepted by the real Messages API."""
+    for number, request in enumerate(requests):
+        problems = conversation_problems(request.body["messages"])
+        assert problems == [], f"request {number}: {problems}"
 
 
 def kinds(events: list[PipelineEvent]) -> list[tuple[str, str | None, str | None, int | None]]:
@@ -234,3 +243,73 @@ async def test_the_committed_cassette_gives_the_same_events_live_and_replayed(
     replayed, replay_events = await replay_run(CASSETTE, replay_dir)
     assert live.status == replayed.status and live.final_state == replayed.final_state
     assert kinds(sink.events) == kinds(replay_events)
+
+
+async def test_a_transport_retry_is_one_model_error_event(tmp_path: Path) -> None:
+    script = HelloScript(
+        writer=[
+            ErrorReply(429, "rate_limit_error", f"slow down {KEY}", {"retry-after-ms": "20"}),
+            text_reply(DRAFT_2),
+        ],
+        reviewer=[tool_reply("submit_verdict", PASS)],
+    )
+    result, events, requests, lines = await run_hello(script, tmp_path)
+    assert result.ok, result.reason
+    assert len(requests) == 3
+    errors = [e for e in events if e.kind is EventKind.MODEL_ERROR]
+    assert len(errors) == 1
+    error = errors[0]
+    assert (error.agent, error.item, error.attempt) == ("writer_agent", "main", 1)
+    assert error.payload["retrying"] is True and error.payload["attempt"] == 1
+    assert error.payload["turn"] == 1 and error.payload["delay_s"] == pytest.approx(0.02)
+    assert "429" in error.payload["error"] and "[redacted]" in error.payload["error"]
+    # the event comes between the turn's request and its (successful) response
+    order = [e.kind for e in events if e.agent == "writer_agent" and e.kind.startswith("model_")]
+    assert [k for k in order if k is not EventKind.MODEL_TEXT] == [
+        EventKind.MODEL_REQUEST,
+        EventKind.MODEL_ERROR,
+        EventKind.MODEL_RESPONSE,
+    ]
+    assert all(KEY not in line for line in lines)
+
+
+async def test_a_final_transport_failure_is_reported_before_the_agent_fails(
+    tmp_path: Path,
+) -> None:
+    down = ErrorReply(503, "api_error", "down for maintenance")
+    script = HelloScript(writer=[down, down], reviewer=[])
+    result, events, requests, lines = await run_hello(script, tmp_path, max_retries=1)
+    assert not result.ok and len(requests) == 2
+    tail = [e for e in events if e.kind in (EventKind.MODEL_ERROR, EventKind.AGENT_FAILED)]
+    assert [(str(e.kind), e.payload.get("retrying")) for e in tail] == [
+        ("model_error", True),
+        ("model_error", False),
+        ("agent_failed", None),
+    ]
+    final = tail[1].payload
+    assert final["attempt"] == 2 and final["delay_s"] is None and "503" in final["error"]
+    assert all(KEY not in line for line in lines)
+
+
+async def test_an_invalid_verdict_is_answered_with_an_error_tool_result(tmp_path: Path) -> None:
+    bad = {"passed": "maybe"}
+    script = HelloScript(
+        writer=[text_reply(DRAFT_1)],
+        reviewer=[
+            tool_reply("submit_verdict", bad, text="Reviewing.", tool_id="toolu_bad_1"),
+            tool_reply("submit_verdict", PASS),
+        ],
+    )
+    result, _, requests, _ = await run_hello(script, tmp_path)
+    assert result.ok, result.reason
+    reask = requests[2].body["messages"]
+    assert [m["role"] for m in reask] == ["user", "assistant", "user"]
+    assert reask[1]["content"] == [
+        {"type": "text", "text": "Reviewing."},
+        {"type": "tool_use", "id": "toolu_bad_1", "name": "submit_verdict", "input": bad},
+    ]
+    (answer,) = reask[2]["content"]
+    assert answer["type"] == "tool_result" and answer["tool_use_id"] == "toolu_bad_1"
+    assert answer["is_error"] is True and "could not be used" in answer["content"]
+    assert "passed" in answer["content"]  # the validation error names the bad field
+    assert requests[2].body["tool_choice"] == {"type": "tool", "name": "submit_verdict"}

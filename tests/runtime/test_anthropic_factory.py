@@ -6,14 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.runtime.errors import ModelError
+from agentflow.runtime.errors import AgentflowError, ModelError
 from agentflow.runtime.models.anthropic import AnthropicModel
-from agentflow.runtime.models.factory import choose_model, default_cassette, describe_model
+from agentflow.runtime.models.dry_run import DryRunModel
+from agentflow.runtime.models.factory import (
+    NoModelError,
+    anthropic_model,
+    choose_model,
+    default_cassette,
+    describe_model,
+)
 from agentflow.runtime.spec import (
     AgentSpec,
     DefaultsSpec,
     Loc,
     PipelineSpec,
+    RetrySpec,
     StateMachineSpec,
     StateSpec,
 )
@@ -72,15 +80,49 @@ def test_default_cassette_sits_next_to_the_yaml() -> None:
     assert default_cassette(spec()) is None
 
 
-def test_auto_without_a_key_replays_and_needs_a_cassette(
+def test_auto_without_a_key_or_cassette_says_the_three_ways_out(
     no_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with pytest.raises(ModelError, match="--cassette"):
+    with pytest.raises(NoModelError, match="no ANTHROPIC_API_KEY and no cassette path"):
         choose_model(spec(), model="auto")
     missing = tmp_path / "x.cassette.jsonl"
+    with pytest.raises(NoModelError) as caught:
+        choose_model(spec(source=str(tmp_path / "x.yaml")), model="auto", cassette=missing)
+    message = str(caught.value)
+    assert f"no ANTHROPIC_API_KEY and no cassette at {missing}" in message
+    for fix in ("set ANTHROPIC_API_KEY", "--cassette", "--model dry-run"):
+        assert fix in message.replace("Set", "set")
+    assert isinstance(caught.value, AgentflowError) and not missing.exists()
+
+
+def test_explicit_replay_of_a_missing_cassette_says_it_does_not_exist(
+    no_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     with pytest.raises(ModelError, match=r"x\.cassette\.jsonl does not exist"):
-        choose_model(spec(source=str(tmp_path / "x.yaml")), model="auto")
-    assert not missing.exists()
+        choose_model(spec(source=str(tmp_path / "x.yaml")), model="replay")
+
+
+def test_dry_run_is_chosen_by_name_and_described_loudly(no_env: pytest.MonkeyPatch) -> None:
+    no_env.setenv("ANTHROPIC_API_KEY", KEY)  # a key does not turn a dry run live
+    model = choose_model(spec(), model="dry-run")
+    assert isinstance(model, DryRunModel) and model.name == "dry-run"
+    assert describe_model(model) == "DRY RUN: synthetic answers, no model is called"
+    assert choose_model(spec(), model="dry-run", fail_first=2).fail_first == 2  # type: ignore[attr-defined]
+
+
+def test_live_model_takes_retries_timeout_and_base_url_from_the_pipeline(
+    no_env: pytest.MonkeyPatch,
+) -> None:
+    no_env.setenv("ANTHROPIC_API_KEY", KEY)
+    pipeline = spec(base_url="http://proxy.local:8080").model_copy(
+        update={"defaults": DefaultsSpec(base_url="http://proxy.local:8080", timeout_s=9.0,
+                                         retry=RetrySpec(max_attempts=5))}
+    )  # fmt: skip
+    model = choose_model(pipeline, model="anthropic")
+    assert isinstance(model, AnthropicModel)
+    assert (model.max_retries, model.timeout_s) == (5, 9.0)
+    assert model.base_url == "http://proxy.local:8080"
+    assert anthropic_model(spec()).max_retries == RetrySpec().max_attempts
 
 
 def test_auto_without_a_key_replays_the_cassette_next_to_the_yaml(

@@ -9,6 +9,7 @@ import pytest
 from agentflow.runtime.agents import AgentContext, AgentOutput
 from agentflow.runtime.errors import PipelineDefinitionError
 from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.models.factory import NoModelError
 from agentflow.runtime.runner import RunOptions, run_pipeline
 
 from .test_engine_fakes import Handlers, compile_dict, hello_spec, kinds, run, text, verdict
@@ -163,12 +164,12 @@ async def test_missing_handler_is_a_definition_error() -> None:
         await run(compile_dict(hello_spec()), "x", Handlers(writer_agent=lambda ctx: text("d")))
 
 
-async def test_default_agent_without_model_ends_run_with_error() -> None:
-    result, events = await run(compile_dict(hello_spec()), "x", None)
-    assert result.status == "error"
-    assert "model=None" in (result.reason or "")
-    assert kinds(events, K.AGENT_FAILED)[0].payload["fatal"] is True
-    assert kinds(events, K.RUN_FINISHED)[0].payload["status"] == "error"
+async def test_default_agent_without_model_or_key_fails_before_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(NoModelError, match="model=None"):
+        await run(compile_dict(hello_spec()), "x", None)
 
 
 async def test_illegal_transition_ends_run_with_error() -> None:

@@ -206,8 +206,9 @@ async def run(
     Args:
         input: the run's input, in the entry agent's context (text or JSON-like data).
         handlers: your agent behaviour; by default every agent runs from its prompt.
-        model: the model to call; None lets the runtime pick (offline replay without
-            ANTHROPIC_API_KEY, else Anthropic).
+        model: the model to call. None: live Claude when ANTHROPIC_API_KEY is set;
+            without it the run fails at once (NoModelError) if an agent needs a
+            model. Offline: ReplayModel(cassette) or DryRunModel().
         tools: builtin and plugin tool instances by id, to override the defaults.
         sinks: where events go besides the run's audit log.
         options: run options (concurrency, budgets, audit log path, ...).

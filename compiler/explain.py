@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from agentflow.runtime.pipeline import declared_triggers, derive_transitions
-from agentflow.runtime.spec import PipelineSpec
+from agentflow.runtime.spec import STRUCTURED_REASKS, PipelineSpec
 
 from .flow import (
     WorstCase,
@@ -147,13 +147,10 @@ def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
     lines.append(f"  per run: model calls <= {worst.model_calls}")
     for symbol, agent in worst.symbols.items():
         lines.append(f"  where {symbol} = work items one run of {agent} produces")
-    rounds = [a for a in spec.agents if a.tools]
-    if rounds:
-        lines.append(
-            "  (each invocation is at least one model call; tool rounds multiply it: "
-            + ", ".join(f"{a.id} up to {max_model_calls(a, spec)}" for a in rounds)
-            + " calls per invocation, max_tool_rounds + 1)"
-        )
-    else:
-        lines.append("  (no agent has tools: one model call per invocation)")
+    lines.append(
+        "  (an invocation is one model call, up to max_tool_rounds + 1 with tools, plus "
+        f"{STRUCTURED_REASKS} re-ask for an invalid QA verdict or item list; "
+        + ", ".join(f"{a.id} <= {max_model_calls(a, spec)}" for a in spec.agents)
+        + ")"
+    )
     return lines

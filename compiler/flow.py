@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agentflow.runtime.spec import AgentSpec, PipelineSpec
+from agentflow.runtime.spec import STRUCTURED_REASKS, AgentSpec, PipelineSpec
 
 __all__ = [
     "Edge",
@@ -86,10 +86,15 @@ def max_attempts(agent: AgentSpec, spec: PipelineSpec) -> int:
 
 
 def max_model_calls(agent: AgentSpec, spec: PipelineSpec) -> int:
-    """Model calls one invocation may make: 1, or `max_tool_rounds + 1` with tools."""
-    if not agent.tools:
-        return 1
-    return (agent.max_tool_rounds or spec.defaults.max_tool_rounds) + 1
+    """Model calls one invocation may make.
+
+    1, or `max_tool_rounds + 1` with tools; an agent with a structured answer
+    (QA verdict, fan-out items) may be asked again `STRUCTURED_REASKS` times.
+    """
+    calls = (agent.max_tool_rounds or spec.defaults.max_tool_rounds) + 1 if agent.tools else 1
+    if spec.output_kind(agent) != "text":
+        calls += STRUCTURED_REASKS
+    return calls
 
 
 def _same_item(spec: PipelineSpec) -> dict[str, list[str]]:

@@ -34,14 +34,13 @@ from .models.base import (
 from .models.conversation import assistant_message, structured_error_result
 from .pipeline import CompiledPipeline
 from .run_services import RunServices
-from .spec import AgentSpec
+from .spec import STRUCTURED_REASKS, AgentSpec
 from .tools.base import Tool
 
 __all__ = ["output_kind", "run_default_agent", "user_message"]
 
 _FLUSH_BYTES = 2048
 _FLUSH_SECONDS = 0.2
-_MAX_REASKS = 1
 _EARLY_ANSWER = (
     "Not recorded: this answer came with other tool calls. Read their results, then "
     "submit your final {kind} again."
@@ -50,12 +49,7 @@ _EARLY_ANSWER = (
 
 def output_kind(pipeline: CompiledPipeline, agent: AgentSpec) -> OutputKind:
     """ "verdict" for QA agents (`on_fail` or a gate), "items" for fan-out agents, else "text"."""
-    aggregation = pipeline.spec.aggregation
-    if agent.on_fail is not None or (aggregation is not None and agent.id in aggregation.gates):
-        return "verdict"
-    if agent.dispatch is not None and agent.dispatch.strategy == "parallel_fan_out":
-        return "items"
-    return "text"
+    return pipeline.spec.output_kind(agent)
 
 
 def _as_text(value: Any) -> str:
@@ -296,9 +290,9 @@ def _agent_tools(services: RunServices, agent: AgentSpec) -> dict[str, Tool]:
 def _reask(
     agent: str, kind: OutputKind, result: ModelTurn, exc: Exception, reasks: int
 ) -> list[dict[str, Any]]:
-    """The turns that ask again for a structured answer; raises after `_MAX_REASKS`."""
+    """The turns that ask again for a structured answer; raises after `STRUCTURED_REASKS`."""
     tool = STRUCTURED_TOOL_NAMES[kind]
-    if reasks > _MAX_REASKS:
+    if reasks > STRUCTURED_REASKS:
         raise OutputValidationError(
             f"agent '{agent}' gave an invalid {kind} twice: {exc}. Make its prompt "
             f"ask for the `{tool}` tool and its schema"

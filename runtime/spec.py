@@ -32,7 +32,11 @@ __all__ = [
 DispatchStrategy = Literal["sequential", "parallel_fan_out", "parallel_broadcast"]
 AggregationStrategy = Literal["all_pass", "any_pass", "threshold"]
 OnFailAction = Literal["feedback_and_retry", "abort"]
+OutputKind = Literal["text", "verdict", "items"]
+"""What an agent answers: free text, a QA verdict, or fan-out work items."""
 AGENT_EVENTS: tuple[str, ...] = ("on_start", "on_complete", "on_pass", "on_fail", "on_abort")
+STRUCTURED_REASKS = 1
+"""How often the agent runner asks again for an invalid verdict or item list."""
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
@@ -177,6 +181,16 @@ class PipelineSpec(_Node):
             if agent.id == agent_id:
                 return agent
         raise KeyError(agent_id)
+
+    def output_kind(self, agent: AgentSpec) -> OutputKind:
+        """The agent's answer: "verdict" (QA: `on_fail` or a gate), "items" (fan-out), "text"."""
+        if agent.on_fail is not None or (
+            self.aggregation is not None and agent.id in self.aggregation.gates
+        ):
+            return "verdict"
+        if agent.dispatch is not None and agent.dispatch.strategy == "parallel_fan_out":
+            return "items"
+        return "text"
 
     @property
     def entry_agent(self) -> str:

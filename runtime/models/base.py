@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ..agents import Usage
+from ..spec import OutputKind
 
 __all__ = ["Model", "ModelRequest", "ModelTurn", "OutputKind", "TextSink", "ToolCall", "ToolSchema"]
 
-OutputKind = Literal["text", "verdict", "items"]
-"""What the runner needs back: free text, a QA verdict, or fan-out work items."""
 
 TextSink = Callable[[str], None]
 """Called with each streamed text delta; must not block (the runner batches into events)."""

@@ -48,7 +48,7 @@ def _agent(
         "id": agent.id,
         "model": agent.model or spec.defaults.model,
         "tools": list(agent.tools),
-        "is_qa": agent.on_fail is not None or agent.id in gates,
+        "is_qa": spec.output_kind(agent) == "verdict",
         "is_gate": agent.id in gates,
         "per_item": agent.id in per_item,
         "dispatch": dispatch.model_dump() if dispatch else None,

@@ -1,9 +1,12 @@
 """`EventHub`: numbers, hash-chains and fans out every event to the sinks.
 
-`emit` is synchronous and cheap (the run's hot path): it builds the event,
-serialises it once, chains its hash, appends it to each sink's buffer and
-returns. Each sink drains its buffer from its own pump task, so a slow sink
-never makes the pipeline wait.
+`emit` is synchronous and cheap (the run's hot path): it serialises the event
+once (`LineEncoder`: by hand, byte-identical to `model_dump_json`), chains its
+hash, appends it to each sink's buffer and returns. `publish` is `emit` without
+the returned object: the engine uses it, and the hub then builds the
+`PipelineEvent` only if history, a subscriber or a sink without `emit_lines`
+needs it (the audit FileSink takes bare lines). Each sink drains its buffer
+from its own pump task, so a slow sink never makes the pipeline wait.
 
 Buffering policy per sink (`add_sink`):
 
@@ -163,7 +166,11 @@ class Subscription:
 
 
 class EventHub:
-    """Publishes a run's events to its sinks and subscribers."""
+    """Publishes a run's events to its sinks and subscribers.
+
+    `run_id` and `pipeline_hash` are fixed at construction (the line encoder
+    escapes them once).
+    """
 
     def __init__(
         self,

@@ -171,6 +171,7 @@ def verify_log(
         lines.pop()
     else:
         checker.problem(len(lines), "the last line has no newline: it was cut off mid-write")
+        lines.pop()  # a fragment: checking it would only repeat the problem
     for number, raw in enumerate(lines, start=1):
         checker.check_line(number, raw)
     if checker.finished_at is None:

@@ -1,4 +1,10 @@
-"""A process killed with SIGKILL mid-run leaves an audit log of whole, chained lines."""
+"""A process killed with SIGKILL mid-run leaves an audit log of whole, chained lines.
+
+Each batch of lines goes out in one write(2), but Linux may stop a write to a
+regular file at a page boundary when a fatal signal arrives, so the one thing a
+kill can leave is an incomplete *final* line (no newline). Everything before
+it is whole and chained, and `verify` names the cut-off tail.
+"""
 
 from __future__ import annotations
 
@@ -48,10 +54,12 @@ def test_sigkill_leaves_no_torn_line(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     data = log.read_bytes()
     assert len(data) > 400_000
-    assert data.endswith(b"\n")
-    lines = data.split(b"\n")[:-1]
+    *lines, tail = data.split(b"\n")
     seqs = [PipelineEvent.model_validate_json(line).seq for line in lines]
     assert seqs == list(range(len(lines)))
     report = verify_log(log)
-    # The only problem: the run never finished.
-    assert [p.message for p in report.problems] == ["truncated: no run_finished event ends the log"]
+    expected = ["truncated: no run_finished event ends the log"]
+    if tail:  # killed inside a write that crossed a page boundary
+        assert b"\n" not in tail and tail.startswith(b'{"run_id":"run-kill"')
+        expected.insert(0, "the last line has no newline: it was cut off mid-write")
+    assert [p.message for p in report.problems] == expected

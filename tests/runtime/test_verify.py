@@ -107,8 +107,8 @@ def test_line_cut_mid_write(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     path.write_text("".join(line + "\n" for line in lines) + lines[0][:20])
     problems = _messages(path)
-    assert problems[0] == "7: the last line has no newline: it was cut off mid-write"
-    assert any("not a PipelineEvent" in p for p in problems)
+    # The fragment is named once; the whole lines before it still verify.
+    assert problems == ["7: the last line has no newline: it was cut off mid-write"]
 
 
 def test_illegal_transition_and_wrong_source(tmp_path: Path) -> None:

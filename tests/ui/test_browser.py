@@ -23,7 +23,7 @@ from agentflow.runtime.compiled_loader import compile_and_import
 from agentflow.runtime.events import EventKind
 from agentflow.runtime.hub import EventHub
 from agentflow.runtime.models.factory import choose_model
-from agentflow.runtime.runner import run_pipeline
+from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.ui import UiConfig, serve_ui
 
 from .conftest import BrowserThread
@@ -248,6 +248,52 @@ async def test_offline_hello_world_run_in_the_page(
             recorded = [(e.kind, e.agent, e.item) for e, _ in hub.history or []]
             await check_log_filter(bt, page, recorded)
             await save_screenshot(bt, page, "ui-hello-world-replay.png", docs=True)
+            assert page.errors == []
+        finally:
+            await bt.call(page.close)
+            shutdown.set()
+
+
+async def test_dry_run_fan_out_in_the_page(
+    browser_thread: BrowserThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out on the dry-run model: per-item counts, the retry pulse, an honest badge."""
+    bt = browser_thread
+    monkeypatch.chdir(tmp_path)
+    compiled = compile_and_import(ROOT / "pipelines" / "research_fanout.yaml").compiled
+    model = choose_model(compiled, model="dry-run", fail_first=1)
+    hub = EventHub(run_id="run-ui-fanout", keep_history=True)
+    shutdown = trio.Event()
+    async with hub.running(), trio.open_nursery() as nursery:
+        url = await nursery.start(
+            partial(
+                serve_ui, hub, compiled, UiConfig(port=0), shutdown=shutdown, model_name=model.name
+            )
+        )
+        page = await bt.call(lambda: open_page(bt, url))
+        try:
+            result = await run_pipeline(
+                compiled,
+                "why is the sky blue",
+                handlers=None,
+                model=model,
+                hub=hub,
+                options=RunOptions(backoff_scale=0),
+            )
+            assert result.status == "succeeded"
+            await wait_js(bt, page, "window.__agentflow.run !== null")
+            # Three work items (the run's own item `main` is not counted as one).
+            items = "document.querySelector('#items-text').textContent"
+            await wait_js(bt, page, f"{items}.startsWith('3/3')")
+            assert await js(bt, page, items) == "3/3 finished · 3 passed · 0 failed/aborted"
+            # Each item's accuracy check failed once, so the feedback edge pulsed three times.
+            assert await js(bt, page, "window.__agentflow.pulses") == {
+                "accuracy_qa_agent~>worker_agent": 3
+            }
+            badge = await js(bt, page, "document.querySelector('#model-badge').textContent")
+            assert badge.startswith("DRY RUN")
+            offline = "document.querySelector('#model-badge').dataset.offline"
+            assert await js(bt, page, offline) == "true"
             assert page.errors == []
         finally:
             await bt.call(page.close)

@@ -81,10 +81,13 @@
     },
     transition_deferred(ev) { S.deferred = ev.payload; },
     retry_scheduled(ev) {
-      // `qa` is the failing QA agent, or the list of them after a broadcast join.
+      // `qa` is the failing QA agent, or the list of them after a broadcast join;
+      // only those with a feedback edge to the target (on_fail: feedback_and_retry) pulse.
       const qas = [].concat(ev.payload.qa || ev.agent);
+      const feedback = new Set(((config && config.edges) || []).filter((e) => e.kind === "feedback").map((e) => e.id));
       for (const qa of qas) {
         const id = qa + "~>" + ev.payload.target;
+        if (config && !feedback.has(id)) continue;
         S.pulses[id] = (S.pulses[id] || 0) + 1;
         pulseEdge(id);
       }
@@ -92,6 +95,8 @@
     },
     item_created(ev) { S.items.created += 1; },
     item_finished(ev) {
+      // With a fan-out, progress counts its work items; the run's own item `main` is not one.
+      if (ev.item === "main" && S.items.created > 0) return;
       S.items.finished += 1;
       const st = ev.payload.status;
       if (st in S.items) S.items[st] += 1;
@@ -252,11 +257,18 @@
 
   function renderModel() {
     const b = $("model-badge");
-    const offline = (S.modelName || "").toLowerCase().includes("replay");
+    const name = (S.modelName || "").toLowerCase();
+    const replay = name.includes("replay");
+    const dryRun = name.includes("dry-run");
+    const offline = replay || dryRun;
     b.hidden = !S.modelName;
     b.className = "badge " + (offline ? "offline" : "live");
     b.dataset.offline = String(offline);
-    b.textContent = offline ? "OFFLINE REPLAY — recorded model responses, not a live model" : "LIVE MODEL: " + S.modelName;
+    b.textContent = replay
+      ? "OFFLINE REPLAY — recorded model responses, not a live model"
+      : dryRun
+        ? "DRY RUN — synthetic answers, no model is called"
+        : "LIVE MODEL: " + S.modelName;
   }
 
   function renderNodes() {

@@ -22,6 +22,7 @@ from .events import EventKind, PipelineEvent
 from .hub import EventHub
 from .models.base import Model, ModelRequest, ModelTurn, ToolCall, ToolSchema
 from .pipeline import CompiledPipeline, compile_spec
+from .pipeline_app import Pipeline
 from .runner import ItemOutcome, RunOptions, RunResult, run_pipeline
 from .sinks.base import LogSink
 from .spec import PipelineSpec
@@ -47,6 +48,7 @@ __all__ = [
     "ModelTurn",
     "OutputValidationError",
     "PathEscapeError",
+    "Pipeline",
     "PipelineDefinitionError",
     "PipelineEvent",
     "PipelineSpec",

@@ -17,6 +17,7 @@ from typing import Final, Protocol
 
 from agentflow.runtime import AgentContext, AgentOutput, CompiledPipeline, LogSink, Model, Tool
 from agentflow.runtime.agent_runner import run_default_agent
+from agentflow.runtime.pipeline_app import Pipeline
 from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.spec import (
     AgentSpec,
@@ -190,6 +191,11 @@ COMPILED: Final = CompiledPipeline(
     source_sha256=SOURCE_SHA256,
     plugin_tools=PLUGIN_TOOLS,
 )
+
+
+def pipeline(handlers: Handlers | None = None) -> Pipeline:
+    """This pipeline with `handlers`, to register tools and sinks on before `run()`."""
+    return Pipeline(COMPILED, handlers or DefaultHandlers())
 
 
 async def run(

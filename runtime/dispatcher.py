@@ -9,6 +9,9 @@ run (`fatal`), cancelling every task through the run's cancel scope.
 
 Hot path: everything per agent (handler, triggers, dispatch) is resolved once
 into an `AgentPlan`; an invocation costs three or four `hub.publish` calls.
+`publish` holds the audit log's lines; the engine calls `hub.flush()` before
+every await and at the end of every task, so each synchronous burst of events
+is one write, and whenever the run waits its events are on disk (page cache).
 """
 
 from __future__ import annotations
@@ -156,6 +159,7 @@ class Dispatcher:
             self.run_id, agent, item.item, attempt, self.input, upstream,
             feedback if type(feedback) is tuple else tuple(feedback), self.services,
         )  # fmt: skip
+        self.hub.flush()  # the run may wait here: its events go to the audit log first
         try:
             out = await self.handlers[agent](ctx)
             if not isinstance(out, AgentOutput):
@@ -221,13 +225,13 @@ class Dispatcher:
                 payload={"to": target_name, "trigger": name},
             )
             return
-        move = machine.fire(trigger, plan.id)
+        noop = machine.advance(target)  # `hit` is the TRANSITIONS row for the current state
         self.hub.publish(
             _TRANSITION,
             agent=plan.id,
             item=item,
             attempt=attempt,
-            payload={"from": source_name, "to": target_name, "trigger": name, "noop": move.noop},
+            payload={"from": source_name, "to": target_name, "trigger": name, "noop": noop},
         )
 
     def abort_item(self, item: ItemState, plan: AgentPlan, reason: str) -> None:
@@ -288,8 +292,10 @@ class Dispatcher:
                 try:  # the nowait path skips a scheduler round-trip per item
                     limiter.acquire_on_behalf_of_nowait(child)
                 except trio.WouldBlock:
+                    self.hub.flush()
                     await limiter.acquire_on_behalf_of(child)
                 nursery.start_soon(self._child, child, target, out, plan.id, limiter)
+            self.hub.flush()
 
     async def _child(
         self,
@@ -304,12 +310,14 @@ class Dispatcher:
         finally:
             limiter.release_on_behalf_of(child)
         self.finish_item(child)
+        self.hub.flush()  # this task ends: nothing of it stays held
 
     async def _broadcast(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
         verdicts: dict[str, AgentOutput] = {}
         async with trio.open_nursery() as nursery:
             for target in plan.targets:
                 nursery.start_soon(self._broadcast_one, item, target, out, plan.id, verdicts)
+            self.hub.flush()
         qa = [(self.plans[t], verdicts[t]) for t in plan.targets if t in verdicts]
         failing = [(p, o) for p, o in qa if not o.passed]
         if failing:
@@ -338,6 +346,8 @@ class Dispatcher:
                 await self._dispatch(plan, item, out)
         except FATAL_ERRORS as exc:
             self.end_run(exc)
+        finally:
+            self.hub.flush()  # this task ends: nothing of it stays held
 
     # -- the QA feedback loop ------------------------------------------------------
 
@@ -406,6 +416,7 @@ class Dispatcher:
             },
         )
         if delay > 0:
+            self.hub.flush()
             await trio.sleep(delay)
         source, upstream = item.inputs.get(target, (None, None))
         await self.run_agent(item, target, upstream, issues, source)

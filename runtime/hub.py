@@ -8,6 +8,13 @@ the returned object: the engine uses it, and the hub then builds the
 needs it (the audit FileSink takes bare lines). Each sink drains its buffer
 from its own pump task, so a slow sink never makes the pipeline wait.
 
+Inline sinks (`inline = True` and a synchronous `write_lines(lines)`: the audit
+FileSink, whose write goes to the page cache and is treated as fast) have no
+buffer and no pump: `publish` holds their lines and `flush()` writes them, one
+write per synchronous burst; the engine flushes before each of its awaits and
+at the end of each task, and `emit` flushes at once. A run with only inline
+sinks starts no task and opens no nursery.
+
 Buffering policy per sink (`add_sink`):
 
 - `block_never_drop` (the default for sinks with `audit = True`, i.e. the JSONL
@@ -39,7 +46,7 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
 
@@ -52,12 +59,17 @@ __all__ = ["DEFAULT_SINK_BUFFER", "EventHub", "SinkPolicy", "Subscription"]
 
 SinkPolicy = Literal["block_never_drop", "drop_oldest"]
 DEFAULT_SINK_BUFFER = 10_000
+_MAX_HELD = 256  # held lines that make `publish` flush on its own (bounds one write)
 # (event, line); the event is None when no consumer needed the object (see `publish`).
 _Entry = tuple[PipelineEvent | None, str]
 _RUN_FINISHED = EventKind.RUN_FINISHED
 _SINK_ERROR = EventKind.SINK_ERROR
 _sha256 = hashlib.sha256
 _new_event = new_event  # kept under its old name for callers of the hub module
+
+
+def _no_write_lines(lines: Sequence[str]) -> None:
+    raise AssertionError("only inline sinks are written through write_lines")
 
 
 class _SinkQueue:
@@ -71,6 +83,11 @@ class _SinkQueue:
         # A sink with `emit_lines(lines)` (the FileSink) needs only the lines, so the hub
         # need not build a PipelineEvent per event for it.
         self.lines_only = callable(getattr(sink, "emit_lines", None))
+        # A sink with `inline = True` and a synchronous `write_lines(lines)` (the FileSink:
+        # one local os.write) is written by the hub itself (`flush`): no pump task, no wakeup.
+        write_lines = getattr(sink, "write_lines", None)
+        self.inline = getattr(sink, "inline", False) is True and callable(write_lines)
+        self.write_lines: Callable[[Sequence[str]], object] = write_lines or _no_write_lines
         batched = self.lines_only or hasattr(sink, "emit_batch")
         batch = getattr(sink, "max_batch", 1) if batched else 1
         self.max_batch = max(1, int(batch))
@@ -186,7 +203,13 @@ class EventHub:
         self.pipeline_hash = pipeline_hash
         self.drain_timeout = drain_timeout
         self.max_consecutive_failures = max_consecutive_failures
-        self._queues: list[_SinkQueue] = []
+        self._queues: list[_SinkQueue] = []  # every sink, in the order added
+        # Invariant: the enabled inline queues, and the queues drained by pump tasks;
+        # together with the disabled inline queues they are `_queues`.
+        self._inline: list[_SinkQueue] = []
+        self._pumped: list[_SinkQueue] = []
+        # Invariant: lines published but not yet written to the inline sinks (see `flush`).
+        self._held: list[str] = []
         self._subscribers: set[Subscription] = set()
         # Invariant: seq of the next event; equals the number of events emitted so far.
         self._seq = 0
@@ -196,6 +219,9 @@ class EventHub:
         # Invariant: True when some consumer needs every PipelineEvent object (history, or
         # a sink without `emit_lines`); subscribers are checked per event.
         self._eager = keep_history
+        # Invariant: True while open with no history and inline sinks only (or none):
+        # `publish` then needs no event object, no buffer and no drop accounting.
+        self._lean = not keep_history
         self._started = False
         self._closing = False  # running() is exiting: pumps return once their buffer is empty
         self._closed = False  # every sink drained and closed; emit is an error now
@@ -232,7 +258,9 @@ class EventHub:
             raise ValueError(f"sink buffer must be at least 1, got {bound}")
         queue = _SinkQueue(sink, policy, bound)
         self._queues.append(queue)
-        self._eager = self._eager or not queue.lines_only
+        (self._inline if queue.inline else self._pumped).append(queue)
+        self._eager = self._eager or not (queue.lines_only or queue.inline)
+        self._lean = not self._eager and not self._pumped
 
     def subscribe(self, max_buffer: int = 1000) -> Subscription:
         """A live view of the run: the history first (if kept), then each new event."""
@@ -268,8 +296,23 @@ class EventHub:
 
         The hub then builds the `PipelineEvent` object only if a consumer needs it
         (history, a subscriber, a sink without `emit_lines`); with only the audit
-        FileSink attached, an event costs its JSON line and hash alone.
+        FileSink attached, an event costs its JSON line and hash alone. Inline sinks'
+        lines are held until `flush()`.
         """
+        if self._lean and not self._subscribers:  # nobody needs the object: line and hash
+            seq = self._seq
+            line = self._encoder.line(
+                seq, time.time(), kind, agent, item, attempt, payload, self._prev_hash
+            )
+            if line is not None:
+                self._seq = seq + 1
+                self._prev_hash = _sha256(line.encode()).hexdigest()
+                if self._inline:
+                    held = self._held
+                    held.append(line)
+                    if len(held) >= _MAX_HELD:
+                        self.flush()
+                return
         self._publish(kind, agent, item, attempt, payload, False)
 
     def _publish(
@@ -314,11 +357,16 @@ class EventHub:
         entry = None if event is None else (event, line)
         if self.history is not None:
             self.history.append(entry)  # type: ignore[arg-type]  # kept history means _eager
+        if self._inline:
+            held = self._held
+            held.append(line)
+            if want_event or len(held) >= _MAX_HELD:  # `emit` writes through
+                self.flush()
         dropping = False
         # Drop reports and run_finished are never dropped (they may exceed a bound by a few),
         # so the drop count reported before run_finished is the final one.
         droppable = kind is not _SINK_ERROR and kind is not _RUN_FINISHED
-        for queue in self._queues:
+        for queue in self._pumped:
             if queue.disabled:
                 continue
             pending = queue.pending
@@ -337,6 +385,32 @@ class EventHub:
             self._report_drops(force=False)
         return event
 
+    def flush(self) -> None:
+        """Write the lines `publish` held to the inline sinks, in one write per sink.
+
+        `publish` (the engine's path) holds inline sinks' lines so a synchronous burst of
+        events costs one system call; the engine calls `flush` before each of its awaits
+        and when a task ends, so whenever the run waits, every line is in the kernel.
+        `emit` (everyone else) flushes at once. A failing sink is reported as a
+        `sink_error` event, itself held until the next flush.
+        """
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        failed: list[tuple[_SinkQueue, Exception]] | None = None
+        for queue in self._inline:
+            try:
+                queue.write_lines(held)
+            except Exception as exc:  # reported after every sink has these lines, in order
+                failed = failed or []
+                failed.append((queue, exc))
+            else:
+                queue.failures = 0
+        if failed is not None:
+            for queue, error in failed:
+                self._record_failure(queue, error, len(held))
+
     @property
     def events_emitted(self) -> int:
         return self._seq
@@ -346,7 +420,9 @@ class EventHub:
         return {
             queue.name: {
                 "policy": queue.policy,
-                "buffered": len(queue.pending) + len(queue.inflight),
+                "buffered": len(queue.pending)
+                + len(queue.inflight)
+                + (len(self._held) if queue.inline else 0),
                 "dropped": queue.dropped_total,
                 "failures": queue.failures_total,
                 "disabled": queue.disabled,
@@ -384,28 +460,37 @@ class EventHub:
                     # Not lines_only, so `_eager` was set: every entry has its event.
                     await sink.emit(cast(PipelineEvent, event), line=line)
         except Exception as exc:
-            queue.failures += 1
-            queue.failures_total += 1
-            disable = queue.failures >= self.max_consecutive_failures
-            discarded = 0
-            if disable:
-                queue.disabled = True
-                discarded = len(queue.pending)
-                queue.pending.clear()
-            if not self._closed:
-                self.publish(
-                    _SINK_ERROR,
-                    payload={
-                        "sink": queue.name,
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "events": len(batch),
-                        "consecutive_failures": queue.failures,
-                        "disabled": disable,
-                        "discarded": discarded,
-                    },
-                )
+            self._record_failure(queue, exc, len(batch))
+            self.flush()  # the pump is no engine task: write its report to the audit log now
         else:
             queue.failures = 0
+
+    def _record_failure(self, queue: _SinkQueue, exc: Exception, events: int) -> None:
+        """Count a failed delivery of `events` events, disable the sink after too many in a
+        row, and record a `sink_error` event (which other sinks, and this one, then get)."""
+        queue.failures += 1
+        queue.failures_total += 1
+        disable = queue.failures >= self.max_consecutive_failures
+        discarded = 0
+        if disable and not queue.disabled:
+            queue.disabled = True
+            discarded = len(queue.pending)
+            queue.pending.clear()
+            if queue.inline:
+                self._inline = [q for q in self._inline if q is not queue]
+        if self._closed:
+            return
+        self.publish(
+            _SINK_ERROR,
+            payload={
+                "sink": queue.name,
+                "error": f"{type(exc).__name__}: {exc}",
+                "events": events,
+                "consecutive_failures": queue.failures,
+                "disabled": disable,
+                "discarded": discarded,
+            },
+        )
 
     async def _deliver_pending(self, queue: _SinkQueue) -> None:
         """Deliver the in-flight batch (if a cancelled pump left one), then the buffer."""
@@ -437,11 +522,11 @@ class EventHub:
             raise RuntimeError("EventHub.running() entered twice; a hub serves one run")
         self._started = True
         try:
-            if not self._queues:
+            if not self._pumped:  # no sink, or inline sinks only: no task, no nursery
                 yield self
                 return
             async with trio.open_nursery() as nursery:
-                for queue in self._queues:
+                for queue in self._pumped:
                     nursery.start_soon(self._pump, queue)
                 try:
                     yield self
@@ -459,31 +544,35 @@ class EventHub:
         """Phase 1: the pumps empty their buffers, within `drain_timeout` seconds."""
         self._report_drops(force=True)
         self._closing = True
-        for queue in self._queues:
+        for queue in self._pumped:
             queue.waiting = False
             queue.wakeup.set()
         with trio.move_on_after(self.drain_timeout):
-            for queue in self._queues:
+            for queue in self._pumped:
                 await queue.done.wait()
 
     async def _drain_and_close(self) -> None:
         """Phase 2: deliver what the pumps left (non-audit sinks first, bounded), then close."""
         deadline = trio.current_time() + self.drain_timeout
-        lossy = [q for q in self._queues if q.policy == "drop_oldest"]
-        lossless = [q for q in self._queues if q.policy == "block_never_drop"]
+        lossy = [q for q in self._pumped if q.policy == "drop_oldest"]
+        lossless = [q for q in self._pumped if q.policy == "block_never_drop"]
         for queue in lossy:
             if queue.pending or queue.inflight:
                 with trio.move_on_at(deadline):
                     await self._deliver_pending(queue)
         for queue in lossless:
             await self._deliver_pending(queue)
+        for _ in range(self.max_consecutive_failures + 1):  # a failure report is held again
+            self.flush()
+        self._held.clear()
         self._closed = True
+        self._lean = False
         for subscription in tuple(self._subscribers):
             subscription._wake()
         self._subscribers.clear()
         for queue in self._queues:
             try:
-                if queue.policy == "drop_oldest":
+                if queue.policy == "drop_oldest" and not queue.inline:
                     with trio.move_on_at(deadline + 1.0):
                         await queue.sink.aclose()
                 else:

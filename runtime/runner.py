@@ -232,12 +232,12 @@ async def _execute(
     try:
         await engine.run()
     except BaseException as exc:
-        with trio.CancelScope(shield=True):
-            if _is_cancellation(exc):
-                hub.publish(EventKind.RUN_CANCELLED, payload={"reason": "cancelled"})
-                _result(pipeline, engine, budget, "cancelled", "cancelled")
-            else:
-                _result(pipeline, engine, budget, "error", f"internal error: {exc!r}")
+        if _is_cancellation(exc):
+            hub.publish(EventKind.RUN_CANCELLED, payload={"reason": "cancelled"})
+            _result(pipeline, engine, budget, "cancelled", "cancelled")
+        else:
+            _result(pipeline, engine, budget, "error", f"internal error: {exc!r}")
+        hub.flush()
         raise
     if engine.fatal is None:
         try:
@@ -245,7 +245,9 @@ async def _execute(
         except InvalidTransition as exc:
             engine.end_run(exc)
     status, reason = _status(engine, budget)
-    return _result(pipeline, engine, budget, status, reason)
+    result = _result(pipeline, engine, budget, status, reason)
+    hub.flush()  # a caller's hub (the UI) may stay open after the run
+    return result
 
 
 def _build_engine(

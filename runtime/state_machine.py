@@ -56,3 +56,14 @@ class StateMachine(Generic[S, T]):
         target = self.target_of(trigger, agent)
         self.state = target
         return Move(source, target, trigger, target == source)
+
+    def advance(self, target: S) -> bool:
+        """Move to `target`, already looked up in this machine's TRANSITIONS for the
+        current state (the engine's plans precompute those rows); True if a no-op.
+
+        `fire` without the second table lookup and the `Move` object: the engine's
+        hot path. Anyone without such a row must use `fire`, which checks the move.
+        """
+        noop = target is self.state
+        self.state = target
+        return noop

@@ -8,10 +8,15 @@ cost of a disk flush per batch.
 
 Writes are synchronous on purpose. Measured on this machine (2 cores, ext4):
 `os.write` of a 300-byte line costs ~0.6 us, `trio.to_thread.run_sync` of the
-same write ~170 us. A page-cache write does not stall the trio loop, and the
-hub's pump hands over up to `max_batch` lines at once (`emit_lines`: the lines
-alone, so the hub need not build event objects for the audit log), and one
-syscall covers a burst of events.
+same write ~170 us. A write to the page cache is treated as fast, so the sink
+is `inline`: the hub calls `write_lines` itself (`EventHub.flush`), with no pump
+task or wakeup in between. `emit` writes an event at once; the engine's
+`publish` holds a synchronous burst of events and flushes it in one write
+before each of its awaits, so whenever the run waits its events are in the
+kernel, and a SIGKILL can tear only the last write. The trade-off: a log on a
+stalled disk (NFS, a device being retried) would stall the run with it, and
+`fsync=True` makes every flush wait for the disk. The async `emit` /
+`emit_batch` / `emit_lines` remain for callers that drive the sink themselves.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class FileSink:
     """
 
     audit = True
+    inline = True  # the hub calls write_lines synchronously (see above)
     max_batch = 256
 
     def __init__(self, path: str | Path, *, fsync: bool = False, name: str = "file") -> None:
@@ -56,6 +62,17 @@ class FileSink:
             view = view[written:]
         if self.fsync:
             os.fsync(self._fd)
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """Append whole lines with one write: the hub's inline path (`EventHub.flush`)."""
+        fd = self._fd
+        data = ("\n".join(lines) + "\n").encode()
+        if fd >= 0 and not self.fsync:
+            written = os.write(fd, data)
+            if written != len(data):  # a short write: only on a full disk or a signal
+                self._write(data[written:])
+            return
+        self._write(data)
 
     async def emit(self, event: PipelineEvent, *, line: str) -> None:
         self._write(line.encode() + b"\n")

@@ -19,9 +19,28 @@ from collections.abc import Sequence
 from agentflow import __version__
 
 from .cli_commands import cmd_run, cmd_serve, cmd_verify
+from .compiled_loader import PipelineInvalidError
 from .errors import AgentflowError
 
 __all__ = ["build_parser", "main"]
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0..65535 (0: any free port)")
+    return port
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+_port.__name__ = "port"  # argparse names the type in its messages: "invalid port value"
+_positive.__name__ = "positive integer"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", metavar="PATH", help="write the run's model responses here")
     run.add_argument("--no-ui", action="store_true", help="do not start the web UI")
     run.add_argument("--host", default="127.0.0.1", help="UI bind address (default 127.0.0.1)")
-    run.add_argument("--port", type=int, default=4000, help="UI port (default 4000; 0: any)")
+    run.add_argument("--port", type=_port, default=4000, help="UI port (default 4000; 0: any)")
     run.add_argument("--json", action="store_true", help="print events as JSON lines")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
-    run.add_argument("--concurrency", type=int, help="fan-out concurrency limit for this run")
+    run.add_argument("--concurrency", type=_positive, help="fan-out concurrency limit for this run")
     run.add_argument("--seed", type=int, help="seed for retry jitter")
 
     verify = sub.add_parser("verify", help="check an audit log's hash chain and transitions")
@@ -72,13 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("log", help="the run's JSONL audit log")
     serve.add_argument("--pipeline", required=True, help="the pipeline YAML the run used")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--port", type=_port, default=4000, help="UI port (0: any free port)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflow` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.topic is not None and args.input_text is not None:
+        parser.error("give the run input once: as TOPIC or as --input, not both")
     commands = {"run": cmd_run, "verify": cmd_verify, "serve": cmd_serve}
     try:
         return commands[args.command](args)
@@ -100,6 +122,9 @@ def _report(exc: BaseException) -> int:
     if isinstance(leaf, KeyboardInterrupt):
         print("agentflow: interrupted", file=sys.stderr)
         return 130
+    if isinstance(leaf, PipelineInvalidError):
+        print(leaf, file=sys.stderr)  # compiler diagnostics, each already says "error:"
+        return 1
     if isinstance(leaf, AgentflowError | OSError):
         print(f"agentflow: error: {leaf}", file=sys.stderr)
         return 1

@@ -15,21 +15,36 @@ from typing import Any
 import trio
 
 from .compiled_loader import CompiledModule, compile_and_import
+from .errors import AgentflowError
 from .hub import EventHub
 from .models.base import Model
 from .pipeline import CompiledPipeline, derive_transitions
 from .run_ids import new_run_id
 
-__all__ = ["cmd_run", "cmd_serve", "cmd_verify"]
+__all__ = ["UsageError", "cmd_run", "cmd_serve", "cmd_verify"]
+
+
+class UsageError(AgentflowError):
+    """Raised for a command-line argument that cannot be used (a bad file, a bad value)."""
 
 
 def _read_input(args: argparse.Namespace) -> Any:
-    """The run input: `--input TEXT|@FILE` or the positional topic; JSON if it parses."""
+    """The run input: `--input TEXT|@FILE` or the positional topic; JSON if it parses.
+
+    Raises:
+        UsageError: the input file cannot be read as UTF-8 text.
+    """
     raw: str | None = args.input_text if args.input_text is not None else args.topic
     if raw is None:
         return ""
     if raw.startswith("@"):
-        raw = Path(raw[1:]).read_text(encoding="utf-8")
+        path = Path(raw[1:])
+        try:
+            raw = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not input
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--input @{path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            raise UsageError(f"--input @{path}: cannot read it: {exc.strerror}") from None
     stripped = raw.strip()
     if stripped[:1] in ("{", "["):
         try:
@@ -73,11 +88,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     for warning in compiled_module.warnings:
         print(warning, file=sys.stderr)
     compiled = compiled_module.compiled
+    run_input = _read_input(args)
     model = _choose_model(args, pipeline_path, compiled)
     log_path = Path(args.jsonl) if args.jsonl else _default_log_path(compiled)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")  # one run per audit log: start it empty
-    return trio.run(_run_async, args, compiled_module, model, log_path, _read_input(args))
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("")  # one run per audit log: start it empty
+    except OSError as exc:
+        raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+    return trio.run(_run_async, args, compiled_module, model, log_path, run_input)
 
 
 def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
@@ -213,6 +232,39 @@ def _report_replay(recorded: Path, new_log: Path) -> None:
         print(f"replay: the run departs from {recorded}:\n{divergence}")
 
 
+def _check_log_matches(log: Path, compiled: CompiledPipeline) -> None:
+    """Refuse a log another pipeline wrote; warn when the same pipeline's YAML has changed.
+
+    Raises:
+        UsageError: the log is empty, or its run_started names another pipeline.
+    """
+    try:
+        with log.open(encoding="utf-8") as lines:
+            first = lines.readline()
+    except (OSError, UnicodeDecodeError):
+        return  # the caller's own reading reports it
+    if not first.strip():
+        raise UsageError(f"{log}: empty log: no events to show")
+    try:
+        event = json.loads(first)
+    except json.JSONDecodeError:
+        return
+    if not isinstance(event, dict) or event.get("kind") != "run_started":
+        return
+    name = (event.get("payload") or {}).get("pipeline")
+    if name is not None and name != compiled.spec.name:
+        raise UsageError(
+            f"{log} is a run of pipeline '{name}', not of '{compiled.spec.name}' "
+            f"({compiled.source_path}); pass the pipeline YAML that run used"
+        )
+    if event.get("pipeline_hash") not in ("", None, compiled.source_sha256):
+        print(
+            f"agentflow: warning: {compiled.source_path} has changed since {log} was written "
+            "(its source hash differs)",
+            file=sys.stderr,
+        )
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """`agentflow verify`: hash chain, seq, and transitions against the pipeline's table."""
     from .verify import verify_log
@@ -220,6 +272,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     table = None
     if args.pipeline:
         compiled = compile_and_import(args.pipeline).compiled
+        _check_log_matches(Path(args.log), compiled)
         table = {(s, t): target for s, t, target in derive_transitions(compiled.spec)}
     report = verify_log(Path(args.log), table)
     print(report.render() if hasattr(report, "render") else report)
@@ -229,6 +282,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`agentflow serve`: the UI over a finished run's audit log, until Ctrl-C."""
     compiled = compile_and_import(args.pipeline).compiled
+    _check_log_matches(Path(args.log), compiled)
     return trio.run(_serve_async, args, compiled)
 
 

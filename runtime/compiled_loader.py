@@ -59,5 +59,16 @@ def compile_and_import(path: str | Path) -> CompiledModule:
     module = types.ModuleType(name)
     module.__file__ = f"<agentflow generated from {loaded.source_path}>"
     sys.modules[name] = module  # dataclasses and pydantic resolve annotations through it
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    except ImportError as exc:  # a plugin tool's module (the only imports YAML adds)
+        del sys.modules[name]
+        plugins = ", ".join(
+            f"'{tool.id}' ({tool.plugin})" for tool in loaded.spec.tools if tool.plugin
+        )
+        raise PipelineInvalidError(
+            f"{loaded.source_path}: cannot import a plugin tool: {exc}. Plugin tools: "
+            f"{plugins}. Install the package that provides it, or add its directory to "
+            "PYTHONPATH."
+        ) from None
     return CompiledModule(module, source, tuple(str(w) for w in loaded.warnings))

@@ -9,6 +9,7 @@ aggregation's move, or the deferred terminal request (docs/semantics.md,
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,16 @@ class RunOptions:
     max_total_tokens: int | None = None
     keep_history: bool = False  # the hub keeps every event in memory (the UI needs it)
     max_model_calls: int = 8  # concurrent model calls, run-wide
+    audit_log: str | None = (
+        None  # JSONL audit log path, started empty (if run_pipeline owns the hub)
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise PipelineDefinitionError(
+                f"RunOptions(max_concurrency={self.max_concurrency}): use 1 or more, "
+                "or None for the pipeline's own limit"
+            )
 
 
 class ItemOutcome(BaseModel):
@@ -333,6 +344,12 @@ async def run_pipeline(
                 )  # fmt: skip
     own_hub = hub is None
     if hub is None:
+        if options.audit_log is not None:
+            from .sinks.file import FileSink
+
+            audit = FileSink(options.audit_log)
+            os.truncate(audit.path, 0)  # one run per audit log, as `agentflow run` writes it
+            sinks = (audit, *sinks)
         hub = EventHub(
             run_id=options.run_id or f"run-{secrets.token_hex(6)}",
             pipeline_hash=pipeline.source_sha256,

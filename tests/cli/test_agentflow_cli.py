@@ -188,3 +188,30 @@ def test_ui_keeps_serving_after_the_run_until_ctrl_c(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_input_given_twice_is_a_usage_error(tmp_path: Path) -> None:
+    done = agentflow("run", str(HELLO), "topic", "--input", "other", "--no-ui", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "not both" in done.stderr
+
+
+def test_unwritable_audit_log_and_unreadable_input_name_the_option(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    done = agentflow("run", str(HELLO), "--no-ui", "--jsonl", "adir", cwd=tmp_path)
+    assert done.returncode == 1 and "audit log adir: cannot write it" in done.stderr
+    old_log = tmp_path / "hello-world-run.jsonl"
+    old_log.write_text("yesterday's run\n")
+    done = agentflow("run", str(HELLO), "--no-ui", "--input", "@nope.json", cwd=tmp_path)
+    assert done.returncode == 1 and "--input @nope.json: cannot read it" in done.stderr
+    assert old_log.read_text() == "yesterday's run\n"  # a typo does not wipe the last log
+
+
+def test_compile_errors_are_printed_as_the_compiler_prints_them(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(HELLO.read_text().replace("initial: initialised", "initial: nowhere"))
+    done = agentflow("run", str(bad), "--no-ui", cwd=tmp_path)
+    assert done.returncode == 1
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"{bad}:") and ": error: " in first
+    assert "agentflow: error:" not in done.stderr

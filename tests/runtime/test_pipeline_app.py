@@ -58,3 +58,26 @@ def test_registering_an_undeclared_tool_or_a_non_tool_fails_clearly() -> None:
         pipeline.register_tool("my_tool", object())  # type: ignore[arg-type]
     with pytest.raises(PipelineDefinitionError, match="is not a LogSink"):
         pipeline.register_sink(object())  # type: ignore[arg-type]
+
+
+async def test_run_options_audit_log_writes_a_verifiable_log(tmp_path: Path) -> None:
+    from agentflow.runtime import RunOptions
+    from agentflow.runtime.pipeline import derive_transitions
+    from agentflow.runtime.verify import verify_log
+
+    log = tmp_path / "logs" / "run.jsonl"
+    log.parent.mkdir()
+    log.write_text("an older run\n")
+    options = RunOptions(audit_log=str(log))
+    result = await SEED.run("x", model=DryRunModel(), options=options)
+    lines = log.read_text().splitlines()
+    assert len(lines) == result.events and "older" not in lines[0]
+    table = {(s, t): to for s, t, to in derive_transitions(SEED.PIPELINE)}
+    assert verify_log(log, table).ok
+
+
+def test_run_options_reject_a_zero_concurrency() -> None:
+    from agentflow.runtime import RunOptions
+
+    with pytest.raises(PipelineDefinitionError, match="max_concurrency=0"):
+        RunOptions(max_concurrency=0)

@@ -22,6 +22,7 @@ from .checks_flow import (
     check_dispatch,
     check_dispatch_cycles,
     check_on_fail,
+    check_qa_single_path,
     check_state_graph,
     parse_feedback_path,
 )
@@ -250,6 +251,7 @@ CHECKS: tuple[Check, ...] = (
     check_dispatch,
     check_dispatch_cycles,
     check_agent_reachability,
+    check_qa_single_path,
     check_on_fail,
     check_aggregation,
     check_tools,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.jsonpath import InvalidJsonPath, parse_path
 from agentflow.runtime.pipeline import declared_triggers
 from agentflow.runtime.spec import PipelineSpec
 
@@ -183,6 +183,57 @@ def check_agent_reachability(ctx: CheckContext) -> Iterator[Diagnostic]:
             )
 
 
+def _paths_into(graph: dict[str, list[str]], start: str) -> dict[str, int]:
+    """Number of dispatch paths from `start` to each agent (the graph is a DAG here)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(node: str) -> None:  # reverse post-order = a topological order
+        seen.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in seen:
+                visit(nxt)
+        order.append(node)
+
+    visit(start)
+    counts = {start: 1}
+    for node in reversed(order):
+        for nxt in graph.get(node, ()):
+            counts[nxt] = counts.get(nxt, 0) + counts.get(node, 0)
+    return counts
+
+
+def check_qa_single_path(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """A QA agent is reached by one dispatch path per work item, so each verdict counts once."""
+    if not _graph_ok(ctx):
+        return
+    spec = ctx.spec
+    graph: dict[str, list[str]] = {}
+    starts = [spec.entry_agent]
+    for source, target, strategy in dispatch_edges(spec):
+        if strategy == "parallel_fan_out":
+            starts.append(target)
+        else:
+            graph.setdefault(source, []).append(target)
+    reported: set[str] = set()
+    for start in starts:
+        for agent_id, paths in _paths_into(graph, start).items():
+            agent = next((a for a in spec.agents if a.id == agent_id), None)
+            if agent is None or paths < 2 or agent_id in reported:
+                continue
+            if spec.output_kind(agent) != "verdict":
+                continue
+            reported.add(agent_id)
+            index = spec.agents.index(agent)
+            yield ctx.at(
+                ("agents", index, "id"),
+                f"QA agent '{agent_id}' is reached by {paths} dispatch paths from '{start}' on "
+                "the same work item, so it would judge each item once per path and its retries "
+                "would be counted twice; dispatch to it from one agent only, or give each path "
+                "its own QA agent",
+            )
+
+
 def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
     """Agents that run before `agent_id` on the same work item (not through a fan-out)."""
     predecessors: dict[str, list[str]] = {}
@@ -258,26 +309,16 @@ def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
             yield ctx.at((*where, "feedback_path"), problem)
 
 
-_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\*\]")
-
-
 def parse_feedback_path(path: str) -> list[str | int | None] | None:
     """`"$.issues[0]"` -> `["issues", 0]`; `[*]` is `None`. Returns None if malformed.
 
-    The supported JSONPath subset: `$`, then `.key`, `[n]` and `[*]` steps.
+    The runtime's parser (`agentflow.runtime.jsonpath.parse_path`), so what
+    compiles is exactly what runs: `$`, then `.key`, `['key']`, `[n]`, `[*]`, `.*`.
     """
-    if not path.startswith("$"):
+    try:
+        return list(parse_path(path))
+    except InvalidJsonPath:
         return None
-    steps: list[str | int | None] = []
-    position = 1
-    while position < len(path):
-        match = _PATH_STEP.match(path, position)
-        if match is None:
-            return None
-        key, index = match.group(1), match.group(2)
-        steps.append(key if key is not None else (int(index) if index is not None else None))
-        position = match.end()
-    return steps
 
 
 def _feedback_path_problem(path: str) -> str | None:
@@ -287,7 +328,9 @@ def _feedback_path_problem(path: str) -> str | None:
             f"feedback_path '{path}' is not in the supported JSONPath subset "
             "('$' then '.key', '[n]' or '[*]' steps), e.g. '$.issues'"
         )
-    if not steps or not isinstance(steps[0], str):
+    if not steps:
+        return None  # `$`: the QA agent's issues
+    if not isinstance(steps[0], str):
         return f"feedback_path '{path}' must start with a field of the QA output, e.g. '$.issues'"
     first = steps[0]
     if first not in FEEDBACK_FIELDS:

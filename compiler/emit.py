@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import jinja2
 from pydantic import BaseModel
 
+from agentflow.runtime import spec as spec_module
 from agentflow.runtime.pipeline import declared_triggers, derive_transitions
 from agentflow.runtime.spec import AgentSpec, PipelineSpec, ToolSpec
 
@@ -54,8 +55,9 @@ _RESERVED = frozenset(
         "MappingProxyType", "Model", "PIPELINE", "PLUGIN_TOOLS", "PROMPTS", "Protocol",
         "RunOptions", "RunResult", "SOURCE_PATH", "SOURCE_SHA256", "Sequence", "State",
         "TERMINAL", "TRANSITIONS", "Tool", "Trigger", "annotations", "enum", "plugin_tools",
-        "run", "run_default_agent", "run_pipeline",
+        "run", "run_default_agent", "run_pipeline", "Pipeline", "pipeline",
     }
+    | set(spec_module.__all__)  # the spec classes PIPELINE is built from
 )  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 Grammar: `$` followed by any number of steps: `.name`, `['name']` /
 `["name"]`, `[n]` (n may be negative), `[*]` or `.*`. Enough to point at a QA
 agent's issues (`$.issues`, `$.issues[*]`, `$.issues[0]`, `$.data.problems`)
-without a dependency. The compiler calls `parse_path` to check the path.
+without a dependency. The compiler checks paths with this same `parse_path`.
 """
 
 from __future__ import annotations

@@ -246,8 +246,9 @@ def test_prompt_errors_point_into_the_prompt_file(tmp_path: Path) -> None:
         ("issues", None),
         ("$.issues[", None),
         ("$..issues", None),
-        ("$.issues[-1]", None),
-        ("$['issues']", None),
+        ("$.issues[-1]", ["issues", -1]),
+        ("$['issues']", ["issues"]),
+        ("$.issues.*", ["issues", None]),
     ],
 )
 def test_feedback_path_subset(path: str, steps: list[str | int | None] | None) -> None:

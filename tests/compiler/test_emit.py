@@ -260,6 +260,12 @@ def test_plugin_class_names_that_clash_are_aliased(tmp_path: Path) -> None:
     source = emit_module(HandLoaded(spec, {"first": "", "second": ""}))
     assert "from enum import State as _State_s\n" in source
     assert "return _State_s()" in source
+    # A plugin named like a spec class or the Pipeline API must not shadow them.
+    for name in ("ToolSpec", "Pipeline", "pipeline"):
+        tool = ToolSpec(id="t", type="plugin", plugin=f"mypkg.tools:{name}")
+        spec = small_spec().model_copy(update={"tools": (tool,)})
+        source = emit_module(HandLoaded(spec, {"first": "", "second": ""}))
+        assert f"from mypkg.tools import {name} as _{name}_t\n" in source
 
 
 def test_missing_prompt_text_is_an_emit_error() -> None:

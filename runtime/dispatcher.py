@@ -50,6 +50,17 @@ _TRANSITION = EventKind.TRANSITION
 _TRANSITION_DEFERRED = EventKind.TRANSITION_DEFERRED
 
 
+def _issue_dicts(issues: Sequence[QAIssue]) -> list[dict[str, Any]]:
+    """`[issue.model_dump() for issue in issues]`, ~10x cheaper for plain QAIssues.
+
+    A QAIssue (frozen, extra="forbid", only str/None fields) holds exactly its dump
+    in `__dict__`; a subclass goes through pydantic.
+    """
+    return [
+        dict(issue.__dict__) if type(issue) is QAIssue else issue.model_dump() for issue in issues
+    ]
+
+
 class Dispatcher:
     """Runs one pipeline run's items; see the module docstring."""
 
@@ -150,7 +161,7 @@ class Dispatcher:
         item.inputs[agent] = (source, upstream)
         started: dict[str, Any] = {"upstream": source}
         if feedback:
-            started["feedback"] = [issue.model_dump() for issue in feedback]
+            started["feedback"] = _issue_dicts(feedback)
         self.hub.publish(
             _AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started
         )
@@ -188,7 +199,7 @@ class Dispatcher:
             item.verdicts[agent] = out.passed
             verdict: dict[str, Any] = {"passed": out.passed}
             if out.issues:
-                verdict["issues"] = [issue.model_dump() for issue in out.issues]
+                verdict["issues"] = _issue_dicts(out.issues)
             self.hub.publish(
                 _QA_VERDICT, agent=agent, item=item_id, attempt=attempt, payload=verdict
             )
@@ -210,7 +221,7 @@ class Dispatcher:
             return
         trigger, name, moves = entry
         machine = self.machine
-        hit = moves.get(machine.state)
+        hit = moves.get(machine.state._name_)
         if hit is None:  # not in TRANSITIONS: let the machine raise InvalidTransition
             machine.fire(trigger, plan.id)
             raise AssertionError("unreachable: the machine accepted a move the plan lacks")

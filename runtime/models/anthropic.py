@@ -10,9 +10,15 @@ which the runner turns into a `model_error` event. Retried: 408, 409, 429,
 5xx and 529 (honouring `retry-after-ms` / `retry-after`), connection errors and
 timeouts, and an `event: error` in the middle of a stream (e.g. overloaded),
 which the SDK itself would never retry. Not retried: 400, 401, 403, 404, 413,
-422 (`ModelRequestRejected`, with the API's own message). The API key never
-appears in an exception, callback argument or log line: every message is
-scrubbed, and SDK exceptions are not chained.
+422 (`ModelRequestRejected`, with the API's own message).
+
+Timeouts: the SDK's `timeout` bounds each socket read, so a stream that
+trickles one event at a time would never time out. Each attempt therefore also
+runs under `trio.fail_after(timeout_s)`, a deadline on the whole call, and
+hitting it counts as a timeout like the SDK's (retried, then `ModelError`).
+
+The API key never appears in an exception, callback argument or log line:
+every message is scrubbed, and SDK exceptions are not chained.
 
 `import anthropic` costs about a second, so it is imported when a client is
 opened, never at module import.
@@ -212,8 +218,9 @@ class AnthropicModel:
         while True:
             failure: _Failure | None = None
             try:
-                message = await self._stream_once(params, request.timeout_s, on_text)
-            except Exception as exc:
+                with trio.fail_after(request.timeout_s):
+                    message = await self._stream_once(params, request.timeout_s, on_text)
+            except Exception as exc:  # TooSlowError included: see the module docstring
                 failure = self._classify(exc, request)
             if failure is None:
                 return self._to_turn(message, request)
@@ -258,7 +265,8 @@ class AnthropicModel:
         import httpx2
 
         where = f"model call ({request.model}, agent {request.agent}, turn {request.turn})"
-        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        timeouts = (anthropic.APITimeoutError, httpx2.TimeoutException, trio.TooSlowError)
+        if isinstance(exc, timeouts):
             msg = f"{where} timed out after {request.timeout_s:g}s"
             return _Failure(ModelError(self._scrub(msg)), retryable=True)
         if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):

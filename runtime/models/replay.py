@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 
 from ..agents import Usage
 from ..errors import CassetteMissError, ModelError
@@ -75,7 +76,9 @@ def load_cassette(path: str | Path) -> dict[CassetteKey, dict[str, Any]]:
     The first recording of a key wins.
 
     Raises:
-        ModelError: the file cannot be read, or a line is malformed.
+        ModelError: the file cannot be read, or a line is malformed (not JSON,
+            no key, or a payload that is not a valid turn: bad `tool_calls`,
+            `usage`, ...), naming the line.
     """
     path = Path(path)
     try:
@@ -89,9 +92,31 @@ def load_cassette(path: str | Path) -> dict[CassetteKey, dict[str, Any]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             parsed = _parse_line(path, number, line)
-            if parsed is not None:
-                entries.setdefault(parsed[0], parsed[1])
+            if parsed is not None and parsed[0] not in entries:
+                _check_turn(path, number, *parsed)
+                entries[parsed[0]] = parsed[1]
     return entries
+
+
+def _check_turn(path: Path, number: int, key: CassetteKey, payload: Mapping[str, Any]) -> None:
+    """Build the turn once at load, so a malformed entry fails here, naming its line."""
+    try:
+        _turn_from(payload)
+    except ValidationError as exc:
+        problem = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+    except KeyError as exc:
+        problem = f"a tool call has no {exc} field"
+    except (TypeError, ValueError, AttributeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        return
+    raise ModelError(
+        f"{path}:{number}: the model_response for {_key_text(key)} is malformed ({problem}); "
+        "'tool_calls' must be a list of {id, name, input} objects and 'usage' an object of "
+        "token counts. Fix the line, or record the cassette again with --record"
+    )
 
 
 def _chunks(text: str, count: int = _CHUNKS) -> list[str]:

@@ -11,6 +11,11 @@ line, "items 312/1000 passed 300 aborted 12": redrawn in place on a TTY, printed
 at every 10% of finished items otherwise. Streamed `model_text` deltas are not
 printed. Anything that looks like an Anthropic API key (`sk-ant-...`) is
 redacted from every line, in both modes, whatever the payload holds.
+
+Model text is untrusted: a terminal escape in it (`\x1b]0;...\x07` retitles
+the window, `\x1b[2J` clears it) would reach the terminal. Human lines show
+every non-printable character escaped (`\x1b`, `\n`), so a line is one line;
+JSON lines escape the C1 controls and bidi overrides that JSON leaves raw.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Literal, TextIO
 
 from ..events import EventKind, PipelineEvent
 
-__all__ = ["ConsoleSink", "redact", "summarize"]
+__all__ = ["ConsoleSink", "printable", "redact", "summarize"]
 
 _KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}")
 _RED, _GREEN, _BLUE, _YELLOW, _DIM, _RESET = (
@@ -41,6 +46,25 @@ _ITEM_DONE = ("passed", "completed", "failed", "aborted")
 def redact(text: str) -> str:
     """Replace anything shaped like an Anthropic API key with `sk-ant-***`."""
     return _KEY_PATTERN.sub("sk-ant-***", text)
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Characters JSON strings may hold raw that a terminal acts on: DEL, the C1
+# controls (0x9b is a one-byte CSI), line/paragraph separators, bidi controls.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character (controls, newlines) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else _NAMED_ESCAPES.get(ch) or ascii(ch)[1:-1] for ch in text
+    )
+
+
+def _json_safe(line: str) -> str:
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -60,7 +84,11 @@ def _blocking(issues: Any) -> int:
 
 
 def summarize(event: PipelineEvent) -> str:
-    """The short human text of one event (without time and agent prefix)."""
+    """The short human text of one event (without time and agent prefix), on one line."""
+    return printable(_summary(event))
+
+
+def _summary(event: PipelineEvent) -> str:
     p = event.payload
     match event.kind:
         case EventKind.RUN_STARTED:
@@ -179,7 +207,7 @@ class ConsoleSink:
 
     async def emit(self, event: PipelineEvent, *, line: str) -> None:
         if self.json:
-            self._write(redact(line) + "\n")
+            self._write(redact(_json_safe(line)) + "\n")
             return
         if event.kind is EventKind.MODEL_TEXT:
             return
@@ -192,7 +220,7 @@ class ConsoleSink:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
         who = ""
         if event.agent:
-            who = event.agent + (f" #{event.attempt}" if event.attempt else "") + " "
+            who = printable(event.agent) + (f" #{event.attempt}" if event.attempt else "") + " "
         text = f"{who}{summarize(event)}"
         color = _color_of(event) if self.color else ""
         if color:

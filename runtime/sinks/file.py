@@ -41,7 +41,7 @@ class FileSink:
     max_batch = 256
 
     def __init__(self, path: str | Path, *, fsync: bool = False, name: str = "file") -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)  # Path(Path) re-parses
         self.name = name
         self.fsync = fsync
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
@@ -86,6 +86,10 @@ class FileSink:
         self._write(("\n".join(lines) + "\n").encode())
 
     async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent); the hub's synchronous close (`close_inline`)."""
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             if self.fsync:

@@ -14,6 +14,10 @@ several consecutive failures the hub disables the sink. The POSTs run in the
 sink's pump task, so a down or slow endpoint never slows the run: events wait
 in the sink's bounded buffer (oldest dropped, and counted, when it is full).
 Delivery is at-least-once: a batch interrupted at shutdown may be sent again.
+
+Secrets: a webhook URL often carries credentials (`user:pass@`, `?token=`).
+Error messages, which become `sink_error` events in the audit log and the UI,
+name the endpoint only as scheme://host:port/path (`redacted_url`).
 """
 
 from __future__ import annotations
@@ -27,9 +31,34 @@ import trio
 from ..errors import AgentflowError
 from ..events import PipelineEvent
 
-__all__ = ["WebhookDeliveryError", "WebhookSink"]
+__all__ = ["WebhookDeliveryError", "WebhookSink", "redacted_url"]
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def redacted_url(url: str) -> str:
+    """`url` as scheme://host:port/path: no user info, query or fragment."""
+    try:
+        parsed = httpx.URL(url)
+        if not parsed.scheme or not parsed.host:
+            return "<invalid webhook URL>"
+        host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+        port = f":{parsed.port}" if parsed.port is not None else ""
+        return f"{parsed.scheme}://{host}{port}{parsed.path}"
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "<unparseable webhook URL>"
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The parts of `url` that must not appear in a message, longest first."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return [url]
+    parts = [url, parsed.userinfo.decode(errors="replace"), parsed.query.decode(errors="replace")]
+    parts += [parsed.username, parsed.password or "", parsed.fragment]
+    parts += [value for _, value in parsed.params.multi_items()]
+    return sorted((p for p in parts if len(p) >= 3), key=len, reverse=True)
 
 
 class WebhookDeliveryError(AgentflowError):
@@ -53,6 +82,8 @@ class WebhookSink:
         name: str = "webhook",
     ) -> None:
         self.url = url
+        self._shown_url = redacted_url(url)  # what messages may show
+        self._secrets = _secrets_of(url)
         self.name = name
         self.headers = {"content-type": "application/json", **dict(headers or {})}
         self.timeout = timeout
@@ -84,7 +115,7 @@ class WebhookSink:
             try:
                 response = await self._client.post(self.url, content=body, headers=self.headers)
             except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = f"{type(exc).__name__}: {self._scrub(str(exc))}"
                 continue
             if response.status_code < 300:
                 self.posts += 1
@@ -93,10 +124,17 @@ class WebhookSink:
             if response.status_code not in _RETRY_STATUS:
                 break
         raise WebhookDeliveryError(
-            f"webhook {self.url} did not accept {len(batch)} events ({problem}, "
+            f"webhook {self._shown_url} did not accept {len(batch)} events ({problem}, "
             f"{attempts} attempts); check that the endpoint is up and accepts "
             "a POST of a JSON array"
         )
+
+    def _scrub(self, text: str) -> str:
+        """`text` with the URL's credentials and query replaced (httpx may quote the URL)."""
+        text = text.replace(self.url, self._shown_url)
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -14,6 +14,10 @@ The model chooses the paths, so every path is hostile until proven otherwise:
 
 Anything that would leave the root raises `PathEscapeError`; other refusals
 (too big, not text, missing file) raise `ToolError`. Both go back to the model.
+Every OS error (a full disk, permissions, the root being a file) becomes a
+`ToolError` that names the path as the model gave it, never the absolute path.
+Only regular files are read or written: FIFOs and devices are refused after a
+`stat`, and opened with `O_NONBLOCK` so a swapped-in FIFO cannot block.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 import os
 import stat
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,7 @@ _MAX_PATH = 4096
 _MAX_COMPONENT = 255
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def _is_within(path: str, root: str) -> bool:
@@ -143,19 +149,22 @@ class FilesystemTool:
 
     def read(self, path: object) -> str:
         """The text of a file under the root."""
+        with _os_errors("read", path):
+            return self._read(path)
+
+    def _read(self, path: object) -> str:
         target, parts = self._resolve_existing(path)
         if not parts:
             raise ToolError("cannot read the workspace itself; give a file path, or use 'list'")
         try:
-            fd = os.open(target, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+            info = os.stat(target)
         except FileNotFoundError:
             raise ToolError(f"no file {path!r} in the workspace; try op list") from None
-        except OSError as exc:
-            raise ToolError(f"cannot read {path!r}: {exc.strerror}") from None
+        _require_regular(info, path)
+        # O_NONBLOCK: a FIFO swapped in after the stat must not block the open.
+        fd = os.open(target, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ToolError(f"{path!r} is not a regular file")
+            _require_regular(os.fstat(handle.fileno()), path)
             data = handle.read(self.max_read_bytes + 1)
         if len(data) > self.max_read_bytes:
             raise ToolError(f"{path!r} is larger than the {self.max_read_bytes}-byte read limit")
@@ -166,15 +175,18 @@ class FilesystemTool:
 
     def write(self, path: object, content: str) -> dict[str, Any]:
         """Create or replace a text file under the root; creates parent directories."""
+        with _os_errors("write", path):
+            return self._write(path, content)
+
+    def _write(self, path: object, content: str) -> dict[str, Any]:
         parts = split_relative(path)
         if not parts:
             raise ToolError("cannot write the workspace itself; give a file path like 'draft.md'")
+        if self.root.exists() and not self.root.is_dir():
+            raise ToolError(_ROOT_NOT_DIR)
         self.root.mkdir(parents=True, exist_ok=True)
         real_root, parent = self._resolve_parent(parts, path)
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise ToolError(f"cannot create the directory for {path!r}: {exc.strerror}") from None
+        os.makedirs(parent, exist_ok=True)
         # Re-check after creating: a parent swapped for a link would be caught here.
         if not _is_within(os.path.realpath(parent), real_root):
             raise PathEscapeError(f"path {path!r} leads outside the workspace")
@@ -183,25 +195,56 @@ class FilesystemTool:
             raise PathEscapeError(
                 f"{path!r} is a symbolic link; the tool does not write through links"
             )
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC
+        if os.path.lexists(target):
+            _require_regular(os.lstat(target), path)
+        flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK
         data = content.encode("utf-8")
-        try:
-            fd = os.open(target, flags, 0o644)
-        except OSError as exc:
-            raise ToolError(f"cannot write {path!r}: {exc.strerror}") from None
+        fd = os.open(target, flags, 0o644)
         with os.fdopen(fd, "wb") as handle:
+            _require_regular(os.fstat(handle.fileno()), path)  # nothing written to a FIFO
+            handle.truncate(0)
             handle.write(data)
         return {"path": "/".join(parts), "bytes": len(data)}
 
     def listdir(self, path: object = "") -> dict[str, Any]:
         """The entries of a directory under the root (directories end with '/')."""
+        with _os_errors("list", path):
+            return self._listdir(path)
+
+    def _listdir(self, path: object) -> dict[str, Any]:
         target, parts = self._resolve_existing(path or ".")
-        if not parts and not os.path.isdir(target):
+        if not parts and not os.path.lexists(target):
             return {"path": ".", "entries": []}  # the root appears on first write
+        if not parts and not os.path.isdir(target):
+            raise ToolError(_ROOT_NOT_DIR)
         if not os.path.isdir(target):
             raise ToolError(f"{path!r} is not a directory in the workspace")
-        entries = sorted(
-            entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
-            for entry in os.scandir(target)
-        )
+        with os.scandir(target) as scan:
+            entries = sorted(
+                entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "") for entry in scan
+            )
         return {"path": "/".join(parts) or ".", "entries": entries}
+
+
+_ROOT_NOT_DIR = (
+    "the workspace root is not a directory (a file is in its place); "
+    "ask the operator to fix the tool's root"
+)
+
+
+def _require_regular(info: os.stat_result, path: object) -> None:
+    """Refuse directories, FIFOs, sockets and devices: only regular files are read or written."""
+    if stat.S_ISDIR(info.st_mode):
+        raise ToolError(f"{path!r} is a directory; use op list")
+    if not stat.S_ISREG(info.st_mode):
+        raise ToolError(f"{path!r} is not a regular file (a FIFO, socket or device)")
+
+
+@contextmanager
+def _os_errors(op: str, path: object) -> Iterator[None]:
+    """Turn any OS error into a `ToolError` naming `path` as given (never the absolute path)."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ToolError(f"cannot {op} {path!r} in the workspace: {why}") from None

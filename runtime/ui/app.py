@@ -34,7 +34,7 @@ from quart_trio import QuartTrio
 from .graph import pipeline_graph
 from .source import UiSource
 
-__all__ = ["STATIC_FILES", "UiConfig", "UiStats", "create_app"]
+__all__ = ["STATIC_FILES", "UiConfig", "UiStats", "create_app", "is_own_authority", "own_names"]
 
 STATIC_FILES = frozenset({"index.html", "app.js", "style.css", "cytoscape.min.js", "VENDORED.md"})
 _CONTENT_TYPES = {
@@ -101,6 +101,7 @@ def create_app(
     app = QuartTrio(__name__, static_folder=None)
     stats = UiStats()
     app.config["AGENTFLOW_UI_STATS"] = stats
+    _install_origin_guard(app, config)
     _install_auth(app, config.token)
 
     @app.get("/")
@@ -206,6 +207,77 @@ def _install_auth(app: QuartTrio, token: str | None) -> None:
 
     app.before_request(check)
     app.before_websocket(check)
+
+
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+def own_names(config: UiConfig) -> frozenset[str]:
+    """The host names the UI answers to: the loopback names and the configured host."""
+    host = config.host.lower()
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return frozenset({*_LOOPBACK_NAMES, host} - _WILDCARD_HOSTS)
+
+
+def is_own_authority(authority: str, config: UiConfig) -> bool:
+    """True when `authority` (`name[:port]`, as in a Host header) names this UI.
+
+    A missing port means 80, as in HTTP. `config.port` 0 (an app not yet
+    bound, e.g. under Quart's test client) accepts any port.
+    """
+    authority = authority.strip().lower()
+    name, sep, port = authority.rpartition(":")
+    if not sep or name.endswith(":") or (authority.startswith("[") and not name.endswith("]")):
+        name, port = authority, "80"  # no port (a bare IPv6 literal has colons too)
+    if name not in own_names(config):
+        return False
+    return config.port == 0 or port == str(config.port)
+
+
+def _forbidden(what: str, value: str, config: UiConfig) -> Response:
+    port = config.port or "PORT"
+    return Response(
+        f"403 Forbidden: {what} {value!r} is not this agentflow UI's own address, so the "
+        "request was refused (a guard against other web pages and DNS rebinding reading "
+        f"the run). Open the UI at http://127.0.0.1:{port}/ (or localhost, or the --host "
+        "it was started with).\n",
+        status=403,
+        content_type="text/plain",
+    )
+
+
+def _install_origin_guard(app: QuartTrio, config: UiConfig) -> None:
+    """Refuse requests for foreign Host names and WebSocket handshakes from foreign pages.
+
+    Without a token, any page the user visits could otherwise open `/ws` and
+    read every prompt and output, or rebind its own name to 127.0.0.1. On a
+    wildcard bind (0.0.0.0, ::) the UI's names are unknown, but a token is
+    always required there, so only a same-origin check is made.
+    """
+    wildcard = config.host.lower() in _WILDCARD_HOSTS and config.token is not None
+
+    def check_host(headers: Any) -> str:
+        host = str(headers.get("Host", ""))
+        if not wildcard and not is_own_authority(host, config):
+            abort(_forbidden("Host", host, config))
+        return host
+
+    async def check_request() -> None:
+        check_host(request.headers)
+
+    async def check_websocket() -> None:
+        host = check_host(websocket.headers)
+        origin = websocket.headers.get("Origin")
+        if origin is None:  # not a browser: browsers always send Origin on WebSockets
+            return
+        scheme, _, authority = origin.lower().partition("://")
+        same = authority == host.lower() if wildcard else is_own_authority(authority, config)
+        if not (authority and scheme == "http" and "/" not in authority and same):
+            abort(_forbidden("Origin", origin, config))
+
+    app.before_request(check_request)
+    app.before_websocket(check_websocket)
 
 
 def _in_websocket() -> bool:

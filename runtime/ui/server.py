@@ -133,6 +133,8 @@ async def serve_source(
     config = resolve_token(config)
     hyper = _hypercorn_config(config)
     sockets = _bind(hyper, config)
+    # The app checks Host/Origin against the bound port (port 0 picks one).
+    config = replace(config, port=sockets.insecure_sockets[0].getsockname()[1])
     app = create_app(source, config, closing=shutdown)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(source.run)

@@ -67,6 +67,7 @@ class Reply:
     )
     model: str | None = None  # None: echo the request's model
     chunk_size: int = 6  # characters per text_delta / input_json_delta
+    delay_s: float = 0.0  # pause before each stream event: a stream that trickles
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ async def _respond(reply: Scripted, body: Mapping[str, Any]) -> Response:
             json.dumps(_message(reply, body)), 200, {"content-type": "application/json"}
         )
     return Response(
-        _sse(_stream_events(reply, body)),
+        _sse(_stream_events(reply, body), reply.delay_s if isinstance(reply, Reply) else 0.0),
         200,
         {"content-type": "text/event-stream", "cache-control": "no-cache"},
     )
@@ -319,8 +320,12 @@ def _stream_events(
     yield "message_stop", {"type": "message_stop"}
 
 
-async def _sse(events: Iterable[tuple[str, dict[str, Any]]]) -> AsyncIterator[bytes]:
+async def _sse(
+    events: Iterable[tuple[str, dict[str, Any]]], delay_s: float = 0.0
+) -> AsyncIterator[bytes]:
     for name, data in events:
+        if delay_s:
+            await trio.sleep(delay_s)
         yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
         await trio.lowlevel.checkpoint()
 

@@ -310,6 +310,30 @@ async def test_a_hang_past_the_timeout_is_a_model_error_after_retries() -> None:
     assert 0.6 <= elapsed < 1.5
 
 
+async def test_a_trickling_stream_hits_the_total_deadline_and_is_retried() -> None:
+    # Each event arrives well within the SDK's per-read timeout, but the whole
+    # answer would take ~2 s: the per-call deadline (0.25 s) must end each attempt.
+    slow = Reply(content=({"type": "text", "text": "x" * 40},), chunk_size=1, delay_s=0.04)
+    retries, texts = Retries(), []
+    async with serving([slow, slow], retries, max_retries=1) as (fake, model):
+        start = trio.current_time()
+        with pytest.raises(ModelError, match=r"timed out after 0\.25s") as info:
+            await model.complete(make_request(timeout_s=0.25), texts.append)
+        elapsed = trio.current_time() - start
+    assert not isinstance(info.value, ModelRequestRejected)
+    assert texts, "the stream had started trickling before the deadline"
+    assert len(fake.requests) == 2 and len(retries.calls) == 1
+    assert "timed out" in retries.calls[0][0]
+    assert 0.5 <= elapsed < 1.2
+
+
+async def test_a_trickling_stream_within_the_deadline_completes() -> None:
+    quick = Reply(content=({"type": "text", "text": "abcd"},), chunk_size=1, delay_s=0.01)
+    async with serving([quick]) as (_, model):
+        turn = await model.complete(make_request(timeout_s=5))
+    assert turn.text == "abcd"
+
+
 async def test_401_is_rejected_immediately_with_the_api_message_and_no_key() -> None:
     # The fake echoes the wrong credential in its message: the model must scrub it.
     retries = Retries()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -179,3 +180,80 @@ async def test_registry_and_examples(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "api_key" not in await WordCountTool().execute({"text": "a"})
     with pytest.raises(ToolError, match="'text' string"):
         await counter.execute({})
+
+
+def _no_absolute_path(error: pytest.ExceptionInfo[ToolError], root: Path) -> str:
+    message = str(error.value)
+    assert str(root) not in message and "/tmp" not in message, message
+    return message
+
+
+async def test_root_that_is_a_file_is_a_tool_error(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.write_text("not a directory")
+    tool = FilesystemTool(root)
+    for request in (
+        {"op": "write", "path": "a.txt", "content": "x"},
+        {"op": "write", "path": "d/a.txt", "content": "x"},
+        {"op": "list", "path": ""},
+        {"op": "list", "path": "d"},
+        {"op": "read", "path": "a.txt"},
+    ):
+        with pytest.raises(ToolError) as error:
+            await tool.execute(request)
+        _no_absolute_path(error, root)
+
+
+async def test_fifos_are_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    tool = FilesystemTool(tmp_path)
+    with pytest.raises(ToolError, match="not a regular file"):
+        await tool.execute({"op": "read", "path": "pipe"})
+    with pytest.raises(ToolError, match="not a regular file"):
+        await tool.execute({"op": "write", "path": "pipe", "content": "x"})
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(ToolError, match="is a directory"):
+        await tool.execute({"op": "read", "path": "dir"})
+    with pytest.raises(ToolError, match="is a directory") as error:
+        await tool.execute({"op": "write", "path": "dir", "content": "x"})
+    _no_absolute_path(error, tmp_path)
+
+
+async def test_os_errors_on_write_and_list_become_relative_tool_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool = FilesystemTool(tmp_path)
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fd: int, mode: str) -> None:
+            self.handle = real_fdopen(fd, mode)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def fileno(self) -> int:
+            return self.handle.fileno()
+
+        def truncate(self, size: int) -> int:
+            return self.handle.truncate(size)
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "a.txt"))
+
+    monkeypatch.setattr(os, "fdopen", FullDisk)
+    with pytest.raises(ToolError, match="No space left on device") as error:
+        await tool.execute({"op": "write", "path": "a.txt", "content": "x"})
+    assert "'a.txt'" in _no_absolute_path(error, tmp_path)
+    monkeypatch.undo()
+
+    def denied(path: str) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(ToolError, match="Permission denied") as listing:
+        await tool.execute({"op": "list", "path": ""})
+    _no_absolute_path(listing, tmp_path)

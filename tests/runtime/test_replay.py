@@ -154,3 +154,39 @@ async def test_example_cassettes_drive_a_real_run(
         assert len(memory.of_kind(EventKind.RETRY_SCHEDULED)) == 1
         draft = (tmp_path / "workspace" / "draft.md").read_text()
         assert "let b = a;" in draft  # the second draft, with its example
+
+
+def _response_line(**payload: object) -> str:
+    record = {
+        "kind": "model_response",
+        "agent": "writer_agent",
+        "item": "main",
+        "attempt": 1,
+        "payload": {"turn": 1, "text": "hi", **payload},
+    }
+    return json.dumps(record) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"tool_calls": [{"name": "read_file"}]}, "no 'id' field"),
+        ({"tool_calls": ["read_file"]}, "TypeError"),
+        ({"tool_calls": 5}, "TypeError"),
+        ({"tool_calls": [{"id": "t1", "name": "x", "input": "not an object"}]}, "ValueError"),
+        ({"usage": "lots"}, "AttributeError"),
+        ({"usage": {"input_tokens": "many"}}, "input_tokens"),
+        ({"usage": {"output_tokens": 1.5}}, "output_tokens"),
+    ],
+)
+def test_malformed_turns_are_model_errors_naming_the_line(
+    tmp_path: Path, payload: dict[str, object], problem: str
+) -> None:
+    cassette = tmp_path / "bad.jsonl"
+    good = _response_line().replace('"attempt": 1', '"attempt": 2')
+    cassette.write_text(good + _response_line(**payload))
+    with pytest.raises(ModelError) as error:
+        ReplayModel(cassette)
+    message = str(error.value)
+    assert "bad.jsonl:2: the model_response for agent=writer_agent item=main" in message
+    assert problem in message and "'tool_calls' must be a list" in message

@@ -10,7 +10,7 @@ import trio
 
 from agentflow.runtime.events import EventKind, PipelineEvent
 from agentflow.runtime.hub import EventHub
-from agentflow.runtime.sinks.console import ConsoleSink, redact
+from agentflow.runtime.sinks.console import ConsoleSink, printable, redact
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
 
@@ -157,3 +157,34 @@ async def test_memory_sink_of_kind() -> None:
         hub.emit(EventKind.WARNING)
     assert [e.seq for e in sink.of_kind(EventKind.WARNING)] == [1]
     assert sink.closed
+
+
+async def test_console_escapes_terminal_control_characters() -> None:
+    hostile = "done\x1b]0;pwned\x07\x1b[2J\rover\nwrite\x9b31m\u202eevil"
+    events = _events(
+        (EventKind.AGENT_COMPLETED, {"text": hostile}, "writer\x1b[31m", "main"),
+        (EventKind.AGENT_FAILED, {"error": f"E{hostile}", "message": hostile}, "a", "main"),
+        (EventKind.SINK_ERROR, {"sink": "s\x07", "error": hostile}, None, None),
+        (EventKind.RUN_STARTED, {"pipeline": f"p\n{hostile}", "model": "m"}, None, None),
+    )
+    out = io.StringIO()
+    await _feed(ConsoleSink(stream=out, color=False), events)
+    text = out.getvalue()
+    assert all(ch.isprintable() for ch in text.replace("\n", ""))
+    assert text.count("\n") == 4  # one line per event
+    assert "\\x1b]0;pwned\\x07" in text and "\\u202e" in text
+    assert "writer\\x1b[31m #1" in text
+
+
+async def test_console_json_lines_escape_c1_controls_and_stay_json() -> None:
+    hostile = "a\x1b[2J\x9b31m\u202eb\u2028c"
+    events = _events((EventKind.WARNING, {"message": hostile}, None, None))
+    out = io.StringIO()
+    await _feed(ConsoleSink(stream=out, json=True), events)
+    assert all(ch.isprintable() for ch in out.getvalue().rstrip("\n"))
+    assert json.loads(out.getvalue())["payload"] == {"message": hostile}
+
+
+def test_printable_keeps_text_and_escapes_controls() -> None:
+    assert printable("ünïcode → ok") == "ünïcode → ok"
+    assert printable("a\tb\nc\x00\x7f") == "a\\tb\\nc\\x00\\x7f"

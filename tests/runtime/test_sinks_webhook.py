@@ -8,16 +8,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from agentflow.runtime.events import EventKind
+from agentflow.runtime.events import EventKind, PipelineEvent
 from agentflow.runtime.hub import EventHub
 from agentflow.runtime.sinks.memory import MemorySink
-from agentflow.runtime.sinks.webhook import WebhookDeliveryError, WebhookSink
+from agentflow.runtime.sinks.webhook import WebhookDeliveryError, WebhookSink, redacted_url
 
 
 @dataclass
@@ -141,3 +142,59 @@ async def test_webhook_rejection_fails_fast(receiver: Receiver) -> None:
     with pytest.raises(WebhookDeliveryError, match="HTTP 401, 1 attempts"):
         await sink.emit(event, line=event.model_dump_json())
     await sink.aclose()
+
+
+_EVENT = PipelineEvent(run_id="r", seq=0, ts=0.0, kind=EventKind.WARNING)
+_SECRET_URL = "http://alice:s3cretpass@127.0.0.1:{port}/hook?token=SECRET_TOKEN&x=1"
+
+
+def _assert_no_secrets(text: str) -> None:
+    for secret in ("alice", "s3cretpass", "SECRET_TOKEN", "token=", "x=1"):
+        assert secret not in text, (secret, text)
+
+
+async def test_webhook_errors_never_show_credentials_or_query() -> None:
+    port = _free_port()
+    sink = WebhookSink(_SECRET_URL.format(port=port), retries=0)
+    audit = MemorySink()
+    hub = EventHub(run_id="run-1", sinks=[audit, sink])
+    async with hub.running():
+        hub.emit(EventKind.WARNING)
+    errors = audit.of_kind(EventKind.SINK_ERROR)
+    assert errors
+    message = errors[0].payload["error"]
+    assert f"http://127.0.0.1:{port}/hook " in message
+    _assert_no_secrets(message)
+
+
+async def test_webhook_rejection_message_is_redacted(receiver: Receiver) -> None:
+    url = (
+        receiver.base.replace("http://", "http://alice:s3cretpass@") + "/reject?token=SECRET_TOKEN"
+    )
+    sink = WebhookSink(url, retries=0)
+    with pytest.raises(WebhookDeliveryError) as error:
+        await sink.emit(_EVENT, line="{}")
+    await sink.aclose()
+    assert "HTTP 401" in str(error.value) and f"{receiver.base}/reject " in str(error.value)
+    _assert_no_secrets(str(error.value))
+
+
+async def test_webhook_scrubs_the_url_out_of_transport_errors() -> None:
+    url = _SECRET_URL.format(port=9)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {url} ({request.url})", request=request)
+
+    sink = WebhookSink(url, retries=0)
+    sink._client = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+    with pytest.raises(WebhookDeliveryError) as error:
+        await sink.emit(_EVENT, line="{}")
+    await sink.aclose()
+    assert "ConnectError: cannot reach http://127.0.0.1:9/hook" in str(error.value)
+    _assert_no_secrets(str(error.value))
+
+
+def test_redacted_url_keeps_only_scheme_host_port_path() -> None:
+    assert redacted_url("https://u:p@h.example:8443/a/b?k=v#f") == "https://h.example:8443/a/b"
+    assert redacted_url("http://[::1]:8/p?a=1") == "http://[::1]:8/p"
+    assert redacted_url("secret-but-not-a-url") == "<invalid webhook URL>"

@@ -20,10 +20,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import trio
+from pydantic_core import to_json as _to_json
 
 from . import aggregator
 from .agents import AgentContext, AgentOutput, QAIssue, WorkItem
-from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
+from .errors import (
+    BudgetExceededError,
+    InvalidTransition,
+    OutputValidationError,
+    PipelineDefinitionError,
+)
 from .events import EventKind
 from .governor import RetryGovernor
 from .jsonpath import feedback_issues
@@ -32,10 +38,13 @@ from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans
 from .run_services import RunServices
 from .state_machine import StateMachine
 
-__all__ = ["FATAL_ERRORS", "Dispatcher"]
+__all__ = ["FATAL_ERRORS", "UNFINISHED", "Dispatcher", "json_problem"]
 
 FATAL_ERRORS = (InvalidTransition, PipelineDefinitionError, BudgetExceededError)
 """Errors that end the whole run instead of aborting one item."""
+
+UNFINISHED = "the run ended before this item finished"
+"""The reason reported for items a run-ending error or a cancellation cut short."""
 
 # Module constants: Enum member lookups cost ~0.7 us each on Python 3.11.
 _AGENT_COMPLETED = EventKind.AGENT_COMPLETED
@@ -48,6 +57,21 @@ _QA_VERDICT = EventKind.QA_VERDICT
 _RETRY_SCHEDULED = EventKind.RETRY_SCHEDULED
 _TRANSITION = EventKind.TRANSITION
 _TRANSITION_DEFERRED = EventKind.TRANSITION_DEFERRED
+
+
+def json_problem(value: object) -> str | None:
+    """None if the hub can serialise `value` into an event line, else why not.
+
+    The same serialiser as the hub's (`pydantic_core.to_json`), so a value that
+    passes here never fails a `publish`; text, numbers, lists and dicts pass.
+    """
+    if value is None or type(value) is str:
+        return None
+    try:
+        _to_json(value, inf_nan_mode="null")
+    except Exception as exc:  # PydanticSerializationError, or whatever a custom type raises
+        return f"{type(value).__name__} is not JSON-serialisable ({exc})"
+    return None
 
 
 def _issue_dicts(issues: Sequence[QAIssue]) -> list[dict[str, Any]]:
@@ -87,7 +111,6 @@ class Dispatcher:
         self.machine: StateMachine[Any, Any] = StateMachine(
             pipeline.transitions, pipeline.initial, pipeline.terminal
         )
-        self.terminal = pipeline.terminal
         # Invariant: every item created so far, in creation order (main first).
         self.items: list[ItemState] = []
         # Invariant: every deferred terminal move, in the order requested.
@@ -154,7 +177,13 @@ class Dispatcher:
         feedback: Sequence[QAIssue],
         source: str | None,
     ) -> AgentOutput | None:
-        """One invocation with its events; None if it failed (the item is then aborted)."""
+        """One invocation with its events; None if it failed or the run is ending.
+
+        A failure aborts the item. After a run-ending error a task runs on until its
+        next checkpoint: it starts no further invocation then.
+        """
+        if self.fatal is not None:
+            return None
         agent, item_id = plan.id, item.item.id
         attempt = item.attempts.get(agent, 0) + 1
         item.attempts[agent] = attempt
@@ -180,17 +209,22 @@ class Dispatcher:
         except FATAL_ERRORS:
             raise
         except Exception as exc:
-            self.hub.publish(
-                _AGENT_FAILED,
-                agent=agent,
-                item=item_id,
-                attempt=attempt,
-                payload={"error": type(exc).__name__, "message": str(exc)},
-            )
-            self.abort_item(item, plan, f"agent '{agent}' failed: {type(exc).__name__}: {exc}")
+            self._fail(plan, item, exc)
             return None
         self._record(plan, item, out, attempt)
         return out
+
+    def _fail(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
+        """Record `plan`'s latest invocation on `item` as failed by `exc`; abort the item."""
+        agent = plan.id
+        self.hub.publish(
+            _AGENT_FAILED,
+            agent=agent,
+            item=item.item.id,
+            attempt=item.attempts.get(agent),
+            payload={"error": type(exc).__name__, "message": str(exc)},
+        )
+        self.abort_item(item, plan, f"agent '{agent}' failed: {type(exc).__name__}: {exc}")
 
     def _record(self, plan: AgentPlan, item: ItemState, out: AgentOutput, attempt: int) -> None:
         """Emit the invocation's verdict or completion and fire its agent event."""
@@ -281,6 +315,16 @@ class Dispatcher:
                 "return a list, empty if there is no work",
             )
             return
+        for index, payload in enumerate(out.items, 1):
+            problem = None if type(payload) is str else json_problem(payload)
+            if problem is not None:
+                self.abort_item(
+                    item,
+                    plan,
+                    f"fan-out agent '{plan.id}' returned work item {index} that the event log "
+                    f"cannot record: {problem}; return text, numbers, lists or dicts",
+                )
+                return
         parent = item.item.id
         prefix = "item-" if parent == "main" else parent + "."
         children: list[ItemState] = []
@@ -329,13 +373,14 @@ class Dispatcher:
             for target in plan.targets:
                 nursery.start_soon(self._broadcast_one, item, target, out, plan.id, verdicts)
             self.hub.flush()
+        if self.fatal is not None:
+            return
         qa = [(self.plans[t], verdicts[t]) for t in plan.targets if t in verdicts]
         failing = [(p, o) for p, o in qa if not o.passed]
-        if failing:
-            await self._handle_failures(item, failing)
-            return
-        for qa_plan, qa_out in qa:
-            if qa_plan.strategy is not None:
+        if failing and await self._handle_failures(item, failing):
+            return  # retried (the retry flows through this broadcast again) or aborted
+        for qa_plan, qa_out in qa:  # every verdict passed, or the failing ones stand
+            if qa_out.passed and qa_plan.strategy is not None:
                 await self._dispatch(qa_plan, item, qa_out)
 
     async def _broadcast_one(
@@ -364,17 +409,21 @@ class Dispatcher:
 
     async def _handle_failures(
         self, item: ItemState, failing: list[tuple[AgentPlan, AgentOutput]]
-    ) -> None:
-        """Retry, abort, or accept failing verdicts (docs/semantics.md, QA feedback loop)."""
+    ) -> bool:
+        """Retry, abort, or accept failing verdicts (docs/semantics.md, QA feedback loop).
+
+        Returns False when the verdicts stand (no retry, no abort), so the caller
+        dispatches the passing verdicts onward; True when it retried or aborted.
+        """
         if item.status == "aborted":
-            return
+            return True
         aggregation = self.aggregation
         if (
             aggregation is not None
             and all(p.is_gate for p, _ in failing)
             and aggregator.satisfied(aggregation, item.verdicts)
         ):
-            return  # the item's gates already satisfy the strategy: a retry changes nothing
+            return False  # the item's gates already satisfy the strategy: no retry changes it
         item_id = item.item.id
         retrying: list[AgentPlan] = []
         aborting: AgentPlan | None = None
@@ -401,6 +450,9 @@ class Dispatcher:
             await self._retry(item, retrying[0], failing)
         elif aborting is not None:
             self.abort_item(item, aborting, f"QA agent '{aborting.id}' failed (on_fail: abort)")
+        else:
+            return False  # only gates without on_fail failed: their verdicts stand
+        return True
 
     async def _retry(
         self, item: ItemState, first: AgentPlan, failing: list[tuple[AgentPlan, AgentOutput]]
@@ -410,7 +462,11 @@ class Dispatcher:
         target = first.on_fail.target
         issues: list[QAIssue] = []
         for plan, out in failing:
-            issues.extend(feedback_issues(out, plan.feedback_steps))
+            try:
+                issues.extend(feedback_issues(out, plan.feedback_steps))
+            except OutputValidationError as exc:  # feedback_path selected no issues
+                self._fail(plan, item, exc)
+                return
         failures = self.governor.failures(first.id, item.item.id)
         delay = self.governor.next_delay(first.id, failures)
         self.hub.publish(
@@ -435,7 +491,13 @@ class Dispatcher:
     # -- finishing -------------------------------------------------------------------
 
     def finish_item(self, item: ItemState) -> None:
-        """Settle the item's status and emit `item_finished`."""
+        """Settle the item's status and emit `item_finished`.
+
+        An item a run-ending error cut short is left unsettled: it is reported
+        `aborted` with the reason `UNFINISHED`, like an item a cancellation cut short.
+        """
+        if self.fatal is not None and item.status is None:
+            return
         status = item.status = aggregator.item_status(
             self.aggregation, item.status == "aborted", item.verdicts
         )

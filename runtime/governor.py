@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import random
 
-import trio
-
 from .spec import PipelineSpec, RetrySpec
 
 __all__ = ["RetryGovernor"]
@@ -65,10 +63,3 @@ class RetryGovernor:
             self._rng = random.Random(self._seed)
         jitter: float = self._rng.uniform(0.5, 1.0)
         return base_ms * 2.0 ** (attempt - 1) * jitter * self._scale / 1000.0
-
-    async def wait(self, agent: str, attempt: int) -> float:
-        """Sleep for `next_delay(agent, attempt)` and return the seconds slept."""
-        delay = self.next_delay(agent, attempt)
-        if delay > 0:
-            await trio.sleep(delay)
-        return delay

@@ -32,13 +32,14 @@ crashes the run and never stops the other sinks.
 
 Closing: when `running()` exits, each pump drains its buffer and the sink's
 `aclose()` is awaited, even when the surrounding scope was cancelled (the drain
-is shielded). Non-audit sinks get `drain_timeout` seconds in all; audit sinks
-are always drained completely.
+is shielded). Non-audit sinks get `drain_timeout` seconds in all, from the
+moment `running()` starts to exit, for draining and closing (one deadline);
+audit sinks are always drained and closed completely.
 
-Subscribers (`subscribe`) are the UI's WebSocket clients: each gets the history,
-then live events, from its own bounded buffer; one that falls behind is marked
-`overflowed` and its iteration ends, so the UI can resync it. They never slow
-`emit`.
+Subscribers (`subscribe`, see `subscription.py`) are the UI's WebSocket
+clients: each gets the history, then live events, from its own bounded buffer;
+one that falls behind is marked `overflowed` and its iteration ends, so the UI
+can resync it. They never slow `emit`.
 """
 
 from __future__ import annotations
@@ -55,14 +56,14 @@ import trio
 
 from .events import EventKind, LineEncoder, PipelineEvent, new_event
 from .sinks.base import LogSink
+from .subscription import Entry, Subscription
 
 __all__ = ["DEFAULT_SINK_BUFFER", "EventHub", "SinkPolicy", "Subscription"]
 
 SinkPolicy = Literal["block_never_drop", "drop_oldest"]
 DEFAULT_SINK_BUFFER = 10_000
 _MAX_HELD = 256  # held lines that make `publish` flush on its own (bounds one write)
-# (event, line); the event is None when no consumer needed the object (see `publish`).
-_Entry = tuple[PipelineEvent | None, str]
+_Entry = Entry
 _RUN_FINISHED = EventKind.RUN_FINISHED
 _SINK_ERROR = EventKind.SINK_ERROR
 _sha256 = hashlib.sha256
@@ -116,74 +117,6 @@ class _SinkQueue:
             self.wakeup.set()
 
 
-class Subscription:
-    """An async iterator of `(event, line)`: the hub's history, then live events.
-
-    Iteration ends when the hub closes (after the buffered events) or when this
-    subscriber falls more than `max_buffer` events behind; then `overflowed` is
-    True and the consumer should resync (e.g. reconnect and replay the history).
-    """
-
-    def __init__(self, hub: EventHub, max_buffer: int) -> None:
-        self._hub = hub
-        self.max_buffer = max_buffer
-        history = hub.history or []
-        # Invariant: history[_hist_index:_hist_end] is still to be yielded, before `_live`.
-        self._history = history
-        self._hist_index = 0
-        self._hist_end = len(history)
-        self._live: deque[_Entry] = deque()
-        self._wakeup = trio.Event()
-        self._waiting = False
-        self.overflowed = False
-        self.closed = False
-
-    def _push(self, entry: _Entry) -> None:
-        if len(self._live) >= self.max_buffer:
-            self.overflowed = True
-            self._live.clear()
-            self._hub._subscribers.discard(self)
-        else:
-            self._live.append(entry)
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiting:
-            self._waiting = False
-            self._wakeup.set()
-
-    def close(self) -> None:
-        """Stop receiving events; iteration ends after what is already buffered."""
-        self.closed = True
-        self._hub._subscribers.discard(self)
-        self._wake()
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> tuple[PipelineEvent, str]:
-        # The hub builds every event while it keeps history or has subscribers.
-        return cast(tuple[PipelineEvent, str], await self._next())
-
-    async def _next(self) -> _Entry:
-        while True:
-            if self.overflowed:
-                raise StopAsyncIteration
-            if self._hist_index < self._hist_end:
-                entry = self._history[self._hist_index]
-                self._hist_index += 1
-                await trio.lowlevel.checkpoint()
-                return entry
-            if self._live:
-                await trio.lowlevel.checkpoint()
-                return self._live.popleft()
-            if self.closed or self._hub._closed:
-                raise StopAsyncIteration
-            self._wakeup = trio.Event()
-            self._waiting = True
-            await self._wakeup.wait()
-
-
 class EventHub:
     """Publishes a run's events to its sinks and subscribers.
 
@@ -230,6 +163,9 @@ class EventHub:
         self._sync_close = True
         self._closing = False  # running() is exiting: pumps return once their buffer is empty
         self._closed = False  # every sink drained and closed; emit is an error now
+        # Invariant: None until running() starts to exit; then when non-audit sinks must
+        # be drained and closed by (trio time), one deadline for every phase.
+        self._deadline: float | None = None
         # Invariant: every (event, line) emitted, in order, when keep_history is on.
         self.history: list[tuple[PipelineEvent, str]] | None = [] if keep_history else None
         for sink in sinks:
@@ -544,14 +480,21 @@ class EventHub:
             with trio.CancelScope(shield=True):
                 await self._drain_and_close()
 
+    def _shutdown_deadline(self) -> float:
+        """When non-audit sinks must be drained and closed: set once, at the first call."""
+        if self._deadline is None:
+            self._deadline = trio.current_time() + self.drain_timeout
+        return self._deadline
+
     async def _let_pumps_finish(self) -> None:
-        """Phase 1: the pumps empty their buffers, within `drain_timeout` seconds."""
+        """Phase 1: the pumps empty their buffers, by the shutdown deadline."""
+        deadline = self._shutdown_deadline()
         self._report_drops(force=True)
         self._closing = True
         for queue in self._pumped:
             queue.waiting = False
             queue.wakeup.set()
-        with trio.move_on_after(self.drain_timeout):
+        with trio.move_on_at(deadline):
             for queue in self._pumped:
                 await queue.done.wait()
 
@@ -607,7 +550,7 @@ class EventHub:
 
     async def _drain_and_close(self) -> None:
         """Phase 2: deliver what the pumps left (non-audit sinks first, bounded), then close."""
-        deadline = trio.current_time() + self.drain_timeout
+        deadline = self._shutdown_deadline()  # the one phase 1 started, if it ran
         lossy = [q for q in self._pumped if q.policy == "drop_oldest"]
         lossless = [q for q in self._pumped if q.policy == "block_never_drop"]
         for queue in lossy:
@@ -620,7 +563,7 @@ class EventHub:
         for queue in self._queues:
             try:
                 if queue.policy == "drop_oldest" and not queue.inline:
-                    with trio.move_on_at(deadline + 1.0):
+                    with trio.move_on_at(deadline):
                         await queue.sink.aclose()
                 else:
                     await queue.sink.aclose()

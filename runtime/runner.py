@@ -15,15 +15,15 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import trio
 from pydantic import BaseModel
 
 from . import aggregator
 from .agents import Usage
-from .dispatcher import Dispatcher
-from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
+from .dispatcher import UNFINISHED, Dispatcher, json_problem
+from .errors import AgentflowError, BudgetExceededError, InvalidTransition, PipelineDefinitionError
 from .events import EventKind
 from .governor import RetryGovernor
 from .hub import EventHub
@@ -34,12 +34,17 @@ from .run_services import RunBudget, RunServices, ToolTable
 from .sinks.base import LogSink
 from .tools.base import Tool
 
-__all__ = ["ItemOutcome", "RunOptions", "RunResult", "run_pipeline"]
+__all__ = ["ItemOutcome", "RunInputError", "RunOptions", "RunResult", "run_pipeline"]
 
 ItemStatus = Literal["passed", "failed", "aborted", "completed"]
 RunStatus = Literal["succeeded", "failed", "incomplete", "error", "cancelled"]
+_T = TypeVar("_T")
 _RUN_STARTED = EventKind.RUN_STARTED  # Enum member lookups cost ~0.7 us each on 3.11
 _RUN_FINISHED = EventKind.RUN_FINISHED
+
+
+class RunInputError(AgentflowError):
+    """Raised before a run starts when its input cannot be recorded in the event log."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,8 @@ class RunOptions:
     max_total_tokens: int | None = None
     keep_history: bool = False  # the hub keeps every event in memory (the UI needs it)
     max_model_calls: int = 8  # concurrent model calls, run-wide
-    audit_log: str | None = (
-        None  # JSONL audit log path, started empty (if run_pipeline owns the hub)
-    )
+    # JSONL audit log path, started empty; only when run_pipeline owns the hub (no `hub=`)
+    audit_log: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency is not None and self.max_concurrency < 1:
@@ -64,6 +68,18 @@ class RunOptions:
                 f"RunOptions(max_concurrency={self.max_concurrency}): use 1 or more, "
                 "or None for the pipeline's own limit"
             )
+        if self.max_model_calls < 1:
+            raise PipelineDefinitionError(
+                f"RunOptions(max_model_calls={self.max_model_calls}): use 1 or more "
+                "(the number of model calls the run may make at once)"
+            )
+        for name in ("max_cost_usd", "max_total_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise PipelineDefinitionError(
+                    f"RunOptions({name}={value}): a budget cannot be negative; use 0 or more, "
+                    "or None for the pipeline's defaults"
+                )
 
 
 class ItemOutcome(BaseModel):
@@ -147,7 +163,7 @@ def _outcome(item: ItemState) -> ItemOutcome:
         "attempts": item.attempts,
         "gates": item.verdicts,
         "output": item.output,
-        "reason": item.reason if item.status else "the run ended before this item finished",
+        "reason": item.reason if item.status else UNFINISHED,
     }
     _construct(outcome, fields, _OUTCOME_FIELDS)
     return outcome
@@ -282,6 +298,11 @@ async def _execute(
     return result
 
 
+def _given(option: _T | None, default: _T) -> _T:
+    """The run option if set (0 included), else the pipeline default."""
+    return default if option is None else option
+
+
 def _build_engine(
     pipeline: CompiledPipeline,
     handlers: dict[str, Handler],
@@ -295,8 +316,8 @@ def _build_engine(
     defaults = pipeline.spec.defaults
     budget = RunBudget(
         hub,
-        max_cost_usd=options.max_cost_usd or defaults.max_cost_usd,
-        max_total_tokens=options.max_total_tokens or defaults.max_total_tokens,
+        max_cost_usd=_given(options.max_cost_usd, defaults.max_cost_usd),
+        max_total_tokens=_given(options.max_total_tokens, defaults.max_total_tokens),
     )
     services = RunServices(
         pipeline=pipeline,
@@ -314,9 +335,25 @@ def _build_engine(
         governor,
         run_id=hub.run_id,
         input=run_input,
-        max_concurrency=options.max_concurrency or defaults.max_concurrency,
+        max_concurrency=_given(options.max_concurrency, defaults.max_concurrency),
     )
     return engine, budget
+
+
+def _check_call(run_input: object, hub: EventHub | None, options: RunOptions) -> None:
+    """Refuse, before any event, a run whose input or options cannot work."""
+    problem = json_problem(run_input)
+    if problem is not None:
+        raise RunInputError(
+            f"the run input must be JSON-serialisable (text, numbers, lists, dicts): "
+            f"{problem}. Convert it before the run (e.g. to a dict or a string)"
+        )
+    if hub is not None and options.audit_log is not None:
+        raise PipelineDefinitionError(
+            f"RunOptions(audit_log={options.audit_log!r}) with a caller's hub: run_pipeline "
+            "writes the audit log only on a hub it owns. Add the FileSink to your hub "
+            "(EventHub(sinks=[FileSink(path)])) or drop hub="
+        )
 
 
 async def run_pipeline(
@@ -347,11 +384,14 @@ async def run_pipeline(
         options: per-run overrides.
 
     Raises:
-        PipelineDefinitionError: `handlers` lacks a method for an agent.
+        PipelineDefinitionError: `handlers` lacks a method for an agent, or
+            `options.audit_log` is set together with `hub`.
+        RunInputError: `input` is not JSON-serialisable.
         NoModelError: model=None, an agent needs a model, and no key is set.
         trio.Cancelled: the run was cancelled (after `run_cancelled`/`run_finished`).
     """
     options = options or RunOptions()
+    _check_call(input, hub, options)
     handler_map = resolve_handlers(pipeline, handlers)
     if model is None:
         from .models.factory import model_for_run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import trio
 
 from agentflow.runtime.governor import RetryGovernor
 from agentflow.runtime.spec import PipelineSpec
@@ -49,12 +48,3 @@ def test_seeded_jitter_is_reproducible_and_scale_applies() -> None:
         a[0] / 2
     )
     assert governor(backoff_scale=0).next_delay("reviewer_agent", 5) == 0.0
-
-
-async def test_wait_sleeps_the_delay(autojump_clock: object) -> None:
-    g = governor(seed=5)
-    expected = governor(seed=5).next_delay("reviewer_agent", 3)
-    start = trio.current_time()
-    slept = await g.wait("reviewer_agent", 3)
-    assert slept == expected
-    assert trio.current_time() - start == pytest.approx(expected)

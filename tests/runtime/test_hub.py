@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from agentflow.runtime import hub as hub_module
+from agentflow.runtime import subscription as subscription_module
 from agentflow.runtime.events import EventKind, PipelineEvent
 from agentflow.runtime.hub import EventHub
 from agentflow.runtime.sinks.memory import MemorySink
@@ -217,7 +218,33 @@ async def test_batch_sink_gets_batches_in_order() -> None:
     assert [e.seq for e in sink.events] == list(range(10))
 
 
+class HangingSink:
+    """Never finishes a delivery nor its close (a webhook whose server stopped answering)."""
+
+    name = "hanging"
+    audit = False
+
+    async def emit(self, event: PipelineEvent, *, line: str) -> None:
+        await trio.sleep_forever()
+
+    async def aclose(self) -> None:
+        await trio.sleep_forever()
+
+
+async def test_hanging_sink_gets_drain_timeout_in_all(autojump_clock: object) -> None:
+    audit = MemorySink()
+    hub = EventHub(run_id="r", sinks=[audit, HangingSink()], drain_timeout=5.0)
+    async with hub.running():
+        for _ in range(3):
+            hub.emit(EventKind.WARNING, payload={"message": "x"})
+        start = trio.current_time()
+    assert trio.current_time() - start == pytest.approx(5.0)  # one deadline, not 2 x 5 + 1
+    assert len(audit.events) == 3 and audit.closed  # the audit sink still got everything
+
+
 def test_module_exports() -> None:
+    assert hub_module.Subscription is subscription_module.Subscription
+    assert set(subscription_module.__all__) == {"Entry", "Subscription"}
     assert set(hub_module.__all__) == {
         "DEFAULT_SINK_BUFFER",
         "EventHub",

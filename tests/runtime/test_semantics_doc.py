@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHORT = {
     "engine": "test_engine.py",
     "fanout": "test_engine_fanout.py",
+    "review": "test_engine_review.py",
     "runner": "test_agent_runner.py",
     "pipelines": "test_semantics_pipelines.py",
 }

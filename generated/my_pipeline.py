@@ -53,6 +53,7 @@ __all__ = [
     "Handlers",
     "State",
     "Trigger",
+    "pipeline",
     "plugin_tools",
     "run",
 ]

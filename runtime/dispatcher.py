@@ -1,11 +1,13 @@
-"""The engine of one run: agent invocations, dispatch, the QA feedback loop.
+"""The engine of one run: agent invocations, their events, dispatch.
 
 `Dispatcher` walks each work item along its agents (docs/semantics.md):
 sequential dispatch continues on the same item, fan-out starts one task per
 child item under a `CapacityLimiter`, broadcast runs every target in its own
-task and joins their QA verdicts. A failing agent aborts its item only; an
-`InvalidTransition`, a `PipelineDefinitionError` or an exceeded budget ends the
-run (`fatal`), cancelling every task through the run's cancel scope.
+task and joins their QA verdicts. Failing verdicts go to the QA feedback loop
+(`qa_loop.py`: retry, abort, or let them stand). A failing agent aborts its
+item only; an `InvalidTransition`, a `PipelineDefinitionError` or an exceeded
+budget ends the run (`fatal`), cancelling every task through the run's cancel
+scope.
 
 Hot path: everything per agent (handler, triggers, dispatch) is resolved once
 into an `AgentPlan`; an invocation costs three or four `hub.publish` calls.
@@ -20,21 +22,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import trio
-from pydantic_core import to_json as _to_json
 
 from . import aggregator
 from .agents import AgentContext, AgentOutput, QAIssue, WorkItem
-from .errors import (
-    BudgetExceededError,
-    InvalidTransition,
-    OutputValidationError,
-    PipelineDefinitionError,
-)
+from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
 from .events import EventKind
 from .governor import RetryGovernor
-from .jsonpath import feedback_issues
+from .payloads import issue_dicts, json_problem
 from .pipeline import CompiledPipeline
 from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans
+from .qa_loop import handle_failures, join_verdicts
 from .run_services import RunServices
 from .state_machine import StateMachine
 
@@ -54,35 +51,8 @@ _ITEM_ABORTED = EventKind.ITEM_ABORTED
 _ITEM_CREATED = EventKind.ITEM_CREATED
 _ITEM_FINISHED = EventKind.ITEM_FINISHED
 _QA_VERDICT = EventKind.QA_VERDICT
-_RETRY_SCHEDULED = EventKind.RETRY_SCHEDULED
 _TRANSITION = EventKind.TRANSITION
 _TRANSITION_DEFERRED = EventKind.TRANSITION_DEFERRED
-
-
-def json_problem(value: object) -> str | None:
-    """None if the hub can serialise `value` into an event line, else why not.
-
-    The same serialiser as the hub's (`pydantic_core.to_json`), so a value that
-    passes here never fails a `publish`; text, numbers, lists and dicts pass.
-    """
-    if value is None or type(value) is str:
-        return None
-    try:
-        _to_json(value, inf_nan_mode="null")
-    except Exception as exc:  # PydanticSerializationError, or whatever a custom type raises
-        return f"{type(value).__name__} is not JSON-serialisable ({exc})"
-    return None
-
-
-def _issue_dicts(issues: Sequence[QAIssue]) -> list[dict[str, Any]]:
-    """`[issue.model_dump() for issue in issues]`, ~10x cheaper for plain QAIssues.
-
-    A QAIssue (frozen, extra="forbid", only str/None fields) holds exactly its dump
-    in `__dict__`; a subclass goes through pydantic.
-    """
-    return [
-        dict(issue.__dict__) if type(issue) is QAIssue else issue.model_dump() for issue in issues
-    ]
 
 
 class Dispatcher:
@@ -165,9 +135,9 @@ class Dispatcher:
         if out is None:
             return
         if plan.is_qa and not out.passed:
-            await self._handle_failures(item, [(plan, out)])
+            await handle_failures(self, item, [(plan, out)])
         elif plan.strategy is not None:
-            await self._dispatch(plan, item, out)
+            await self.dispatch(plan, item, out)
 
     async def _invoke(
         self,
@@ -190,7 +160,7 @@ class Dispatcher:
         item.inputs[agent] = (source, upstream)
         started: dict[str, Any] = {"upstream": source}
         if feedback:
-            started["feedback"] = _issue_dicts(feedback)
+            started["feedback"] = issue_dicts(feedback)
         self.hub.publish(
             _AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started
         )
@@ -209,12 +179,12 @@ class Dispatcher:
         except FATAL_ERRORS:
             raise
         except Exception as exc:
-            self._fail(plan, item, exc)
+            self.fail_item(plan, item, exc)
             return None
         self._record(plan, item, out, attempt)
         return out
 
-    def _fail(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
+    def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
         """Record `plan`'s latest invocation on `item` as failed by `exc`; abort the item."""
         agent = plan.id
         self.hub.publish(
@@ -233,7 +203,7 @@ class Dispatcher:
             item.verdicts[agent] = out.passed
             verdict: dict[str, Any] = {"passed": out.passed}
             if out.issues:
-                verdict["issues"] = _issue_dicts(out.issues)
+                verdict["issues"] = issue_dicts(out.issues)
             self.hub.publish(
                 _QA_VERDICT, agent=agent, item=item_id, attempt=attempt, payload=verdict
             )
@@ -296,7 +266,7 @@ class Dispatcher:
 
     # -- dispatch ----------------------------------------------------------------
 
-    async def _dispatch(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
+    async def dispatch(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
         if item.status == "aborted":
             return
         if plan.strategy == "sequential":
@@ -373,15 +343,7 @@ class Dispatcher:
             for target in plan.targets:
                 nursery.start_soon(self._broadcast_one, item, target, out, plan.id, verdicts)
             self.hub.flush()
-        if self.fatal is not None:
-            return
-        qa = [(self.plans[t], verdicts[t]) for t in plan.targets if t in verdicts]
-        failing = [(p, o) for p, o in qa if not o.passed]
-        if failing and await self._handle_failures(item, failing):
-            return  # retried (the retry flows through this broadcast again) or aborted
-        for qa_plan, qa_out in qa:  # every verdict passed, or the failing ones stand
-            if qa_out.passed and qa_plan.strategy is not None:
-                await self._dispatch(qa_plan, item, qa_out)
+        await join_verdicts(self, plan, item, verdicts)
 
     async def _broadcast_one(
         self,
@@ -399,94 +361,11 @@ class Dispatcher:
             if plan.is_qa:
                 verdicts[agent] = out  # joined by _broadcast
             elif plan.strategy is not None:
-                await self._dispatch(plan, item, out)
+                await self.dispatch(plan, item, out)
         except FATAL_ERRORS as exc:
             self.end_run(exc)
         finally:
             self.hub.flush()  # this task ends: nothing of it stays held
-
-    # -- the QA feedback loop ------------------------------------------------------
-
-    async def _handle_failures(
-        self, item: ItemState, failing: list[tuple[AgentPlan, AgentOutput]]
-    ) -> bool:
-        """Retry, abort, or accept failing verdicts (docs/semantics.md, QA feedback loop).
-
-        Returns False when the verdicts stand (no retry, no abort), so the caller
-        dispatches the passing verdicts onward; True when it retried or aborted.
-        """
-        if item.status == "aborted":
-            return True
-        aggregation = self.aggregation
-        if (
-            aggregation is not None
-            and all(p.is_gate for p, _ in failing)
-            and aggregator.satisfied(aggregation, item.verdicts)
-        ):
-            return False  # the item's gates already satisfy the strategy: no retry changes it
-        item_id = item.item.id
-        retrying: list[AgentPlan] = []
-        aborting: AgentPlan | None = None
-        exhausted: AgentPlan | None = None
-        for plan, _ in failing:
-            on_fail = plan.on_fail
-            if on_fail is None:
-                continue  # a gate without on_fail: its verdict stands
-            if on_fail.action == "abort":
-                aborting = aborting or plan
-            elif self.governor.record_failure(plan.id, item_id):
-                retrying.append(plan)
-            else:
-                exhausted = exhausted or plan
-        if exhausted is not None:
-            count = self.governor.failures(exhausted.id, item_id)
-            self.abort_item(
-                item,
-                exhausted,
-                f"QA agent '{exhausted.id}' failed {count} times; max_attempts "
-                f"{self.governor.max_attempts(exhausted.id)} exhausted",
-            )
-        elif retrying:  # a retry may still satisfy even an abort-action peer
-            await self._retry(item, retrying[0], failing)
-        elif aborting is not None:
-            self.abort_item(item, aborting, f"QA agent '{aborting.id}' failed (on_fail: abort)")
-        else:
-            return False  # only gates without on_fail failed: their verdicts stand
-        return True
-
-    async def _retry(
-        self, item: ItemState, first: AgentPlan, failing: list[tuple[AgentPlan, AgentOutput]]
-    ) -> None:
-        """Re-run `first`'s on_fail target with every failing verdict's issues as feedback."""
-        assert first.on_fail is not None and first.on_fail.target is not None
-        target = first.on_fail.target
-        issues: list[QAIssue] = []
-        for plan, out in failing:
-            try:
-                issues.extend(feedback_issues(out, plan.feedback_steps))
-            except OutputValidationError as exc:  # feedback_path selected no issues
-                self._fail(plan, item, exc)
-                return
-        failures = self.governor.failures(first.id, item.item.id)
-        delay = self.governor.next_delay(first.id, failures)
-        self.hub.publish(
-            _RETRY_SCHEDULED,
-            agent=first.id,
-            item=item.item.id,
-            attempt=item.attempts.get(first.id),
-            payload={
-                "qa": [p.id for p, _ in failing],
-                "target": target,
-                "next_attempt": item.attempts.get(target, 0) + 1,
-                "delay_ms": round(delay * 1000, 3),
-                "issues": len(issues),
-            },
-        )
-        if delay > 0:
-            self.hub.flush()
-            await trio.sleep(delay)
-        source, upstream = item.inputs.get(target, (None, None))
-        await self.run_agent(item, target, upstream, issues, source)
 
     # -- finishing -------------------------------------------------------------------
 

@@ -16,25 +16,13 @@ at the end of each task, and `emit` flushes at once. A run with only inline
 sinks starts no task and opens no nursery; if they also close synchronously
 (`close()`), `open_inline()`/`close_inline()` replace `running()` altogether.
 
-Buffering policy per sink (`add_sink`):
-
-- `block_never_drop` (the default for sinks with `audit = True`, i.e. the JSONL
-  audit log): an unbounded buffer. Nothing is ever dropped; a slow disk costs
-  memory, never events.
-- `drop_oldest` (the default for every other sink: console, webhook): a bounded
-  buffer (10,000 by default). When it is full the oldest event is dropped and
-  counted; the hub reports drops as `sink_error` events {sink, dropped} at most
-  once a second while dropping, and once more before `run_finished`.
-
-A sink whose `emit` raises is recorded as a `sink_error` event {sink, error} and,
-after `max_consecutive_failures` failures in a row, disabled. A sink never
-crashes the run and never stops the other sinks.
-
-Closing: when `running()` exits, each pump drains its buffer and the sink's
-`aclose()` is awaited, even when the surrounding scope was cancelled (the drain
-is shielded). Non-audit sinks get `drain_timeout` seconds in all, from the
-moment `running()` starts to exit, for draining and closing (one deadline);
-audit sinks are always drained and closed completely.
+Each sink's buffer, its policy (lossless `block_never_drop`, the audit log's
+default, or bounded `drop_oldest`, the others'), its pump and its failure
+accounting are `sink_queue.py`'s (a failing sink is reported as `sink_error`
+events and disabled after `max_consecutive_failures` in a row); opening and
+closing (`running()`, `open_inline()`/`close_inline()`: every sink drained and
+closed, shielded, non-audit sinks within `drain_timeout`) are
+`hub_lifecycle.py`'s.
 
 Subscribers (`subscribe`, see `subscription.py`) are the UI's WebSocket
 clients: each gets the history, then live events, from its own bounded buffer;
@@ -45,23 +33,18 @@ can resync it. They never slow `emit`.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, Literal, cast
-
-import trio
+from collections.abc import Sequence
+from typing import Any
 
 from .events import EventKind, LineEncoder, PipelineEvent, new_event
+from .hub_lifecycle import HubLifecycle
+from .sink_queue import DEFAULT_SINK_BUFFER, SinkPolicy, SinkQueue
 from .sinks.base import LogSink
 from .subscription import Entry, Subscription
 
 __all__ = ["DEFAULT_SINK_BUFFER", "EventHub", "SinkPolicy", "Subscription"]
 
-SinkPolicy = Literal["block_never_drop", "drop_oldest"]
-DEFAULT_SINK_BUFFER = 10_000
 _MAX_HELD = 256  # held lines that make `publish` flush on its own (bounds one write)
 _Entry = Entry
 _RUN_FINISHED = EventKind.RUN_FINISHED
@@ -71,53 +54,7 @@ _time = time.time
 _new_event = new_event  # kept under its old name for callers of the hub module
 
 
-def _no_write_lines(lines: Sequence[str]) -> None:
-    raise AssertionError("only inline sinks are written through write_lines")
-
-
-class _SinkQueue:
-    """One sink's buffer and accounting; touched only from the trio thread."""
-
-    def __init__(self, sink: LogSink, policy: SinkPolicy, bound: int | None) -> None:
-        self.sink = sink
-        self.name = str(getattr(sink, "name", type(sink).__name__))
-        self.policy = policy
-        self.bound = bound if policy == "drop_oldest" else None
-        # A sink with `emit_lines(lines)` (the FileSink) needs only the lines, so the hub
-        # need not build a PipelineEvent per event for it.
-        self.lines_only = callable(getattr(sink, "emit_lines", None))
-        # A sink with `inline = True` and a synchronous `write_lines(lines)` (the FileSink:
-        # one local os.write) is written by the hub itself (`flush`): no pump task, no wakeup.
-        write_lines = getattr(sink, "write_lines", None)
-        self.inline = getattr(sink, "inline", False) is True and callable(write_lines)
-        self.write_lines: Callable[[Sequence[str]], object] = write_lines or _no_write_lines
-        batched = self.lines_only or hasattr(sink, "emit_batch")
-        batch = getattr(sink, "max_batch", 1) if batched else 1
-        self.max_batch = max(1, int(batch))
-        # Invariant: events appended by `emit`, popped in order by the pump (or the final
-        # drain): bare lines (str) when `lines_only`, else `_Entry` tuples.
-        self.pending: deque[Any] = deque()
-        # Invariant: events popped but not yet delivered (a delivery is under way, or the
-        # pump was cancelled mid-delivery); same element type as `pending`.
-        self.inflight: list[Any] = []
-        self.wakeup = trio.Event()
-        # Invariant: True only while the pump waits on `wakeup`; emit sets the event then.
-        self.waiting = False
-        self.done = trio.Event()
-        self.dropped = 0  # events dropped since the last drop report
-        self.dropped_total = 0
-        self.last_drop_report = -math.inf  # time.monotonic() of the last drop report
-        self.failures = 0  # consecutive failing deliveries
-        self.failures_total = 0
-        self.disabled = False
-
-    def wake(self) -> None:
-        if self.waiting:
-            self.waiting = False
-            self.wakeup.set()
-
-
-class EventHub:
+class EventHub(HubLifecycle):
     """Publishes a run's events to its sinks and subscribers.
 
     `run_id` and `pipeline_hash` are fixed at construction (the line encoder
@@ -138,11 +75,11 @@ class EventHub:
         self.pipeline_hash = pipeline_hash
         self.drain_timeout = drain_timeout
         self.max_consecutive_failures = max_consecutive_failures
-        self._queues: list[_SinkQueue] = []  # every sink, in the order added
+        self._queues: list[SinkQueue] = []  # every sink, in the order added
         # Invariant: the enabled inline queues, and the queues drained by pump tasks;
         # together with the disabled inline queues they are `_queues`.
-        self._inline: list[_SinkQueue] = []
-        self._pumped: list[_SinkQueue] = []
+        self._inline: list[SinkQueue] = []
+        self._pumped: list[SinkQueue] = []
         # Invariant: lines published but not yet written to the inline sinks (see `flush`).
         self._held: list[str] = []
         self._subscribers: set[Subscription] = set()
@@ -197,7 +134,7 @@ class EventHub:
         bound = buffer if buffer is not None else DEFAULT_SINK_BUFFER
         if bound < 1:
             raise ValueError(f"sink buffer must be at least 1, got {bound}")
-        queue = _SinkQueue(sink, policy, bound)
+        queue = SinkQueue(sink, policy, bound)
         self._queues.append(queue)
         (self._inline if queue.inline else self._pumped).append(queue)
         self._eager = self._eager or not (queue.lines_only or queue.inline)
@@ -338,7 +275,7 @@ class EventHub:
         if not held:
             return
         self._held = []
-        failed: list[tuple[_SinkQueue, Exception]] | None = None
+        failed: list[tuple[SinkQueue, Exception]] | None = None
         for queue in self._inline:
             try:
                 queue.write_lines(held)
@@ -357,215 +294,31 @@ class EventHub:
 
     def sink_stats(self) -> dict[str, dict[str, Any]]:
         """Per sink: policy, buffered, dropped, failures, disabled (for the CLI and tests)."""
-        return {
-            queue.name: {
-                "policy": queue.policy,
-                "buffered": len(queue.pending)
-                + len(queue.inflight)
-                + (len(self._held) if queue.inline else 0),
-                "dropped": queue.dropped_total,
-                "failures": queue.failures_total,
-                "disabled": queue.disabled,
-            }
-            for queue in self._queues
-        }
+        held = len(self._held)
+        return {queue.name: queue.stats(held) for queue in self._queues}
 
     def _report_drops(self, *, force: bool) -> None:
         """Emit `sink_error` {sink, dropped} for sinks that dropped since their last report."""
         now = time.monotonic()
         for queue in self._queues:
-            if queue.dropped and (force or now - queue.last_drop_report >= 1.0):
-                dropped, queue.dropped = queue.dropped, 0
-                queue.last_drop_report = now
-                self.publish(
-                    _SINK_ERROR,
-                    payload={
-                        "sink": queue.name,
-                        "error": f"buffer full ({queue.bound} events): dropped the oldest",
-                        "dropped": dropped,
-                        "dropped_total": queue.dropped_total,
-                    },
-                )
+            if queue.dropped:
+                report = queue.take_drop_report(now, force=force)
+                if report is not None:
+                    self.publish(_SINK_ERROR, payload=report)
 
-    async def _deliver(self, queue: _SinkQueue, batch: list[Any]) -> None:
-        """Hand `batch` to the sink; record a failure instead of raising."""
-        sink = queue.sink
-        try:
-            if queue.lines_only:
-                await sink.emit_lines(batch)  # type: ignore[attr-defined]
-            elif queue.max_batch > 1:
-                await sink.emit_batch(batch)  # type: ignore[attr-defined]
-            else:
-                for event, line in batch:
-                    # Not lines_only, so `_eager` was set: every entry has its event.
-                    await sink.emit(cast(PipelineEvent, event), line=line)
-        except Exception as exc:
-            self._record_failure(queue, exc, len(batch))
-            self.flush()  # the pump is no engine task: write its report to the audit log now
-        else:
-            queue.failures = 0
-
-    def _record_failure(self, queue: _SinkQueue, exc: Exception, events: int) -> None:
+    def _record_failure(self, queue: SinkQueue, exc: Exception, events: int) -> None:
         """Count a failed delivery of `events` events, disable the sink after too many in a
         row, and record a `sink_error` event (which other sinks, and this one, then get)."""
-        queue.failures += 1
-        queue.failures_total += 1
-        disable = queue.failures >= self.max_consecutive_failures
-        discarded = 0
-        if disable and not queue.disabled:
-            queue.disabled = True
-            discarded = len(queue.pending)
-            queue.pending.clear()
-            if queue.inline:
-                self._inline = [q for q in self._inline if q is not queue]
+        was_disabled = queue.disabled
+        report = queue.record_failure(exc, events, self.max_consecutive_failures)
+        if queue.disabled and not was_disabled and queue.inline:
+            self._inline = [q for q in self._inline if q is not queue]
         if self._closed:
             return
-        self.publish(
-            _SINK_ERROR,
-            payload={
-                "sink": queue.name,
-                "error": f"{type(exc).__name__}: {exc}",
-                "events": events,
-                "consecutive_failures": queue.failures,
-                "disabled": disable,
-                "discarded": discarded,
-            },
-        )
+        self.publish(_SINK_ERROR, payload=report)
 
-    async def _deliver_pending(self, queue: _SinkQueue) -> None:
-        """Deliver the in-flight batch (if a cancelled pump left one), then the buffer."""
-        while queue.inflight or queue.pending:
-            if not queue.inflight:
-                count = min(queue.max_batch, len(queue.pending))
-                queue.inflight = [queue.pending.popleft() for _ in range(count)]
-            await self._deliver(queue, queue.inflight)
-            queue.inflight = []
-
-    async def _pump(self, queue: _SinkQueue) -> None:
-        try:
-            while True:
-                if queue.pending or queue.inflight:
-                    await self._deliver_pending(queue)
-                elif self._closing:
-                    return
-                else:
-                    queue.wakeup = trio.Event()
-                    queue.waiting = True
-                    await queue.wakeup.wait()
-        finally:
-            queue.done.set()
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[EventHub]:
-        """Run the sink pumps for the duration of the block; drain and close on exit."""
-        if self._started:
-            raise RuntimeError("EventHub.running() entered twice; a hub serves one run")
-        self._started = True
-        try:
-            if not self._pumped:  # no sink, or inline sinks only: no task, no nursery
-                yield self
-                return
-            async with trio.open_nursery() as nursery:
-                for queue in self._pumped:
-                    nursery.start_soon(self._pump, queue)
-                try:
-                    yield self
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await self._let_pumps_finish()
-                    # Only a pump stuck past the timeout is still running: cancelling is
-                    # dear (~40 us a task), so the pumps are asked to return instead.
-                    nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._drain_and_close()
-
-    def _shutdown_deadline(self) -> float:
-        """When non-audit sinks must be drained and closed: set once, at the first call."""
-        if self._deadline is None:
-            self._deadline = trio.current_time() + self.drain_timeout
-        return self._deadline
-
-    async def _let_pumps_finish(self) -> None:
-        """Phase 1: the pumps empty their buffers, by the shutdown deadline."""
-        deadline = self._shutdown_deadline()
-        self._report_drops(force=True)
-        self._closing = True
-        for queue in self._pumped:
-            queue.waiting = False
-            queue.wakeup.set()
-        with trio.move_on_at(deadline):
-            for queue in self._pumped:
-                await queue.done.wait()
-
-    @property
-    def runs_inline(self) -> bool:
-        """True when `open_inline()` / `close_inline()` may stand in for `running()`.
-
-        That is: no sink needs a pump task (every sink is inline) and every sink
-        closes synchronously (`close()`, as the FileSink does; its `aclose()` is then
-        not called, so `close()` must do all of it). Opening and closing
-        then never await, so they need no nursery and no shielded scope (~15 us a
-        run less, measured in bench/RESULTS.md).
-        """
-        return self._sync_close and not self._pumped
-
-    def open_inline(self) -> None:
-        """`running()`'s entry for a hub where `runs_inline` holds; pair with `close_inline`.
-
-        Raises:
-            RuntimeError: the hub was already started, or it needs `running()`.
-        """
-        if self._started:
-            raise RuntimeError("EventHub.running() entered twice; a hub serves one run")
-        if not self.runs_inline:
-            raise RuntimeError(
-                "EventHub.open_inline() on a hub with pumped or async-closing sinks; "
-                "use `async with hub.running()`"
-            )
-        self._started = True
-
-    def close_inline(self) -> None:
-        """`running()`'s exit for an `open_inline()` hub: write what is held, close the sinks.
-
-        Synchronous, so it needs no shield: a cancelled run still closes its log here.
-        """
-        self._finish()
-        for queue in self._queues:
-            try:
-                queue.sink.close()  # type: ignore[attr-defined]  # runs_inline checked it
-            except Exception:  # a sink's close must not hide the run's outcome
-                queue.failures_total += 1
-
-    def _finish(self) -> None:
-        """Write the held lines, then mark the hub closed and end the subscriptions."""
-        for _ in range(self.max_consecutive_failures + 1):  # a failure report is held again
-            self.flush()
-        self._held.clear()
-        self._closed = True
-        self._lean = False
-        for subscription in tuple(self._subscribers):
-            subscription._wake()
-        self._subscribers.clear()
-
-    async def _drain_and_close(self) -> None:
-        """Phase 2: deliver what the pumps left (non-audit sinks first, bounded), then close."""
-        deadline = self._shutdown_deadline()  # the one phase 1 started, if it ran
-        lossy = [q for q in self._pumped if q.policy == "drop_oldest"]
-        lossless = [q for q in self._pumped if q.policy == "block_never_drop"]
-        for queue in lossy:
-            if queue.pending or queue.inflight:
-                with trio.move_on_at(deadline):
-                    await self._deliver_pending(queue)
-        for queue in lossless:
-            await self._deliver_pending(queue)
-        self._finish()
-        for queue in self._queues:
-            try:
-                if queue.policy == "drop_oldest" and not queue.inline:
-                    with trio.move_on_at(deadline):
-                        await queue.sink.aclose()
-                else:
-                    await queue.sink.aclose()
-            except Exception:  # a sink's close must not hide the run's outcome
-                queue.failures_total += 1
+    def _delivery_failed(self, queue: SinkQueue, exc: Exception, events: int) -> None:
+        """A pumped sink failed: record it, and write the report to the audit log now (the
+        pump is no engine task, so nobody else flushes for it)."""
+        self._record_failure(queue, exc, events)
+        self.flush()

@@ -1,46 +1,43 @@
 """`run_pipeline`: run a compiled pipeline on trio and return its `RunResult`.
 
 The run owns (or is given) an `EventHub`, builds the run services, lets the
-`Dispatcher` walk the work items, then settles the state machine: the
-aggregation's move, or the deferred terminal request (docs/semantics.md,
-"How a run ends"). Cancellation still writes `run_cancelled` and
-`run_finished` before propagating; the hub drains its sinks under a shield
-(or, when every sink is synchronous, closes them without awaiting:
-`EventHub.open_inline`/`close_inline`).
+`Dispatcher` walk the work items, then settles the state machine and builds
+the `RunResult` (`run_result.py`: the aggregation's move, or the deferred
+terminal request; docs/semantics.md, "How a run ends"). Cancellation still
+writes `run_cancelled` and `run_finished` before propagating; the hub drains
+its sinks under a shield (or, when every sink is synchronous, closes them
+without awaiting: `EventHub.open_inline`/`close_inline`).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import trio
-from pydantic import BaseModel
 
-from . import aggregator
-from .agents import Usage
-from .dispatcher import UNFINISHED, Dispatcher, json_problem
-from .errors import AgentflowError, BudgetExceededError, InvalidTransition, PipelineDefinitionError
+from .dispatcher import Dispatcher, json_problem
+from .errors import AgentflowError, InvalidTransition, PipelineDefinitionError
 from .events import EventKind
 from .governor import RetryGovernor
 from .hub import EventHub
 from .models.base import Model, ModelRequest, ModelTurn, TextSink
 from .pipeline import CompiledPipeline
-from .plan import Handler, ItemState, resolve_handlers, trigger_member
+from .plan import Handler, resolve_handlers
+from .run_ids import new_run_id
+from .run_result import ItemOutcome, RunResult, finish_run, run_status, settle
+from .run_result import ItemStatus as ItemStatus  # re-exported: their home until run_result.py
+from .run_result import RunStatus as RunStatus
 from .run_services import RunBudget, RunServices, ToolTable
 from .sinks.base import LogSink
 from .tools.base import Tool
 
 __all__ = ["ItemOutcome", "RunInputError", "RunOptions", "RunResult", "run_pipeline"]
 
-ItemStatus = Literal["passed", "failed", "aborted", "completed"]
-RunStatus = Literal["succeeded", "failed", "incomplete", "error", "cancelled"]
 _T = TypeVar("_T")
 _RUN_STARTED = EventKind.RUN_STARTED  # Enum member lookups cost ~0.7 us each on 3.11
-_RUN_FINISHED = EventKind.RUN_FINISHED
 
 
 class RunInputError(AgentflowError):
@@ -82,35 +79,6 @@ class RunOptions:
                 )
 
 
-class ItemOutcome(BaseModel):
-    """How one work item ended."""
-
-    id: str
-    parent: str | None
-    status: ItemStatus
-    attempts: dict[str, int]  # agent id -> invocations on this item
-    gates: dict[str, bool]  # QA agent -> its last verdict on this item
-    output: str  # text of the last non-QA agent output on this item
-    reason: str | None
-
-
-class RunResult(BaseModel):
-    """The outcome of a run; `ok` only when it succeeded."""
-
-    run_id: str
-    pipeline: str
-    status: RunStatus
-    final_state: str
-    items: list[ItemOutcome]
-    usage: Usage
-    events: int
-    reason: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
-
-
 class _NoModel:
     """Stands in when run_pipeline got no model: fails the run on the first model call."""
 
@@ -130,148 +98,6 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled | KeyboardInterrupt)
 
 
-_OUTCOME_FIELDS = frozenset(ItemOutcome.model_fields)
-_RESULT_FIELDS = frozenset(RunResult.model_fields)
-_new_object = object.__new__
-_set = object.__setattr__
-
-
-def _construct(model: BaseModel, fields: dict[str, Any], fields_set: frozenset[str]) -> None:
-    """Fill a bare instance of a pydantic model with trusted, complete fields.
-
-    This is what `model_construct` does, minus its per-field default handling
-    (~2-10 us an instance); every field is given, in declaration order.
-    """
-    _set(model, "__dict__", fields)
-    _set(model, "__pydantic_fields_set__", set(fields_set))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-
-
-def _outcome(item: ItemState) -> ItemOutcome:
-    """Build an ItemOutcome without validation (10,000-item runs build 10,000 of them).
-
-    Pinned against a validated instance by
-    test_engine.py::test_item_outcome_is_a_valid_model.
-    """
-    status = item.status or "aborted"
-    outcome: ItemOutcome = _new_object(ItemOutcome)
-    fields = {
-        "id": item.item.id,
-        "parent": item.item.parent,
-        "status": status,
-        "attempts": item.attempts,
-        "gates": item.verdicts,
-        "output": item.output,
-        "reason": item.reason if item.status else UNFINISHED,
-    }
-    _construct(outcome, fields, _OUTCOME_FIELDS)
-    return outcome
-
-
-def _settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
-    """Take the run's terminal move once every item has finished.
-
-    Raises:
-        InvalidTransition: the move is not in TRANSITIONS.
-    """
-    hub, machine = engine.hub, engine.machine
-    statuses = [item.status or "aborted" for item in engine.items]
-    bad = any(s in ("failed", "aborted") for s in statuses)
-    aggregation = pipeline.spec.aggregation
-    if aggregation is not None:
-        decision = aggregator.decide(statuses)
-        trigger = trigger_member(pipeline, "aggregation." + decision.decision)
-        assert trigger is not None  # declared_triggers always lists both outcomes
-        target = machine.target_of(trigger)
-        hub.publish(
-            EventKind.AGGREGATION,
-            payload={
-                "strategy": aggregation.strategy,
-                "passed": decision.passed,
-                "failed": decision.failed,
-                "aborted": decision.aborted,
-                "decision": decision.decision,
-                "transition": target.value,
-            },
-        )
-        name, agent = str(trigger.value), None
-    else:
-        wanted = ("on_abort", "on_fail") if bad else ("on_pass", "on_complete")
-        chosen = [d for d in engine.deferred if d.event in wanted]
-        if not chosen:
-            return
-        trigger, name, agent = chosen[-1].trigger, chosen[-1].name, chosen[-1].agent
-    move = machine.fire(trigger, agent)
-    hub.publish(
-        EventKind.TRANSITION,
-        agent=agent,
-        payload={
-            "from": move.source.value,
-            "to": move.target.value,
-            "trigger": name,
-            "noop": move.noop,
-        },
-    )
-
-
-def _status(engine: Dispatcher, budget: RunBudget) -> tuple[RunStatus, str | None]:
-    fatal = engine.fatal
-    if isinstance(fatal, BudgetExceededError):
-        reason = budget.exceeded or str(fatal)
-        engine.hub.publish(EventKind.RUN_CANCELLED, payload={"reason": reason})
-        return "cancelled", reason
-    if fatal is not None:
-        return "error", str(fatal)
-    if not engine.machine.is_terminal:
-        state = engine.machine.state.value
-        return "incomplete", f"the run ended in non-terminal state '{state}'"
-    bad = [i for i in engine.items if i.status in ("failed", "aborted")]
-    if bad:
-        return "failed", f"{len(bad)} item(s) failed or were aborted (first: {bad[0].item.id})"
-    return "succeeded", None
-
-
-def _result(
-    pipeline: CompiledPipeline,
-    engine: Dispatcher,
-    budget: RunBudget,
-    status: RunStatus,
-    reason: str | None,
-) -> RunResult:
-    hub = engine.hub
-    counts = {"passed": 0, "failed": 0, "aborted": 0, "completed": 0}
-    for item in engine.items:
-        counts[item.status or "aborted"] += 1
-    final_state = str(engine.machine.state.value)
-    usage = budget.usage
-    # A plain Usage holds only numbers: its field dict is its dump (pydantic's costs ~0.7 us).
-    dumped = dict(usage.__dict__) if type(usage) is Usage else usage.model_dump()
-    hub.publish(
-        _RUN_FINISHED,
-        payload={
-            "status": status,
-            "final_state": final_state,
-            "usage": dumped,
-            "items": counts,
-            "reason": reason,
-        },
-    )
-    result: RunResult = _new_object(RunResult)
-    fields = {
-        "run_id": hub.run_id,
-        "pipeline": pipeline.spec.name,
-        "status": status,
-        "final_state": final_state,
-        "items": [_outcome(item) for item in engine.items],
-        "usage": usage,
-        "events": hub.events_emitted,
-        "reason": reason,
-    }
-    _construct(result, fields, _RESULT_FIELDS)
-    return result
-
-
 async def _execute(
     pipeline: CompiledPipeline, engine: Dispatcher, budget: RunBudget, started: dict[str, Any]
 ) -> RunResult:
@@ -282,18 +108,18 @@ async def _execute(
     except BaseException as exc:
         if _is_cancellation(exc):
             hub.publish(EventKind.RUN_CANCELLED, payload={"reason": "cancelled"})
-            _result(pipeline, engine, budget, "cancelled", "cancelled")
+            finish_run(pipeline, engine, budget, "cancelled", "cancelled")
         else:
-            _result(pipeline, engine, budget, "error", f"internal error: {exc!r}")
+            finish_run(pipeline, engine, budget, "error", f"internal error: {exc!r}")
         hub.flush()
         raise
     if engine.fatal is None:
         try:
-            _settle(pipeline, engine)
+            settle(pipeline, engine)
         except InvalidTransition as exc:
             engine.end_run(exc)
-    status, reason = _status(engine, budget)
-    result = _result(pipeline, engine, budget, status, reason)
+    status, reason = run_status(engine, budget)
+    result = finish_run(pipeline, engine, budget, status, reason)
     hub.flush()  # a caller's hub (the UI) may stay open after the run
     return result
 
@@ -412,7 +238,7 @@ async def run_pipeline(
             os.truncate(audit.path, 0)  # one run per audit log, as `agentflow run` writes it
             sinks = (audit, *sinks)
         hub = EventHub(
-            run_id=options.run_id or f"run-{secrets.token_hex(6)}",
+            run_id=options.run_id or new_run_id(),
             pipeline_hash=pipeline.source_sha256,
             sinks=sinks,
             keep_history=options.keep_history,

@@ -44,6 +44,7 @@ __all__ = [
     "Handlers",
     "State",
     "Trigger",
+    "pipeline",
     "plugin_tools",
     "run",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "Handlers",
     "State",
     "Trigger",
+    "pipeline",
     "plugin_tools",
     "run",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "Handlers",
     "State",
     "Trigger",
+    "pipeline",
     "plugin_tools",
     "run",
 ]

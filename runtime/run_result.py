@@ -1,0 +1,209 @@
+"""How a run ends: its terminal move, its status, `run_finished` and its `RunResult`.
+
+Once the `Dispatcher` has walked every item, `settle` takes the run's terminal
+move (the aggregation's decision, or the last deferred terminal request;
+docs/semantics.md, "How a run ends"), `run_status` names the outcome, and
+`finish_run` writes `run_finished` and builds the `RunResult`. The result and its
+`ItemOutcome`s are built without validation (a 10,000-item run builds 10,000),
+pinned against validated instances by test_engine.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from . import aggregator
+from .agents import Usage
+from .dispatcher import UNFINISHED, Dispatcher
+from .errors import BudgetExceededError
+from .events import EventKind
+from .pipeline import CompiledPipeline
+from .plan import ItemState, trigger_member
+from .run_services import RunBudget
+
+__all__ = [
+    "ItemOutcome",
+    "ItemStatus",
+    "RunResult",
+    "RunStatus",
+    "finish_run",
+    "run_status",
+    "settle",
+]
+
+ItemStatus = Literal["passed", "failed", "aborted", "completed"]
+RunStatus = Literal["succeeded", "failed", "incomplete", "error", "cancelled"]
+_RUN_FINISHED = EventKind.RUN_FINISHED  # Enum member lookups cost ~0.7 us each on 3.11
+
+
+class ItemOutcome(BaseModel):
+    """How one work item ended."""
+
+    id: str
+    parent: str | None
+    status: ItemStatus
+    attempts: dict[str, int]  # agent id -> invocations on this item
+    gates: dict[str, bool]  # QA agent -> its last verdict on this item
+    output: str  # text of the last non-QA agent output on this item
+    reason: str | None
+
+
+class RunResult(BaseModel):
+    """The outcome of a run; `ok` only when it succeeded."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    final_state: str
+    items: list[ItemOutcome]
+    usage: Usage
+    events: int
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+_OUTCOME_FIELDS = frozenset(ItemOutcome.model_fields)
+_RESULT_FIELDS = frozenset(RunResult.model_fields)
+_new_object = object.__new__
+_set = object.__setattr__
+
+
+def _construct(model: BaseModel, fields: dict[str, Any], fields_set: frozenset[str]) -> None:
+    """Fill a bare instance of a pydantic model with trusted, complete fields.
+
+    This is what `model_construct` does, minus its per-field default handling
+    (~2-10 us an instance); every field is given, in declaration order.
+    """
+    _set(model, "__dict__", fields)
+    _set(model, "__pydantic_fields_set__", set(fields_set))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+
+
+def _outcome(item: ItemState) -> ItemOutcome:
+    """Build an ItemOutcome without validation (10,000-item runs build 10,000 of them).
+
+    Pinned against a validated instance by
+    test_engine.py::test_item_outcome_is_a_valid_model.
+    """
+    status = item.status or "aborted"
+    outcome: ItemOutcome = _new_object(ItemOutcome)
+    fields = {
+        "id": item.item.id,
+        "parent": item.item.parent,
+        "status": status,
+        "attempts": item.attempts,
+        "gates": item.verdicts,
+        "output": item.output,
+        "reason": item.reason if item.status else UNFINISHED,
+    }
+    _construct(outcome, fields, _OUTCOME_FIELDS)
+    return outcome
+
+
+def settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
+    """Take the run's terminal move once every item has finished.
+
+    Raises:
+        InvalidTransition: the move is not in TRANSITIONS.
+    """
+    hub, machine = engine.hub, engine.machine
+    statuses = [item.status or "aborted" for item in engine.items]
+    bad = any(s in ("failed", "aborted") for s in statuses)
+    aggregation = pipeline.spec.aggregation
+    if aggregation is not None:
+        decision = aggregator.decide(statuses)
+        trigger = trigger_member(pipeline, "aggregation." + decision.decision)
+        assert trigger is not None  # declared_triggers always lists both outcomes
+        target = machine.target_of(trigger)
+        hub.publish(
+            EventKind.AGGREGATION,
+            payload={
+                "strategy": aggregation.strategy,
+                "passed": decision.passed,
+                "failed": decision.failed,
+                "aborted": decision.aborted,
+                "decision": decision.decision,
+                "transition": target.value,
+            },
+        )
+        name, agent = str(trigger.value), None
+    else:
+        wanted = ("on_abort", "on_fail") if bad else ("on_pass", "on_complete")
+        chosen = [d for d in engine.deferred if d.event in wanted]
+        if not chosen:
+            return
+        trigger, name, agent = chosen[-1].trigger, chosen[-1].name, chosen[-1].agent
+    move = machine.fire(trigger, agent)
+    hub.publish(
+        EventKind.TRANSITION,
+        agent=agent,
+        payload={
+            "from": move.source.value,
+            "to": move.target.value,
+            "trigger": name,
+            "noop": move.noop,
+        },
+    )
+
+
+def run_status(engine: Dispatcher, budget: RunBudget) -> tuple[RunStatus, str | None]:
+    fatal = engine.fatal
+    if isinstance(fatal, BudgetExceededError):
+        reason = budget.exceeded or str(fatal)
+        engine.hub.publish(EventKind.RUN_CANCELLED, payload={"reason": reason})
+        return "cancelled", reason
+    if fatal is not None:
+        return "error", str(fatal)
+    if not engine.machine.is_terminal:
+        state = engine.machine.state.value
+        return "incomplete", f"the run ended in non-terminal state '{state}'"
+    bad = [i for i in engine.items if i.status in ("failed", "aborted")]
+    if bad:
+        return "failed", f"{len(bad)} item(s) failed or were aborted (first: {bad[0].item.id})"
+    return "succeeded", None
+
+
+def finish_run(
+    pipeline: CompiledPipeline,
+    engine: Dispatcher,
+    budget: RunBudget,
+    status: RunStatus,
+    reason: str | None,
+) -> RunResult:
+    hub = engine.hub
+    counts = {"passed": 0, "failed": 0, "aborted": 0, "completed": 0}
+    for item in engine.items:
+        counts[item.status or "aborted"] += 1
+    final_state = str(engine.machine.state.value)
+    usage = budget.usage
+    # A plain Usage holds only numbers: its field dict is its dump (pydantic's costs ~0.7 us).
+    dumped = dict(usage.__dict__) if type(usage) is Usage else usage.model_dump()
+    hub.publish(
+        _RUN_FINISHED,
+        payload={
+            "status": status,
+            "final_state": final_state,
+            "usage": dumped,
+            "items": counts,
+            "reason": reason,
+        },
+    )
+    result: RunResult = _new_object(RunResult)
+    fields = {
+        "run_id": hub.run_id,
+        "pipeline": pipeline.spec.name,
+        "status": status,
+        "final_state": final_state,
+        "items": [_outcome(item) for item in engine.items],
+        "usage": usage,
+        "events": hub.events_emitted,
+        "reason": reason,
+    }
+    _construct(result, fields, _RESULT_FIELDS)
+    return result

@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentflowc",
         description="Compile agentflow pipeline YAML files into typed Python modules.",
-        epilog="Exit status: 0 ok, 1 invalid pipeline or stale output, 2 usage error.",
+        epilog=(
+            "Exit status: 0 ok, 1 invalid pipeline or stale output, 2 usage error, "
+            "70 internal error (a bug: please report it)."
+        ),
     )
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE.yaml")
     parser.add_argument(

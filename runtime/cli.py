@@ -101,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run" and args.topic is not None and args.input_text is not None:
         parser.error("give the run input once: as TOPIC or as --input, not both")
+    if args.command == "run" and args.fail_first and args.model != "dry-run":
+        parser.error("--fail-first only applies to --model dry-run")
     commands = {"run": cmd_run, "verify": cmd_verify, "serve": cmd_serve}
     try:
         return commands[args.command](args)

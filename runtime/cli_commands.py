@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import re
 import signal
 import sys
@@ -106,7 +107,10 @@ def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
     if model.name in ("replay", "dry-run"):
         print("=" * 72)
         print(f"  {description}")
-        print("  Set ANTHROPIC_API_KEY (and --model auto) to run against live Claude.")
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            print("  For live Claude, drop --model/--replay (or use --model anthropic).")
+        else:
+            print("  Set ANTHROPIC_API_KEY to run against live Claude.")
         print("=" * 72)
     else:
         print(f"model -> {description}")

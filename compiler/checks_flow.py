@@ -16,6 +16,7 @@ from .checks_base import (
     downstream,
 )
 from .diagnostics import Diagnostic, did_you_mean
+from .flow import dispatch_cycles, path_counts, same_item_graph
 from .parse import Path
 
 __all__ = [
@@ -183,41 +184,19 @@ def check_agent_reachability(ctx: CheckContext) -> Iterator[Diagnostic]:
             )
 
 
-def _paths_into(graph: dict[str, list[str]], start: str) -> dict[str, int]:
-    """Number of dispatch paths from `start` to each agent (the graph is a DAG here)."""
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(node: str) -> None:  # reverse post-order = a topological order
-        seen.add(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in seen:
-                visit(nxt)
-        order.append(node)
-
-    visit(start)
-    counts = {start: 1}
-    for node in reversed(order):
-        for nxt in graph.get(node, ()):
-            counts[nxt] = counts.get(nxt, 0) + counts.get(node, 0)
-    return counts
-
-
 def check_qa_single_path(ctx: CheckContext) -> Iterator[Diagnostic]:
     """A QA agent is reached by one dispatch path per work item, so each verdict counts once."""
     if not _graph_ok(ctx):
         return
     spec = ctx.spec
-    graph: dict[str, list[str]] = {}
+    if dispatch_cycles(spec):
+        return  # check_dispatch_cycles reports those; path counts would be unbounded
+    graph = same_item_graph(spec)
     starts = [spec.entry_agent]
-    for source, target, strategy in dispatch_edges(spec):
-        if strategy == "parallel_fan_out":
-            starts.append(target)
-        else:
-            graph.setdefault(source, []).append(target)
+    starts += [target for _, target, kind in dispatch_edges(spec) if kind == "parallel_fan_out"]
     reported: set[str] = set()
     for start in starts:
-        for agent_id, paths in _paths_into(graph, start).items():
+        for agent_id, paths in path_counts(graph, start).items():
             agent = next((a for a in spec.agents if a.id == agent_id), None)
             if agent is None or paths < 2 or agent_id in reported:
                 continue

@@ -38,8 +38,10 @@ __all__ = [
     "feedback_edges",
     "max_attempts",
     "max_model_calls",
+    "path_counts",
     "pipeline_summary",
     "qa_loops",
+    "same_item_graph",
     "worst_case",
 ]
 
@@ -97,7 +99,8 @@ def max_model_calls(agent: AgentSpec, spec: PipelineSpec) -> int:
     return calls
 
 
-def _same_item(spec: PipelineSpec) -> dict[str, list[str]]:
+def same_item_graph(spec: PipelineSpec) -> dict[str, list[str]]:
+    """Dispatch edges that stay on the same work item (every edge but fan-outs)."""
     graph: dict[str, list[str]] = {a.id: [] for a in spec.agents}
     for edge in dispatch_edges(spec):
         if edge.kind != "parallel_fan_out":
@@ -135,7 +138,7 @@ def _paths(graph: dict[str, list[str]], start: str, goal: str, limit: int = 20) 
 
 def qa_loops(spec: PipelineSpec) -> list[QALoop]:
     """Every QA feedback loop with the attempt bound that breaks it."""
-    graph = _same_item(spec)
+    graph = same_item_graph(spec)
     return [
         QALoop(
             qa=e.source,
@@ -247,7 +250,8 @@ class _Unbounded(Exception):
     pass
 
 
-def _path_counts(graph: dict[str, list[str]], start: str) -> dict[str, int]:
+def path_counts(graph: dict[str, list[str]], start: str) -> dict[str, int]:
+    """How many dispatch paths lead from `start` to each agent (a cycle is unbounded)."""
     counts: dict[str, int] = {}
 
     def visit(node: str, active: tuple[str, ...]) -> None:
@@ -262,12 +266,12 @@ def _path_counts(graph: dict[str, list[str]], start: str) -> dict[str, int]:
 
 
 def _scope_runs(spec: PipelineSpec, graph: dict[str, list[str]], start: str) -> dict[str, int]:
-    runs = _path_counts(graph, start)
+    runs = path_counts(graph, start)
     base = dict(runs)
     for edge in feedback_edges(spec):
         if edge.source in base and edge.target in base:
             extra = max_attempts(spec.agent(edge.source), spec) - 1
-            for agent, count in _path_counts(graph, edge.target).items():
+            for agent, count in path_counts(graph, edge.target).items():
                 runs[agent] = runs.get(agent, 0) + extra * count
     order = [a.id for a in spec.agents]
     return {a: runs[a] for a in sorted(runs, key=lambda a: order.index(a) if a in order else 0)}
@@ -275,7 +279,7 @@ def _scope_runs(spec: PipelineSpec, graph: dict[str, list[str]], start: str) -> 
 
 def worst_case(spec: PipelineSpec) -> WorstCase:
     """Worst-case invocations and model calls per work item and per run."""
-    graph = _same_item(spec)
+    graph = same_item_graph(spec)
     fan_outs = [e for e in dispatch_edges(spec) if e.kind == "parallel_fan_out"]
     symbol_of: dict[str, str] = {}  # numbered in the order the run reaches the fan-outs
 

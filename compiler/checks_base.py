@@ -15,6 +15,7 @@ __all__ = [
     "Check",
     "CheckContext",
     "agent_paths",
+    "broken_dispatches",
     "dispatch_edges",
     "dispatch_is_valid",
     "downstream",
@@ -88,13 +89,11 @@ def downstream(spec: PipelineSpec, start: str) -> set[str]:
     return seen
 
 
-def dispatch_is_valid(spec: PipelineSpec) -> bool:
-    """True if every dispatch names existing agents in the shape its strategy needs.
-
-    Graph checks (reachability, upstream) are skipped otherwise: the broken
-    dispatch is already reported, and the graph it gives would only add noise.
-    """
+def broken_dispatches(spec: PipelineSpec) -> set[str]:
+    """Agents whose dispatch names a missing agent or itself, or has the wrong shape
+    for its strategy (check_dispatch reports each)."""
     ids = {agent.id for agent in spec.agents}
+    broken: set[str] = set()
     for agent in spec.agents:
         dispatch = agent.dispatch
         if dispatch is None:
@@ -107,5 +106,14 @@ def dispatch_is_valid(spec: PipelineSpec) -> bool:
         )
         targets = [dispatch.target] if dispatch.target else list(dispatch.targets)
         if not shape_ok or any(t not in ids or t == agent.id for t in targets):
-            return False
-    return True
+            broken.add(agent.id)
+    return broken
+
+
+def dispatch_is_valid(spec: PipelineSpec) -> bool:
+    """True if every dispatch names existing agents in the shape its strategy needs.
+
+    Graph checks (reachability, upstream) are skipped otherwise: the broken
+    dispatch is already reported, and the graph it gives would only add noise.
+    """
+    return not broken_dispatches(spec)

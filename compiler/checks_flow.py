@@ -12,6 +12,7 @@ from agentflow.runtime.spec import PipelineSpec
 from .checks_base import (
     CheckContext,
     agent_paths,
+    broken_dispatches,
     dispatch_edges,
     downstream,
 )
@@ -128,38 +129,53 @@ def check_dispatch_cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
     order = {agent.id: index for index, agent in enumerate(ctx.spec.agents)}
     graph: dict[str, list[str]] = {agent_id: [] for agent_id in order}
     for source, target, _ in dispatch_edges(ctx.spec):
-        if target in order and target != source and target not in graph[source]:
+        if target in order and target != source:
             graph[source].append(target)
+    graph = {source: list(dict.fromkeys(targets)) for source, targets in graph.items()}
     reported: set[tuple[str, ...]] = set()
-    state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
-    stack: list[str] = []
-
-    def visit(node: str) -> Iterator[tuple[str, ...]]:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph[node]:
-            if state.get(nxt) == 1:
-                yield tuple(stack[stack.index(nxt) :])
-            elif nxt not in state:
-                yield from visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for agent_id in order:
-        if agent_id in state:
+    for cycle in _back_edge_cycles(graph, list(order)):
+        start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+        canonical = cycle[start:] + cycle[:start]
+        if canonical in reported:
             continue
-        for cycle in visit(agent_id):
-            start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
-            canonical = cycle[start:] + cycle[:start]
-            if canonical in reported:
-                continue
-            reported.add(canonical)
-            names = " -> ".join((*canonical, canonical[0]))
-            yield ctx.at(
-                ("agents", order[canonical[0]], "dispatch"),
-                f"dispatch cycle {names}: it would loop forever with no retry bound; "
-                "dispatch must form a DAG (use on_fail feedback_and_retry for loops)",
-            )
+        reported.add(canonical)
+        names = " -> ".join((*canonical, canonical[0]))
+        yield ctx.at(
+            ("agents", order[canonical[0]], "dispatch"),
+            f"dispatch cycle {names}: it would loop forever with no retry bound; "
+            "dispatch must form a DAG (use on_fail feedback_and_retry for loops)",
+        )
+
+
+def _back_edge_cycles(graph: dict[str, list[str]], roots: list[str]) -> Iterator[tuple[str, ...]]:
+    """The cycle closed by each back edge of a depth-first search from `roots` in order.
+
+    Iterative (an explicit stack): a long chain must not exhaust the recursion limit.
+    """
+    state: dict[str, int] = {}  # 1 = on the DFS path, 2 = done
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        position = {root: 0}
+        pending = [iter(graph[root])]
+        while pending:
+            for nxt in pending[-1]:
+                seen = state.get(nxt)
+                if seen == 1:
+                    yield tuple(path[position[nxt] :])
+                elif seen is None:
+                    state[nxt] = 1
+                    position[nxt] = len(path)
+                    path.append(nxt)
+                    pending.append(iter(graph[nxt]))
+                    break
+            else:
+                pending.pop()
+                node = path.pop()
+                del position[node]
+                state[node] = 2
 
 
 def _graph_ok(ctx: CheckContext) -> bool:
@@ -211,6 +227,31 @@ def check_qa_single_path(ctx: CheckContext) -> Iterator[Diagnostic]:
                 "would be counted twice; dispatch to it from one agent only, or give each path "
                 "its own QA agent",
             )
+
+
+def _could_be_upstream(spec: PipelineSpec, target: str, qa: str) -> bool:
+    """`target` dispatches to `qa` on the same work item, or might once a broken
+    dispatch (reported by check_dispatch) is fixed: `target` leads to a broken one."""
+    if target in _upstream_same_item(spec, qa):
+        return True
+    broken = broken_dispatches(spec)
+    if not broken:
+        return False
+    successors: dict[str, list[str]] = {}
+    for source, to, strategy in dispatch_edges(spec):
+        if strategy != "parallel_fan_out":
+            successors.setdefault(source, []).append(to)
+    seen = {target}
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        if node in broken:
+            return True
+        for nxt in successors.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
 
 
 def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
@@ -275,7 +316,7 @@ def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
                     f"on_fail target '{target}' is not an "
                     f"agent{did_you_mean(target, ctx.agent_ids)}",
                 )
-            elif _graph_ok(ctx) and target not in _upstream_same_item(ctx.spec, agent.id):
+            elif not _could_be_upstream(ctx.spec, target, agent.id):
                 yield ctx.at(
                     (*where, "target"),
                     f"on_fail target '{target}' is not upstream of '{agent.id}' on the same work "

@@ -123,8 +123,11 @@ def _cycles(spec: PipelineSpec) -> list[str]:
 
 def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
     lines = ["Worst case (every QA verdict fails until its attempts run out)"]
-    if worst.invocations is None or worst.model_calls is None:
+    if worst.unbounded is not None:
         lines.append(f"  unbounded: {worst.unbounded}")
+        return lines
+    if worst.invocations is None or worst.model_calls is None:
+        lines.append(f"  no formula: {worst.too_complex}")
         return lines
     seen: set[tuple[str, str | None]] = set()
     for scope in worst.scopes:
@@ -153,4 +156,13 @@ def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
         + ", ".join(f"{a.id} <= {max_model_calls(a, spec)}" for a in spec.agents)
         + ")"
     )
+    ceiling, ceiling_calls = worst.ceiling_invocations, worst.ceiling_model_calls
+    differs = (str(ceiling), str(ceiling_calls)) != (str(worst.invocations), str(worst.model_calls))
+    if ceiling is not None and ceiling_calls is not None and differs:
+        lines.append(
+            f"  any mix of verdicts: agent invocations <= {ceiling}, model calls <= "
+            f"{ceiling_calls} (a verdict that passes lets the agents after it run, and QA "
+            "agents joined at one broadcast can fail in turn, each spending only its own "
+            "attempts)"
+        )
     return lines

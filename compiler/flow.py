@@ -119,20 +119,51 @@ class QALoop:
     """Same-item dispatch paths from target to qa (empty: the checks reject that)."""
 
 
+def _can_reach(graph: dict[str, list[str]], goal: str) -> set[str]:
+    """Agents with a dispatch path to `goal` (including `goal`)."""
+    predecessors: dict[str, list[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            predecessors.setdefault(target, []).append(source)
+    seen = {goal}
+    stack = [goal]
+    while stack:
+        for source in predecessors.get(stack.pop(), ()):
+            if source not in seen:
+                seen.add(source)
+                stack.append(source)
+    return seen
+
+
 def _paths(graph: dict[str, list[str]], start: str, goal: str, limit: int = 20) -> list[list[str]]:
+    """Up to `limit` simple paths from `start` to `goal`, in dispatch order.
+
+    The walk only enters agents that can reach `goal`, so in a DAG every step it
+    takes leads to a path: the cost is at most `limit` paths times their length,
+    however many dead-end paths the graph has. (A step budget guards cyclic graphs.)
+    """
+    alive = _can_reach(graph, goal)
+    if start not in alive:
+        return []
     found: list[list[str]] = []
-
-    def walk(node: str, path: list[str]) -> None:
-        if len(found) >= limit:
-            return
-        if node == goal:
-            found.append(path)
-            return
-        for nxt in graph.get(node, []):
-            if nxt not in path:
-                walk(nxt, [*path, nxt])
-
-    walk(start, [start])
+    path = [start]
+    on_path = {start}
+    pending = [iter(graph.get(start, ()))]
+    budget = 100_000
+    while pending and len(found) < limit and budget > 0:
+        if path[-1] == goal:
+            found.append(list(path))
+            nxt = None
+        else:
+            nxt = next((n for n in pending[-1] if n in alive and n not in on_path), None)
+        budget -= 1
+        if nxt is None:
+            pending.pop()
+            on_path.discard(path.pop())
+            continue
+        path.append(nxt)
+        on_path.add(nxt)
+        pending.append(iter(graph.get(nxt, ())))
     return found
 
 
@@ -151,38 +182,55 @@ def qa_loops(spec: PipelineSpec) -> list[QALoop]:
 
 
 def dispatch_cycles(spec: PipelineSpec) -> list[list[str]]:
-    """Groups of agents that dispatch to each other in a cycle (no retry bound breaks those)."""
-    graph: dict[str, list[str]] = {a.id: [] for a in spec.agents}
+    """Groups of agents that dispatch to each other in a cycle (no retry bound breaks those).
+
+    Tarjan's strongly connected components, with an explicit stack: a long chain
+    must not exhaust Python's recursion limit.
+    """
+    order = {agent.id: position for position, agent in enumerate(spec.agents)}
+    graph: dict[str, list[str]] = {agent_id: [] for agent_id in order}
     for edge in dispatch_edges(spec):
         graph.setdefault(edge.source, []).append(edge.target)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
+    on_stack: set[str] = set()
     cycles: list[list[str]] = []
 
-    def strongconnect(node: str) -> None:  # Tarjan's algorithm; pipelines are small
+    def enter(node: str) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
-        for nxt in graph.get(node, []):
-            if nxt not in index:
-                strongconnect(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            group: list[str] = []
-            while True:
-                member = stack.pop()
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1 or node in graph.get(node, []):
-                order = [a.id for a in spec.agents]
-                cycles.append(sorted(group, key=lambda a: order.index(a) if a in order else 0))
+        on_stack.add(node)
 
-    for agent in spec.agents:
-        if agent.id not in index:
-            strongconnect(agent.id)
+    for root in order:
+        if root in index:
+            continue
+        enter(root)
+        work = [(root, iter(graph.get(root, ())))]
+        while work:
+            node, successors = work[-1]
+            for nxt in successors:
+                if nxt not in index:
+                    enter(nxt)
+                    work.append((nxt, iter(graph.get(nxt, ()))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    group: list[str] = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.append(member)
+                        if member == node:
+                            break
+                    if len(group) > 1 or node in graph.get(node, []):
+                        cycles.append(sorted(group, key=lambda a: order.get(a, 0)))
     return cycles
 
 
@@ -223,12 +271,17 @@ class Poly:
 
 @dataclass(frozen=True)
 class Scope:
-    """The agents one work item runs, from `start`; `via` is the fan-out agent that made it."""
+    """The agents one work item runs, from `start`; `via` is the fan-out agent that made it.
+
+    `runs`: invocations when every QA verdict fails; `ceiling`: the most any mix
+    of verdicts can cause (see `worst_case`).
+    """
 
     start: str
     via: str | None
     symbol: str | None
     runs: dict[str, int]
+    ceiling: dict[str, int] = field(default_factory=dict)
 
     def total(self, weight: Callable[[str], int] = lambda _: 1) -> int:
         return sum(n * weight(a) for a, n in self.runs.items())
@@ -236,7 +289,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class WorstCase:
-    """Worst-case agent invocations and model calls, or why they are unbounded."""
+    """Worst-case agent invocations and model calls, or why there is no formula.
+
+    `invocations` / `model_calls` are for the run where every QA verdict fails
+    until its attempts run out; `ceiling_*` bound any mix of verdicts.
+    """
 
     scopes: list[Scope]
     invocations: Poly | None
@@ -244,75 +301,248 @@ class WorstCase:
     symbols: dict[str, str]
     """symbol -> the fan-out agent whose items it counts."""
     unbounded: str | None = None
+    ceiling_invocations: Poly | None = None
+    ceiling_model_calls: Poly | None = None
+    too_complex: str | None = None
+    """Why no formula is printed for a bounded pipeline (it would be too long to read)."""
 
 
 class _Unbounded(Exception):
     pass
 
 
-def path_counts(graph: dict[str, list[str]], start: str) -> dict[str, int]:
-    """How many dispatch paths lead from `start` to each agent (a cycle is unbounded)."""
-    counts: dict[str, int] = {}
+class _TooComplex(Exception):
+    pass
 
-    def visit(node: str, active: tuple[str, ...]) -> None:
-        if node in active:
-            raise _Unbounded(" -> ".join([*active[active.index(node) :], node]))
-        counts[node] = counts.get(node, 0) + 1
-        for nxt in graph.get(node, []):
-            visit(nxt, (*active, node))
 
-    visit(start, ())
+MAX_FORMULA_TERMS = 256
+"""A worst-case formula with more terms than this is not printed (it is not readable)."""
+
+
+def _topological(graph: dict[str, list[str]], start: str) -> list[str]:
+    """The agents reachable from `start`, each before every agent it dispatches to.
+
+    An iterative depth-first search (no recursion a long chain could exhaust).
+
+    Raises:
+        _Unbounded: the agents reachable from `start` form a cycle.
+    """
+    finished: list[str] = []
+    state = {start: 1}  # 1: on the current path, 2: finished
+    path = [start]
+    pending = [iter(graph.get(start, ()))]
+    while pending:
+        for nxt in pending[-1]:
+            seen = state.get(nxt)
+            if seen == 1:
+                raise _Unbounded(" -> ".join([*path[path.index(nxt) :], nxt]))
+            if seen is None:
+                state[nxt] = 1
+                path.append(nxt)
+                pending.append(iter(graph.get(nxt, ())))
+                break
+        else:
+            pending.pop()
+            node = path.pop()
+            state[node] = 2
+            finished.append(node)
+    finished.reverse()
+    return finished
+
+
+def _propagate(
+    graph: dict[str, list[str]], order: list[str], seeds: dict[str, int]
+) -> dict[str, int]:
+    """Runs per agent when each seed agent is started `seeds[a]` times: sum over paths.
+
+    One pass in topological order: linear in the graph, however many paths it has.
+    """
+    counts = dict.fromkeys(order, 0)
+    for agent, times in seeds.items():
+        counts[agent] += times
+    for node in order:
+        times = counts[node]
+        if times:
+            for nxt in graph.get(node, ()):
+                counts[nxt] += times
     return counts
 
 
-def _scope_runs(spec: PipelineSpec, graph: dict[str, list[str]], start: str) -> dict[str, int]:
-    runs = path_counts(graph, start)
-    base = dict(runs)
+def path_counts(graph: dict[str, list[str]], start: str) -> dict[str, int]:
+    """How many dispatch paths lead from `start` to each agent (a cycle is unbounded)."""
+    return _propagate(graph, _topological(graph, start), {start: 1})
+
+
+def _ceiling_runs(spec: PipelineSpec, graph: dict[str, list[str]], start: str) -> dict[str, int]:
+    """Runs per agent for any verdicts: paths(start -> a) + sum over QA loops q of
+    (max_attempts(q) - 1) * paths(target(q) -> a). Every retry spends one attempt of
+    the QA agent that asked for it, and re-runs at most the target's paths."""
+    order = _topological(graph, start)
+    reached = set(order)
+    seeds = {start: 1}
     for edge in feedback_edges(spec):
-        if edge.source in base and edge.target in base:
+        if edge.source in reached and edge.target in reached:
             extra = max_attempts(spec.agent(edge.source), spec) - 1
-            for agent, count in path_counts(graph, edge.target).items():
-                runs[agent] = runs.get(agent, 0) + extra * count
-    order = [a.id for a in spec.agents]
-    return {a: runs[a] for a in sorted(runs, key=lambda a: order.index(a) if a in order else 0)}
+            seeds[edge.target] = seeds.get(edge.target, 0) + extra
+    return _propagate(graph, order, seeds)
+
+
+def _failing_graph(spec: PipelineSpec) -> dict[str, list[str]]:
+    """The same-item graph as a run where every verdict fails walks it: a failing QA
+    agent never dispatches onward."""
+    graph = same_item_graph(spec)
+    for agent in spec.agents:
+        if spec.output_kind(agent) == "verdict":
+            graph[agent.id] = []
+    return graph
+
+
+def _retry_sites(spec: PipelineSpec, reached: list[str], start: str) -> list[tuple[str, ...]]:
+    """The places where failing verdicts are handled together, as tuples of QA agents:
+    each broadcast's QA targets (joined), and each QA agent started on its own."""
+    known = {a.id: a for a in spec.agents}
+    verdicts = {a.id for a in spec.agents if spec.output_kind(a) == "verdict"}
+    sites: dict[tuple[str, ...], None] = {}
+    for agent_id in reached:
+        agent = known.get(agent_id)
+        if agent is None:
+            continue
+        if agent_id == start and agent_id in verdicts:
+            sites[(agent_id,)] = None
+        dispatch = agent.dispatch
+        if dispatch is None or agent_id in verdicts:
+            continue
+        if dispatch.strategy == "parallel_broadcast":
+            joined = tuple(t for t in dispatch.targets if t in verdicts)
+            if joined:
+                sites[joined] = None
+        elif dispatch.strategy == "sequential" and dispatch.target in verdicts:
+            sites[(dispatch.target,)] = None
+    return list(sites)
+
+
+def _failing_runs(spec: PipelineSpec, graph: dict[str, list[str]], start: str) -> dict[str, int]:
+    """Runs per agent when every QA verdict fails (`graph` is `_failing_graph`).
+
+    A site's failing verdicts each spend one attempt of their QA agent; the site
+    retries (the first retrying agent's target) until one of them runs out, then
+    aborts the item. So a site re-runs its target min(max_attempts) - 1 times.
+    """
+    order = _topological(graph, start)
+    reached = set(order)
+    seeds = {start: 1}
+    for site in _retry_sites(spec, order, start):
+        loops = [
+            spec.agent(q)
+            for q in site
+            if (on_fail := spec.agent(q).on_fail) is not None
+            and on_fail.action == "feedback_and_retry"
+            and on_fail.target is not None
+        ]
+        if not loops:
+            continue
+        target = loops[0].on_fail.target if loops[0].on_fail is not None else None
+        if target in reached and target is not None:
+            extra = min(max_attempts(q, spec) for q in loops) - 1
+            seeds[target] = seeds.get(target, 0) + extra
+    return _propagate(graph, order, seeds)
+
+
+def _in_spec_order(spec: PipelineSpec, runs: dict[str, int]) -> dict[str, int]:
+    position = {a.id: index for index, a in enumerate(spec.agents)}
+    kept = [a for a, n in runs.items() if n and a in position]
+    return {a: runs[a] for a in sorted(kept, key=position.__getitem__)}
+
+
+def _check_size(poly: Poly) -> Poly:
+    if len(poly.terms) > MAX_FORMULA_TERMS:
+        raise _TooComplex(
+            f"the fan-outs combine into a formula of more than {MAX_FORMULA_TERMS} terms"
+        )
+    return poly
 
 
 def worst_case(spec: PipelineSpec) -> WorstCase:
-    """Worst-case invocations and model calls per work item and per run."""
+    """Worst-case invocations and model calls per work item and per run.
+
+    Linear in the graph per scope (a dynamic program over the dispatch DAG in
+    topological order, path counts as integers), with each fan-out's scope
+    computed once.
+    """
+    failing_graph = _failing_graph(spec)
     graph = same_item_graph(spec)
     fan_outs = [e for e in dispatch_edges(spec) if e.kind == "parallel_fan_out"]
     symbol_of: dict[str, str] = {}  # numbered in the order the run reaches the fan-outs
+    known = {a.id for a in spec.agents}
+    calls_of = {a.id: max_model_calls(a, spec) for a in spec.agents}
+    scopes: list[Scope] = []
+    recorded: set[tuple[str, str | None]] = set()
+    runs_of: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+    polys: dict[str, tuple[Poly, Poly, Poly, Poly]] = {}
 
     def symbol_for(agent: str) -> str:
         if agent not in symbol_of:
             symbol_of[agent] = "N" if len(fan_outs) == 1 else f"N{len(symbol_of) + 1}"
         return symbol_of[agent]
 
-    scopes: list[Scope] = []
-    known = {a.id for a in spec.agents}
+    def open_scope(start: str, via: str | None) -> list[Edge]:
+        """Record the scope (once per start and fan-out); its fan-outs."""
+        if start not in runs_of:
+            failing = _in_spec_order(spec, _failing_runs(spec, failing_graph, start))
+            ceiling = _in_spec_order(spec, _ceiling_runs(spec, graph, start))
+            runs_of[start] = (failing, ceiling)
+        failing, ceiling = runs_of[start]
+        if (start, via) not in recorded:
+            recorded.add((start, via))
+            scopes.append(Scope(start, via, symbol_of.get(via or ""), failing, ceiling))
+        return [e for e in fan_outs if e.source in ceiling and e.target in known]
 
-    def calls(start: str, via: str | None, active: tuple[str, ...]) -> tuple[Poly, Poly]:
-        if start in active:
-            raise _Unbounded("fan-out cycle through " + " -> ".join([*active, start]))
-        runs = _scope_runs(spec, graph, start)
-        runs = {a: n for a, n in runs.items() if a in known}
-        scopes.append(Scope(start, via, symbol_of.get(via or ""), runs))
-        inv = Poly({(): sum(runs.values())})
-        model = Poly({(): sum(n * max_model_calls(spec.agent(a), spec) for a, n in runs.items())})
+    def close_scope(start: str) -> None:
+        """Every child scope is done: this scope's polynomials."""
+        failing, ceiling = runs_of[start]
+        inv = Poly({(): sum(failing.values())})
+        model = Poly({(): sum(n * calls_of[a] for a, n in failing.items())})
+        ceil_inv = Poly({(): sum(ceiling.values())})
+        ceil_model = Poly({(): sum(n * calls_of[a] for a, n in ceiling.items())})
         for edge in fan_outs:
-            if edge.source in runs and edge.target in known:
-                symbol_for(edge.source)
-                child_inv, child_model = calls(edge.target, edge.source, (*active, start))
-                symbol = symbol_for(edge.source)
-                inv = inv + child_inv.times(runs[edge.source], symbol)
-                model = model + child_model.times(runs[edge.source], symbol)
-        return inv, model
+            if edge.source not in ceiling or edge.target not in known:
+                continue
+            symbol = symbol_of[edge.source]
+            child_inv, child_model, child_ceil_inv, child_ceil_model = polys[edge.target]
+            if edge.source in failing:
+                inv = _check_size(inv + child_inv.times(failing[edge.source], symbol))
+                model = _check_size(model + child_model.times(failing[edge.source], symbol))
+            times = ceiling[edge.source]
+            ceil_inv = _check_size(ceil_inv + child_ceil_inv.times(times, symbol))
+            ceil_model = _check_size(ceil_model + child_ceil_model.times(times, symbol))
+        polys[start] = (inv, model, ceil_inv, ceil_model)
 
+    entry = spec.entry_agent
     try:
-        inv, model = calls(spec.entry_agent, None, ())
+        active = [entry]
+        pending = [iter(open_scope(entry, None))]
+        while pending:
+            for edge in pending[-1]:
+                symbol_for(edge.source)
+                child = edge.target
+                if child in active:
+                    raise _Unbounded("fan-out cycle through " + " -> ".join([*active, child]))
+                children = open_scope(child, edge.source)
+                if child not in polys:
+                    active.append(child)
+                    pending.append(iter(children))
+                    break
+            else:
+                pending.pop()
+                close_scope(active.pop())
     except _Unbounded as exc:
         return WorstCase(scopes, None, None, {}, unbounded=str(exc))
-    return WorstCase(scopes, inv, model, {n: agent for agent, n in symbol_of.items()})
+    except _TooComplex as exc:
+        symbols = {n: agent for agent, n in symbol_of.items()}
+        return WorstCase(scopes, None, None, symbols, too_complex=str(exc))
+    inv, model, ceil_inv, ceil_model = polys[entry]
+    symbols = {n: agent for agent, n in symbol_of.items()}
+    return WorstCase(scopes, inv, model, symbols, None, ceil_inv, ceil_model)
 
 
 def _wrap(text: str, width: int) -> list[str]:

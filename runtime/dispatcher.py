@@ -129,15 +129,26 @@ class Dispatcher:
         feedback: Sequence[QAIssue],
         source: str | None,
     ) -> None:
-        """Invoke `agent` on `item`, then handle its verdict or dispatch its output."""
-        plan = self.plans[agent]
-        out = await self._invoke(plan, item, upstream, feedback, source)
-        if out is None:
-            return
-        if plan.is_qa and not out.passed:
-            await handle_failures(self, item, [(plan, out)])
-        elif plan.strategy is not None:
-            await self.dispatch(plan, item, out)
+        """Invoke `agent` on `item`, then handle its verdict or dispatch its output.
+
+        A sequential hand-off continues in this loop rather than a nested call, so
+        a long sequential chain does not grow the stack (no RecursionError).
+        """
+        while True:
+            plan = self.plans[agent]
+            out = await self._invoke(plan, item, upstream, feedback, source)
+            if out is None:
+                return
+            if plan.is_qa and not out.passed:
+                await handle_failures(self, item, [(plan, out)])
+                return
+            if plan.strategy != "sequential":
+                if plan.strategy is not None:
+                    await self.dispatch(plan, item, out)
+                return
+            if item.status == "aborted":  # as `dispatch` does
+                return
+            agent, upstream, feedback, source = plan.targets[0], out, (), plan.id
 
     async def _invoke(
         self,

@@ -23,12 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 N = 3
 
 
-@pytest.mark.parametrize("name", ["hello_world", "seed_minimal", "research_fanout"])
+PIPELINES = [
+    *(ROOT / "pipelines" / f"{name}.yaml" for name in ("hello_world", "seed_minimal")),
+    ROOT / "pipelines" / "research_fanout.yaml",
+    ROOT / "tests" / "worst_case" / "two_loops_one_target.yaml",
+]
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=[p.stem for p in PIPELINES])
 async def test_worst_case_bound_is_reached_and_not_exceeded(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the filesystem tool's workspace
-    loaded = load_pipeline(ROOT / "pipelines" / f"{name}.yaml")
+    loaded = load_pipeline(path)
     bound = worst_case(loaded.spec)
     assert bound.invocations is not None and bound.model_calls is not None
     symbols = dict.fromkeys(bound.symbols, N)

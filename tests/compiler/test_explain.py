@@ -56,12 +56,15 @@ def test_fan_out_costs_are_a_formula_in_n() -> None:
 def test_nested_fan_outs_and_two_loops_on_one_target() -> None:
     loaded = load_pipeline("tests/golden/cases/nested_fanout/pipeline.yaml")
     worst = worst_case(loaded.spec)
-    # worker re-runs up to (3 - 1) times for check_a plus (4 - 1) for check_b: 6 runs,
-    # and each run reaches both checks once.
-    assert str(worst.invocations) == "1 + N1 + 18·N1·N2"
+    # Every verdict failing: both checks are joined at worker's broadcast, so each retry
+    # spends an attempt of both and check_a's 3 end the item: worker runs 3 times, and
+    # each run reaches both checks once.
+    assert str(worst.invocations) == "1 + N1 + 9·N1·N2"
     assert worst.symbols == {"N1": "planner", "N2": "splitter"}
     assert worst.invocations is not None
-    assert worst.invocations.evaluate({"N1": 2, "N2": 3}) == 1 + 2 + 18 * 6
+    assert worst.invocations.evaluate({"N1": 2, "N2": 3}) == 1 + 2 + 9 * 6
+    # Any verdicts: failing in turn, worker re-runs (3 - 1) + (4 - 1) times: 6 runs.
+    assert str(worst.ceiling_invocations) == "1 + N1 + 18·N1·N2"
 
 
 def test_tool_rounds_multiply_model_calls() -> None:

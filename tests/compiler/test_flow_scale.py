@@ -1,0 +1,190 @@
+"""Graph analysis stays linear and recursion-free on shapes that blow up naive algorithms.
+
+Stacked broadcast diamonds double the dispatch paths at every level (2**40 paths
+to the last agent of 40 diamonds): the compiler must count them, not walk them.
+Long chains must not exhaust Python's recursion limit, in the compiler or at run
+time. No timing is asserted: a hang is turned into a failure by the subprocess
+timeout only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentflow.compiler.emit import emit_module
+from agentflow.compiler.explain import explain
+from agentflow.compiler.flow import path_counts, qa_loops, same_item_graph, worst_case
+from agentflow.compiler.load import load_pipeline
+from agentflow.runtime import EventKind, compile_spec, run_pipeline
+from agentflow.runtime.models.dry_run import DryRunModel
+from agentflow.runtime.runner import RunOptions
+from agentflow.runtime.sinks.memory import MemorySink
+
+HEADER = """\
+name: {name}
+state_machine:
+  initial: initialised
+  terminal: [complete]
+  states:
+    - id: initialised
+    - id: complete
+agents:
+"""
+
+
+def _write(directory: Path, name: str, agents: list[str]) -> Path:
+    (directory / "prompts").mkdir(exist_ok=True)
+    (directory / "prompts" / "p.md").write_text("Work on {{ input }}.\n")
+    path = directory / f"{name}.yaml"
+    path.write_text(HEADER.format(name=name) + "".join(agents))
+    return path
+
+
+def _agent(agent_id: str, dispatch: str = "", extra: str = "") -> str:
+    return f"  - id: {agent_id}\n    prompt: prompts/p.md\n{extra}{dispatch}"
+
+
+def _sequential(target: str) -> str:
+    return f"    dispatch:\n      strategy: sequential\n      target: {target}\n"
+
+
+def diamonds(directory: Path, levels: int) -> Path:
+    """`levels` stacked broadcast diamonds: a{k} -> (b{k}, c{k}) -> a{k+1}; 3*levels+1 agents."""
+    agents = []
+    for k in range(levels):
+        broadcast = (
+            f"    dispatch:\n      strategy: parallel_broadcast\n      targets: [b{k}, c{k}]\n"
+        )
+        agents.append(
+            _agent(f"a{k}", broadcast, "    transitions:\n      on_complete: complete\n" * (k == 0))
+        )
+        agents.append(_agent(f"b{k}", _sequential(f"a{k + 1}")))
+        agents.append(_agent(f"c{k}", _sequential(f"a{k + 1}")))
+    agents.append(_agent(f"a{levels}"))
+    return _write(directory, f"diamonds-{levels}", agents)
+
+
+def chain(directory: Path, length: int) -> Path:
+    """`length` agents in one sequential chain, the last one moving the run to complete."""
+    agents = [_agent(f"s{i}", _sequential(f"s{i + 1}")) for i in range(length - 1)]
+    agents.append(_agent(f"s{length - 1}", "", "    transitions:\n      on_complete: complete\n"))
+    return _write(directory, f"chain-{length}", agents)
+
+
+def test_forty_stacked_diamonds_compile_with_exact_path_counts(tmp_path: Path) -> None:
+    loaded = load_pipeline(diamonds(tmp_path, 40))
+    assert len(loaded.spec.agents) == 121
+    counts = path_counts(same_item_graph(loaded.spec), "a0")
+    assert counts["a40"] == 2**40
+    assert counts["b39"] == counts["c39"] == counts["a39"] == 2**39
+    assert counts["a0"] == counts["b0"] == 1
+    worst = worst_case(loaded.spec)
+    assert worst.invocations is not None and worst.model_calls is not None
+    # sum over k < 40 of 3 * 2**k, plus 2**40 for the last agent
+    assert str(worst.invocations) == str(2**42 - 3)
+    assert str(worst.model_calls) == str(2**42 - 3)
+    source = emit_module(loaded)
+    compile(source, "diamonds", "exec")
+    text = explain(loaded)
+    assert f"per run: agent invocations = {2**42 - 3}\n" in text
+
+
+def test_diamonds_with_a_qa_loop_are_counted_exactly(tmp_path: Path) -> None:
+    """A QA loop at the bottom of 30 diamonds: its retries re-run only the target's subtree."""
+    path = diamonds(tmp_path, 30)
+    text = path.read_text().replace(
+        "  - id: a30\n    prompt: prompts/p.md\n",
+        "  - id: a30\n    prompt: prompts/p.md\n    dispatch:\n      strategy: sequential\n"
+        "      target: w\n"
+        "  - id: w\n    prompt: prompts/p.md\n" + _sequential("q") + "  - id: q\n"
+        "    prompt: prompts/p.md\n    retry:\n      max_attempts: 4\n"
+        "    on_fail:\n      action: feedback_and_retry\n      target: w\n"
+        "    transitions:\n      on_pass: complete\n",
+    )
+    path.write_text(text)
+    with pytest.raises(Exception) as caught:  # q is reached by 2**30 paths on one item
+        load_pipeline(path)
+    assert f"reached by {2**30} dispatch paths" in str(caught.value)
+
+
+def test_qa_loop_paths_are_found_without_walking_dead_ends(tmp_path: Path) -> None:
+    """target -> 25 diamonds that never reach the QA agent, and one direct edge to it."""
+    path = diamonds(tmp_path, 25)
+    text = path.read_text().replace(
+        "  - id: a0\n    prompt: prompts/p.md\n",
+        "  - id: start\n    prompt: prompts/p.md\n    dispatch:\n"
+        "      strategy: parallel_broadcast\n      targets: [a0, q]\n"
+        "  - id: q\n    prompt: prompts/p.md\n    on_fail:\n      action: feedback_and_retry\n"
+        "      target: start\n"
+        "  - id: a0\n    prompt: prompts/p.md\n",
+    )
+    path.write_text(text)
+    loaded = load_pipeline(path)
+    (loop,) = qa_loops(loaded.spec)
+    assert loop.paths == (("start", "q"),)
+
+
+def test_thousand_agent_chain_compiles_and_explains(tmp_path: Path) -> None:
+    loaded = load_pipeline(chain(tmp_path, 1000))
+    assert len(loaded.spec.agents) == 1000
+    assert str(worst_case(loaded.spec).invocations) == "1000"
+    emit_module(loaded)
+    assert "per run: agent invocations = 1000\n" in explain(loaded)
+
+
+def test_thousand_agent_dispatch_cycle_is_reported(tmp_path: Path) -> None:
+    path = chain(tmp_path, 1000)
+    text = path.read_text().replace(
+        "  - id: s999\n    prompt: prompts/p.md\n",
+        "  - id: s999\n    prompt: prompts/p.md\n" + _sequential("s0"),
+    )
+    path.write_text(text)
+    with pytest.raises(Exception) as caught:
+        load_pipeline(path)
+    assert "dispatch cycle s0 -> s1 -> s2" in str(caught.value)
+
+
+def test_thousand_agent_chain_cli_exits_cleanly(tmp_path: Path) -> None:
+    path = chain(tmp_path, 1000)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "agentflow.compiler", str(path), "-o", str(out), "--explain"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "per run: agent invocations = 1000" in done.stdout
+
+
+async def test_five_hundred_deep_sequential_pipeline_runs(tmp_path: Path) -> None:
+    loaded = load_pipeline(chain(tmp_path, 500))
+    sink = MemorySink()
+    result = await run_pipeline(
+        compile_spec(loaded.spec, loaded.prompts),
+        "topic",
+        handlers=None,
+        model=DryRunModel(),
+        sinks=[sink],
+        options=RunOptions(audit_log=str(tmp_path / "run.jsonl")),
+    )
+    assert result.status == "succeeded", result
+    started = [e.agent for e in sink.events if e.kind == EventKind.AGENT_STARTED]
+    assert started == [f"s{i}" for i in range(500)]
+
+
+def test_five_hundred_deep_sequential_pipeline_runs_from_the_cli(tmp_path: Path) -> None:
+    path = chain(tmp_path, 500)
+    command = [sys.executable, "-m", "agentflow.runtime.cli", "run", str(path), "--no-ui"]
+    done = subprocess.run(
+        [*command, "--model", "dry-run", "--quiet", "--jsonl", str(tmp_path / "r.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

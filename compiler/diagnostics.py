@@ -9,13 +9,14 @@ stopping at the first.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from agentflow.runtime.errors import AgentflowError
 
-__all__ = ["CompileError", "Diagnostic", "did_you_mean", "sort_diagnostics"]
+__all__ = ["CompileError", "Diagnostic", "did_you_mean", "escape_controls", "sort_diagnostics"]
 
 Severity = Literal["error", "warning"]
 
@@ -30,8 +31,22 @@ class Diagnostic:
     message: str
     severity: Severity = "error"
 
+    def __post_init__(self) -> None:
+        # Values from YAML escapes ("\\x1b[2J") must not reach the user's terminal raw.
+        object.__setattr__(self, "file", escape_controls(self.file))
+        object.__setattr__(self, "message", escape_controls(self.message))
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+"""Control, line-separator and bidirectional-formatting characters."""
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control and bidi characters written as escapes (`\\x1b`, `\\u202e`)."""
+    return _CONTROLS.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class CompileError(AgentflowError):

@@ -20,10 +20,12 @@ from strictyaml.ruamel.comments import CommentedMap, CommentedSeq
 from strictyaml.ruamel.error import MarkedYAMLError
 from strictyaml.ruamel.error import YAMLError as RuamelYAMLError
 from strictyaml.ruamel.events import (
+    CollectionStartEvent,
     DocumentEndEvent,
     DocumentStartEvent,
     MappingEndEvent,
     MappingStartEvent,
+    NodeEvent,
     ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
@@ -145,6 +147,9 @@ def parse_text(text: str, path: str) -> Parsed:
     fast = _fast_parse(text, path)
     if fast is not None:
         return fast
+    problem = _key_problem(text, path)
+    if problem is not None:
+        raise CompileError([problem])
     try:
         document = strictyaml.dirty_load(text, _SCHEMA, label=path, allow_flow_style=True)
     except MarkedYAMLError as exc:
@@ -256,6 +261,49 @@ def _fast_parse(text: str, path: str) -> Parsed | None:
     finally:
         loader.dispose()
     return Parsed(data=data, source=source)
+
+
+def _key_problem(text: str, path: str) -> Diagnostic | None:
+    """A diagnostic for a mapping key the DSL cannot have, else None.
+
+    strictyaml crashes on a complex key (`? [a, b]`: a list or mapping as a key)
+    and ruamel applies the `<<` merge key silently; both are refused here, at the
+    key's line and column. A YAML syntax error ends the scan: strictyaml reports it.
+    """
+    loader = _EventLoader(text)
+    expecting_key: list[bool | None] = []  # per open collection: None for a sequence
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, NodeEvent):
+                at_key = bool(expecting_key) and expecting_key[-1] is True
+                if expecting_key and expecting_key[-1] is not None:
+                    expecting_key[-1] = not expecting_key[-1]
+                mark = event.start_mark
+                if at_key and not isinstance(event, ScalarEvent):
+                    return Diagnostic(
+                        path,
+                        mark.line + 1,
+                        mark.column + 1,
+                        "a complex key (a list or mapping used as a key) is not allowed; "
+                        "keys are plain names such as 'id' or 'prompt'",
+                    )
+                if at_key and event.value == "<<" and event.style is None:
+                    return Diagnostic(
+                        path,
+                        mark.line + 1,
+                        mark.column + 1,
+                        "the YAML merge key '<<' is not supported; write the keys out in full",
+                    )
+                if isinstance(event, CollectionStartEvent):
+                    expecting_key.append(True if isinstance(event, MappingStartEvent) else None)
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+                expecting_key.pop()
+    except (RuamelYAMLError, RecursionError, ValueError, IndexError):
+        return None
+    finally:
+        loader.dispose()
+    return None
 
 
 def _expect(loader: _EventLoader, kind: type) -> Any:

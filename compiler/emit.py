@@ -56,6 +56,7 @@ _RESERVED = frozenset(
         "RunOptions", "RunResult", "SOURCE_PATH", "SOURCE_SHA256", "Sequence", "State",
         "TERMINAL", "TRANSITIONS", "Tool", "Trigger", "annotations", "enum", "plugin_tools",
         "run", "run_default_agent", "run_pipeline", "Pipeline", "pipeline",
+        "check_plugin_classes",
     }
     | set(spec_module.__all__)  # the spec classes PIPELINE is built from
 )  # fmt: skip
@@ -149,7 +150,7 @@ def _view_model(loaded: LoadedLike) -> dict[str, Any]:
     for agent in spec.agents:
         check_identifier(agent.id, "agent id")
     triggers = [(value.replace(".", "_").upper(), value) for value, _ in declared_triggers(spec)]
-    plugins, plugin_imports = _plugins(spec.tools)
+    plugins, plugin_imports, plugin_check = _plugins(spec.tools)
     terminal = [Atom(f"State.{t.upper()}") for t in spec.state_machine.terminal]
     plugin_table = Call(
         "MappingProxyType",
@@ -186,6 +187,7 @@ def _view_model(loaded: LoadedLike) -> dict[str, Any]:
         "pipeline": pipeline,
         "handlers": [_handler(agent, spec) for agent in spec.agents],
         "plugins": plugins,
+        "plugin_check": plugin_check,
         "plugin_table": fmt(
             plugin_table,
             indent=0,
@@ -269,10 +271,11 @@ def _value_expr(value: object, used: set[str]) -> Expr:
     raise EmitError(f"internal error: cannot emit a {type(value).__name__} in PIPELINE")
 
 
-def _plugins(tools: tuple[ToolSpec, ...]) -> tuple[list[_Plugin], list[str]]:
-    """Factories and `from module import Class` lines for the plugin tools."""
+def _plugins(tools: tuple[ToolSpec, ...]) -> tuple[list[_Plugin], list[str], str]:
+    """Factories, `from module import Class` lines, and the import-time class check."""
     plugins: list[_Plugin] = []
     imports: dict[tuple[str, str], str] = {}
+    checked: list[tuple[Expr, Expr, str | None]] = []
     for tool in tools:
         if tool.type != "plugin":
             continue
@@ -291,11 +294,22 @@ def _plugins(tools: tuple[ToolSpec, ...]) -> tuple[list[_Plugin], list[str]]:
         call = fmt(Call(local, args), indent=4, prefix=len("    return "))
         path = docstring_text(one_line(tool.plugin or ""))
         plugins.append(_Plugin(f"_tool_{tool.id}", py_str(tool.id), tool.id, path, call))
+        checked.append(
+            (Atom(py_str(tool.id)), Tuple((Atom(local), Atom(py_str(tool.plugin or "")))), None)
+        )
     lines = [
         f"from {m} import {c}" if c == local else f"from {m} import {c} as {local}"
         for (m, c), local in sorted(imports.items())
     ]
-    return plugins, lines
+    if not plugins:
+        return plugins, lines, ""
+    lines.insert(0, "from agentflow.runtime.tools.registry import check_plugin_classes")
+    check = fmt(
+        Call("check_plugin_classes", ((None, Atom("SOURCE_PATH")), (None, Dict(tuple(checked))))),
+        indent=0,
+        prefix=0,
+    )
+    return plugins, lines, check
 
 
 def _split_plugin(tool: ToolSpec) -> tuple[str, str]:

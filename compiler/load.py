@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from .diagnostics import CompileError, Diagnostic, sort_diagnostics
 from .lower import lower
 from .parse import parse_text
 
-__all__ = ["LoadedPipeline", "load_pipeline", "load_pipeline_text"]
+__all__ = ["PROMPT_MAX_BYTES", "LoadedPipeline", "load_pipeline", "load_pipeline_text"]
+
+PROMPT_MAX_BYTES = 1 << 20
+"""The largest prompt file the compiler reads (1 MiB): it is embedded in the module."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,11 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
     prompts: dict[str, str] = {}
     prompt_files: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
+    root = _resolved_root(base_dir)
     for index, agent in enumerate(spec.agents):
         shown = os.path.normpath(os.path.join(os.path.dirname(path), agent.prompt))
         prompt_files[agent.id] = shown
-        content, problem = _read_prompt(base_dir / agent.prompt, agent.prompt, shown)
+        content, problem = _read_prompt(root, agent.prompt, shown)
         if content is not None:
             prompts.setdefault(agent.id, content)
         else:
@@ -112,20 +117,80 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
     )
 
 
-def _read_prompt(file: Path, written: str, shown: str) -> tuple[str | None, str]:
-    """(text, '') or (None, the problem) for one prompt file."""
+def _resolved_root(base_dir: Path) -> Path | None:
+    """The pipeline's directory with symlinks resolved (None if it cannot be resolved)."""
+    try:
+        return base_dir.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+
+
+def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | None, str]:
+    """(text, '') or (None, the problem) for one prompt file.
+
+    A prompt must be a regular file under the pipeline's directory `root` once
+    symlinks are resolved, at most PROMPT_MAX_BYTES: never an absolute path, a
+    path that leaves the directory, a device (/dev/zero) or a FIFO. It is opened
+    non-blocking (a FIFO cannot hang the compiler) and checked with fstat before
+    any byte is read.
+    """
     if not written.strip():
         return None, "the prompt path is empty; give a file relative to the pipeline file"
+    if "\x00" in written:
+        return None, "the prompt path contains a NUL character"
+    rule = "prompts must be files under the pipeline file's directory"
+    if os.path.isabs(written):
+        return None, f"prompt path '{written}' is absolute; {rule}: give a relative path"
+    if root is None:
+        return None, f"cannot read prompt file '{written}': the pipeline's directory is unreadable"
     try:
-        return file.read_bytes().decode("utf-8"), ""
+        real = (root / written).resolve(strict=True)
     except FileNotFoundError:
         return None, (
             f"prompt file '{written}' not found (looked for '{shown}'); create it or fix "
             "the path, which is relative to the pipeline file"
         )
-    except IsADirectoryError:
-        return None, f"prompt '{written}' is a directory, not a file"
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a component that is a file
+        return None, f"cannot read prompt file '{written}': {getattr(exc, 'strerror', None) or exc}"
+    if not real.is_relative_to(root):
+        return None, (
+            f"prompt path '{written}' leads outside the pipeline file's directory (to '{real}'); "
+            f"{rule}, and a symlink may not leave it"
+        )
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        return None, f"cannot read prompt file '{written}': {exc.strerror or exc}"
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return None, f"prompt '{written}' is a directory, not a file"
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"prompt '{written}' is not a regular file (a FIFO, socket or device)"
+        if info.st_size > PROMPT_MAX_BYTES:
+            return None, _too_large(written, info.st_size)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= PROMPT_MAX_BYTES:
+            chunk = os.read(fd, PROMPT_MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        return None, f"cannot read prompt file '{written}': {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+    if size > PROMPT_MAX_BYTES:
+        return None, _too_large(written, size)
+    try:
+        return b"".join(chunks).decode("utf-8"), ""
     except UnicodeDecodeError:
         return None, f"prompt file '{written}' is not valid UTF-8; save it as UTF-8"
-    except (OSError, ValueError) as exc:
-        return None, f"cannot read prompt file '{written}': {exc}"
+
+
+def _too_large(written: str, size: int) -> str:
+    return (
+        f"prompt file '{written}' is larger than {PROMPT_MAX_BYTES} bytes (1 MiB) "
+        f"({size} bytes or more); prompts are embedded in the generated module"
+    )

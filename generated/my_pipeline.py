@@ -35,6 +35,7 @@ from agentflow.runtime.spec import (
     ToolSpec,
     TransitionsSpec,
 )
+from agentflow.runtime.tools.registry import check_plugin_classes
 from agentflow.runtime.tools.examples import WordCountTool
 
 __all__ = [
@@ -60,6 +61,13 @@ __all__ = [
 
 SOURCE_PATH: Final = "pipelines/seed_minimal.yaml"
 SOURCE_SHA256: Final = "0ece246b1262ccfb39eca0f24b0933a298847c3fb595f27040f3aa54d95bf816"
+
+# Each plugin must be a class that satisfies the Tool protocol: checked here, on
+# import, before any factory below calls it with its YAML config.
+check_plugin_classes(
+    SOURCE_PATH,
+    {"my_tool": (WordCountTool, "agentflow.runtime.tools.examples:WordCountTool")},
+)
 
 
 class State(enum.Enum):

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from .compiled_loader import CompiledModule, compile_and_import
+from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
 from .errors import AgentflowError
 from .hub import EventHub
 from .models.base import Model
@@ -275,7 +275,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     table = None
     if args.pipeline:
-        compiled = compile_and_import(args.pipeline).compiled
+        compiled = load_for_inspection(args.pipeline)  # imports nothing the YAML names
         _check_log_matches(Path(args.log), compiled)
         table = {(s, t): target for s, t, target in derive_transitions(compiled.spec)}
     report = verify_log(Path(args.log), table)
@@ -285,7 +285,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`agentflow serve`: the UI over a finished run's audit log, until Ctrl-C."""
-    compiled = compile_and_import(args.pipeline).compiled
+    compiled = load_for_inspection(args.pipeline)  # imports nothing the YAML names
     _check_log_matches(Path(args.log), compiled)
     return trio.run(_serve_async, args, compiled)
 

@@ -1,7 +1,10 @@
-"""Compile a pipeline YAML in memory and import the generated module.
+"""Compile a pipeline YAML in memory: import the generated module, or only inspect it.
 
 `agentflow run` executes exactly the code `agentflowc` would write to
-`generated/`, so what runs is what CI type-checks.
+`generated/`, so what runs is what CI type-checks. `agentflow verify` and
+`serve` only read a finished run: `load_for_inspection` builds the same
+`CompiledPipeline` (spec, states, triggers, transitions) without executing the
+generated module, so nothing a pipeline names (its plugin modules) is imported.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AgentflowError
-from .pipeline import CompiledPipeline
+from .errors import CannotStartError, PipelineDefinitionError
+from .pipeline import CompiledPipeline, compile_spec
 
-__all__ = ["CompiledModule", "PipelineInvalidError", "compile_and_import"]
+__all__ = ["CompiledModule", "PipelineInvalidError", "compile_and_import", "load_for_inspection"]
 
 
-class PipelineInvalidError(AgentflowError):
+class PipelineInvalidError(CannotStartError):
     """Raised when the pipeline YAML does not compile; the message lists every diagnostic."""
 
 
@@ -71,4 +74,33 @@ def compile_and_import(path: str | Path) -> CompiledModule:
             f"{plugins}. Install the package that provides it, or add its directory to "
             "PYTHONPATH."
         ) from None
+    except PipelineDefinitionError as exc:  # a plugin that is not a Tool class
+        del sys.modules[name]
+        raise PipelineInvalidError(str(exc)) from None
     return CompiledModule(module, source, tuple(str(w) for w in loaded.warnings))
+
+
+def load_for_inspection(path: str | Path) -> CompiledPipeline:
+    """Load and check `path` into a `CompiledPipeline` without executing any generated code.
+
+    Plugin tools are not imported (the result has no plugin factories), so
+    inspecting a run (`agentflow verify --pipeline`, `agentflow serve`) runs no
+    code a pipeline names. States, triggers and the transition table come from
+    the same derivation the generated module uses (`derive_transitions`).
+
+    Raises:
+        PipelineInvalidError: the pipeline has errors (the message lists them all).
+    """
+    from agentflow.compiler.diagnostics import CompileError
+    from agentflow.compiler.load import load_pipeline
+
+    try:
+        loaded = load_pipeline(path)
+    except CompileError as exc:
+        raise PipelineInvalidError(str(exc)) from None
+    return compile_spec(
+        loaded.spec,
+        loaded.prompts,
+        source_path=loaded.source_path.replace("\\", "/"),
+        source_sha256=loaded.source_sha256,
+    )

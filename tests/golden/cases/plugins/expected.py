@@ -27,6 +27,7 @@ from agentflow.runtime.spec import (
     ToolSpec,
     TransitionsSpec,
 )
+from agentflow.runtime.tools.registry import check_plugin_classes
 from agentflow.runtime.tools.examples import WordCountTool
 from other_package.tools import State as _State_state_tool
 from other_package.tools import WordCountTool as _WordCountTool_other_counter
@@ -54,6 +55,17 @@ __all__ = [
 
 SOURCE_PATH: Final = "tests/golden/cases/plugins/pipeline.yaml"
 SOURCE_SHA256: Final = "4abc79dc4dcfe5f4d0b0fa6dc0582e4456932d014639986a28d77f501630812b"
+
+# Each plugin must be a class that satisfies the Tool protocol: checked here, on
+# import, before any factory below calls it with its YAML config.
+check_plugin_classes(
+    SOURCE_PATH,
+    {
+        "counter": (WordCountTool, "agentflow.runtime.tools.examples:WordCountTool"),
+        "other_counter": (_WordCountTool_other_counter, "other_package.tools:WordCountTool"),
+        "state_tool": (_State_state_tool, "other_package.tools:State"),
+    },
+)
 
 
 class State(enum.Enum):

@@ -7,7 +7,9 @@ step, and a hand-off to the next group that is a fan-out every fourth group.
     /work/venv/bin/python bench/bench_compile.py [--agents 200] [--runs 7]
 
 Prints the median wall time of each stage over the runs; results go in
-bench/RESULTS.md.
+bench/RESULTS.md. Then times load + check + emit + explain of 22 and 40 stacked
+broadcast diamonds (2**40 dispatch paths to the last agent: graph analysis must
+count paths, not walk them; issue 8, finding 8).
 """
 
 from __future__ import annotations
@@ -116,6 +118,51 @@ def write_pipeline(directory: Path, agents: int) -> Path:
     return path
 
 
+DIAMOND_HEADER = """\
+name: diamonds-{levels}
+state_machine:
+  initial: initialised
+  terminal: [complete]
+  states:
+    - id: initialised
+    - id: complete
+agents:
+"""
+
+DIAMOND = """\
+  - id: a{k}
+    prompt: prompts/work.md
+    dispatch:
+      strategy: parallel_broadcast
+      targets: [b{k}, c{k}]
+  - id: b{k}
+    prompt: prompts/work.md
+    dispatch:
+      strategy: sequential
+      target: a{n}
+  - id: c{k}
+    prompt: prompts/work.md
+    dispatch:
+      strategy: sequential
+      target: a{n}
+"""
+
+
+def write_diamonds(directory: Path, levels: int) -> Path:
+    """`levels` stacked broadcast diamonds a{k} -> (b{k}, c{k}) -> a{k+1}: 3*levels+1 agents."""
+    parts = [DIAMOND_HEADER.format(levels=levels)]
+    parts += [DIAMOND.format(k=k, n=k + 1) for k in range(levels)]
+    parts.append(
+        f"  - id: a{levels}\n    prompt: prompts/work.md\n"
+        "    transitions:\n      on_complete: complete\n"
+    )
+    (directory / "prompts").mkdir(exist_ok=True)
+    (directory / "prompts" / "work.md").write_text("Work on {{ item }} for {{ input }}.\n")
+    path = directory / f"diamonds_{levels}.yaml"
+    path.write_text("".join(parts))
+    return path
+
+
 def median_ms(action: Callable[[], object], runs: int) -> str:
     """Median wall and CPU time of `action` in ms (CPU time is steadier on a shared machine)."""
     wall, cpu = [], []
@@ -149,6 +196,22 @@ def main() -> None:
     print(f"  emit:                {emit_ms}")
     print(f"  load + check + emit: {total_ms}")
     print(f"  explain:             {explain_ms}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for levels in (22, 40):
+            diamonds = write_diamonds(Path(tmp), levels)
+            size = diamonds.stat().st_size
+            print(f"{levels} stacked diamonds ({3 * levels + 1} agents, {size} bytes of YAML):")
+            print(f"  load + check + emit + explain: {median_ms(compile_all(diamonds), args.runs)}")
+
+
+def compile_all(path: Path) -> Callable[[], object]:
+    """Load, check, emit and explain `path` (what `agentflowc --explain` and a build do)."""
+
+    def action() -> object:
+        loaded = load_pipeline(path)
+        return emit_module(loaded), explain(loaded)
+
+    return action
 
 
 if __name__ == "__main__":

@@ -100,8 +100,12 @@ aggregation:
 """
 
 
-def write_pipeline(directory: Path, agents: int) -> Path:
-    """Write the benchmark pipeline (and its prompts) into `directory`; return its path."""
+def write_pipeline(directory: Path, agents: int, padding_mb: float = 0) -> Path:
+    """Write the benchmark pipeline (and its prompts) into `directory`; return its path.
+
+    `padding_mb` appends that many megabytes of 1,000-character comment lines (the
+    scenario test `test_a_two_megabyte_pipeline_compiles` checks only that it compiles).
+    """
     groups = agents // 5
     parts = [HEADER.format(n=agents)]
     for i in range(groups):
@@ -110,6 +114,7 @@ def write_pipeline(directory: Path, agents: int) -> Path:
             strategy = "parallel_fan_out" if i % 4 == 3 else "sequential"
             parts.append(HANDOFF.format(strategy=strategy, next=i + 1))
     parts.append(FOOTER.format(last=groups - 1))
+    parts.append(("# " + "y" * 1000 + "\n") * int(padding_mb * 1000))
     (directory / "prompts").mkdir()
     (directory / "prompts" / "work.md").write_text("Work on {{ item }} for {{ input }}.\n")
     (directory / "prompts" / "check.md").write_text("Check this:\n{{ upstream }}\n")
@@ -178,9 +183,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--padding-mb", type=float, default=0, help="MB of comment lines")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_pipeline(Path(tmp), args.agents)
+        path = write_pipeline(Path(tmp), args.agents, args.padding_mb)
         loaded = load_pipeline(path)  # warm-up (imports, template compilation)
         source = emit_module(loaded)
         assert len(loaded.spec.agents) == args.agents

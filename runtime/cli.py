@@ -4,8 +4,10 @@
     agentflow verify RUN.jsonl [--pipeline PIPELINE.yaml]
     agentflow serve RUN.jsonl [--pipeline PIPELINE.yaml] [--port N]
 
-Exit codes: 0 success, 1 the run failed (or the pipeline/log is invalid),
-2 usage error, 130 interrupted.
+Exit codes (EXIT_STATUS below, also in --help): 0 the run succeeded, 1 the run
+failed (verify: the log does not verify), 2 it could not start (a usage error, a
+missing or unreadable file, an invalid pipeline, a busy port, an audit log in use),
+130 interrupted, 70 an internal error (a bug).
 """
 
 from __future__ import annotations
@@ -20,9 +22,20 @@ from agentflow import __version__
 
 from .cli_commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
-from .errors import AgentflowError
+from .errors import AgentflowError, CannotStartError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_STATUS", "build_parser", "main"]
+
+EXIT_FAILED = 1
+EXIT_CANNOT_START = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+EXIT_STATUS = (
+    "Exit status: 0 the run succeeded; 1 the run failed (verify: the log does not "
+    "verify); 2 it could not start (a usage error, a missing or unreadable file, an "
+    "invalid pipeline, a busy UI port, an audit log in use by another run); "
+    "130 interrupted; 70 internal error (a bug: please report it)."
+)
 
 
 def _port(text: str) -> int:
@@ -47,11 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentflow",
         description="Run compiled agentflow pipelines, verify audit logs, serve the run UI.",
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("--version", action="version", version=f"agentflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="compile and run a pipeline")
+    run = sub.add_parser("run", help="compile and run a pipeline", epilog=EXIT_STATUS)
     run.add_argument("pipeline", help="the pipeline YAML file")
     run.add_argument("topic", nargs="?", help="the run input (same as --input)")
     run.add_argument("--input", dest="input_text", help="run input: TEXT, JSON, or @FILE")
@@ -123,13 +137,16 @@ def _report(exc: BaseException) -> int:
         return int(leaf.code or 0)
     if isinstance(leaf, KeyboardInterrupt):
         print("agentflow: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if isinstance(leaf, PipelineInvalidError):
         print(leaf, file=sys.stderr)  # compiler diagnostics, each already says "error:"
-        return 1
+        return EXIT_CANNOT_START
+    if isinstance(leaf, CannotStartError):
+        print(f"agentflow: error: {leaf}", file=sys.stderr)
+        return EXIT_CANNOT_START
     if isinstance(leaf, AgentflowError | OSError):
         print(f"agentflow: error: {leaf}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     if os.environ.get("AGENTFLOW_DEBUG"):
         traceback.print_exception(exc)
     print(
@@ -137,7 +154,7 @@ def _report(exc: BaseException) -> int:
         "This is a bug; set AGENTFLOW_DEBUG=1 to see the traceback and please report it.",
         file=sys.stderr,
     )
-    return 70
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

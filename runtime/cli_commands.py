@@ -1,4 +1,10 @@
-"""The `agentflow` subcommands (argument parsing lives in cli.py)."""
+"""The `agentflow` subcommands (argument parsing lives in cli.py).
+
+A run that cannot start (a bad argument, a missing file, an invalid pipeline,
+a busy UI port, an audit log another run holds) is refused before any file is
+touched: every precondition is checked first, then the audit log is locked
+and emptied, then the run starts.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +15,44 @@ import os
 import re
 import signal
 import sys
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
-from .errors import AgentflowError
+from .errors import AgentflowError, CannotStartError
 from .hub import EventHub
+from .log_lock import LogInUseError, LogLock
 from .models.base import Model
-from .pipeline import CompiledPipeline, derive_transitions
+from .pipeline import CompiledPipeline
 from .run_ids import new_run_id
+
+if TYPE_CHECKING:
+    from .verify import VerifyReport
 
 __all__ = ["UsageError", "cmd_run", "cmd_serve", "cmd_verify"]
 
 
-class UsageError(AgentflowError):
-    """Raised for a command-line argument that cannot be used (a bad file, a bad value)."""
+class UsageError(CannotStartError):
+    """Raised when a command cannot start: a bad argument, file, port or log (exit 2)."""
 
 
-def _read_input(args: argparse.Namespace) -> Any:
-    """The run input: `--input TEXT|@FILE` or the positional topic; JSON if it parses.
+_NO_INPUT = object()
+
+
+def _given_input(args: argparse.Namespace) -> Any:
+    """The run input given on the command line (`--input TEXT|@FILE` or the positional
+    topic; JSON if it parses), or `_NO_INPUT`.
 
     Raises:
         UsageError: the input file cannot be read as UTF-8 text.
     """
     raw: str | None = args.input_text if args.input_text is not None else args.topic
     if raw is None:
-        return ""
+        return _NO_INPUT
     if raw.startswith("@"):
         path = Path(raw[1:])
         try:
@@ -55,10 +70,74 @@ def _read_input(args: argparse.Namespace) -> Any:
     return raw
 
 
+@dataclass(frozen=True)
+class _Recording:
+    """What `--replay RUN.jsonl` needs of the recorded run: its `run_started` event."""
+
+    path: Path
+    input: Any
+    pipeline_hash: str | None
+    prompts_sha256: str | None
+
+
+def _read_recording(path: Path) -> _Recording:
+    """The recorded run's input and pipeline hashes, from its first line.
+
+    Raises:
+        UsageError: the log cannot be read or does not start with `run_started`.
+    """
+    try:
+        with path.open(encoding="utf-8") as lines:
+            first = lines.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"--replay {path}: cannot read it: {reason}") from None
+    try:
+        event = json.loads(first)
+    except json.JSONDecodeError:
+        event = None
+    if not isinstance(event, dict) or event.get("kind") != "run_started":
+        raise UsageError(
+            f"--replay {path}: not a run's audit log (its first line is not a run_started "
+            "event); pass the JSONL log a run wrote"
+        )
+    payload = event.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
+    return _Recording(
+        path=path,
+        input=payload.get("input", ""),
+        pipeline_hash=event.get("pipeline_hash") or None,
+        prompts_sha256=payload.get("prompts_sha256"),
+    )
+
+
 def _default_log_path(compiled: CompiledPipeline) -> Path:
     """`<pipeline name>-run.jsonl` in the current directory, the name made file-safe."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", compiled.spec.name).strip("-.") or "pipeline"
     return Path(f"{safe}-run.jsonl")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _check_log_path(log_path: Path, args: argparse.Namespace) -> None:
+    """The audit log must be a writable file path that is not one of the run's inputs.
+
+    Raises:
+        UsageError: the log is a directory, or the cassette or recording being read.
+    """
+    if log_path.is_dir():
+        raise UsageError(f"audit log {log_path}: cannot write it: Is a directory")
+    for option, value in (("--replay", args.replay), ("--cassette", args.cassette)):
+        if value and _same_file(log_path, Path(value)):
+            raise UsageError(
+                f"audit log {log_path} is the {option} file this run reads; the run would "
+                "empty it first: use --jsonl PATH to write the new run elsewhere"
+            )
 
 
 def _choose_model(
@@ -82,22 +161,54 @@ def _choose_model(
     )
 
 
+@dataclass(frozen=True)
+class _RunPlan:
+    """Everything `agentflow run` checked before touching a file."""
+
+    args: argparse.Namespace
+    compiled_module: CompiledModule
+    model: Model
+    log_path: Path
+    run_input: Any
+    recording: _Recording | None
+    events_out: TextIO  # where the console sink writes (stdout)
+    human: TextIO  # where banner and summary go: stdout, or stderr with --json
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """`agentflow run`: compile in memory, run with sinks and (optionally) the UI."""
+    """`agentflow run`: check every precondition, then compile, lock the log and run."""
     pipeline_path = Path(args.pipeline)
     compiled_module = compile_and_import(pipeline_path)
     for warning in compiled_module.warnings:
         print(warning, file=sys.stderr)
     compiled = compiled_module.compiled
-    run_input = _read_input(args)
-    model = _choose_model(args, pipeline_path, compiled)
+    recording = _read_recording(Path(args.replay)) if args.replay else None
+    run_input = _given_input(args)
+    if run_input is _NO_INPUT:
+        run_input = recording.input if recording is not None else ""
     log_path = Path(args.jsonl) if args.jsonl else _default_log_path(compiled)
+    _check_log_path(log_path, args)
     try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("")  # one run per audit log: start it empty
-    except OSError as exc:
-        raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
-    return trio.run(_run_async, args, compiled_module, model, log_path, run_input)
+        model = _choose_model(args, pipeline_path, compiled)
+    except AgentflowError as exc:  # no key, no cassette: the run cannot start
+        raise UsageError(str(exc)) from None
+    plan = _RunPlan(
+        args=args,
+        compiled_module=compiled_module,
+        model=model,
+        log_path=log_path,
+        run_input=run_input,
+        recording=recording,
+        events_out=sys.stdout,
+        human=sys.stderr if args.json else sys.stdout,
+    )
+    # Ctrl-C is raised only in the main task, at a checkpoint: raised anywhere
+    # else (e.g. inside the UI server's Hypercorn tasks) it could be swallowed.
+    run = functools.partial(trio.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    if args.json:  # stdout carries only the events' JSON lines; everything else: stderr
+        with redirect_stdout(sys.stderr):
+            return run(_run_async, plan)
+    return run(_run_async, plan)
 
 
 def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
@@ -119,58 +230,70 @@ def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
     print(f"audit log -> {log_path}")
 
 
-async def _run_async(
-    args: argparse.Namespace,
-    compiled_module: CompiledModule,
-    model: Model,
-    log_path: Path,
-    run_input: Any,
-) -> int:
+async def _run_async(plan: _RunPlan) -> int:
+    from .run_result import with_audit_outcome
     from .runner import RunOptions, run_pipeline
     from .sinks.console import ConsoleSink
     from .sinks.file import FileSink
 
-    compiled = compiled_module.compiled
+    args, model, log_path = plan.args, plan.model, plan.log_path
+    compiled = plan.compiled_module.compiled
     run_id = new_run_id()
-    sinks: list[Any] = [FileSink(log_path)]
-    if not args.quiet:
-        sinks.append(ConsoleSink(json=args.json))
     hub = EventHub(
         run_id=run_id,
         pipeline_hash=compiled.source_sha256,
-        sinks=sinks,
         keep_history=not args.no_ui,
     )
+    if not args.quiet:
+        hub.add_sink(ConsoleSink(stream=plan.events_out, json=args.json))
     options = RunOptions(
         run_id=run_id,
         max_concurrency=args.concurrency,
         seed=args.seed,
         keep_history=not args.no_ui,
     )
+    lock = LogLock(log_path)
     async with trio.open_nursery() as nursery:
         shutdown = trio.Event()
         ui_url = None
         if not args.no_ui:
             ui_url = await _start_ui(nursery, hub, compiled, args, shutdown, model.name)
-        _print_banner(model, log_path, ui_url)
-        async with AsyncExitStack() as stack:
-            if hasattr(model, "__aenter__"):
-                await stack.enter_async_context(model)  # type: ignore[arg-type]
-            async with hub.running():
-                result = await run_pipeline(
-                    compiled,
-                    run_input,
-                    handlers=compiled_module.default_handlers(),
-                    model=model,
-                    hub=hub,
-                    options=options,
-                )
-        _print_summary(result, log_path)
-        if args.record:
-            _write_cassette(log_path, Path(args.record))
-        if args.replay:
-            _report_replay(Path(args.replay), log_path)
+        try:
+            # The last preconditions, before any file is touched: the UI has its port,
+            # and no other live run writes this log.
+            try:
+                lock.acquire()
+            except LogInUseError as exc:
+                raise UsageError(str(exc)) from None
+            except OSError as exc:
+                raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+            lock.truncate()  # one run per audit log: start it empty
+            hub.add_sink(FileSink(log_path))
+            if not args.quiet:
+                _print_banner(model, log_path, ui_url)
+            async with AsyncExitStack() as stack:
+                if hasattr(model, "__aenter__"):
+                    await stack.enter_async_context(model)  # type: ignore[arg-type]
+                async with hub.running():
+                    result = await run_pipeline(
+                        compiled,
+                        plan.run_input,
+                        handlers=plan.compiled_module.default_handlers(),
+                        model=model,
+                        hub=hub,
+                        options=options,
+                    )
+            result = with_audit_outcome(result, hub)  # closing wrote the seal: final counts
+            _print_summary(result, log_path, hub)
+            if args.record:
+                _write_cassette(log_path, Path(args.record))
+            if plan.recording is not None:
+                _report_replay(plan.recording, compiled, plan.run_input, log_path)
+        finally:
+            lock.release()
         if ui_url is not None:
+            if args.quiet:  # the process keeps running: say where and why
+                print(f"observability UI -> {ui_url}")
             print("ctrl+c to exit")
             await _wait_for_ctrl_c()
         shutdown.set()
@@ -185,11 +308,14 @@ async def _start_ui(
     shutdown: trio.Event,
     model_name: str,
 ) -> str:
-    from .ui.server import UiConfig, serve_ui
+    from .ui.server import PortInUseError, UiConfig, serve_ui
 
     config = UiConfig(host=args.host, port=args.port)
     serve = functools.partial(serve_ui, model_name=model_name)
-    url: str = await nursery.start(serve, hub, compiled, config, shutdown)
+    try:
+        url: str = await nursery.start(serve, hub, compiled, config, shutdown)
+    except* PortInUseError as busy:
+        raise UsageError(str(busy.exceptions[0])) from None
     return url
 
 
@@ -199,7 +325,8 @@ async def _wait_for_ctrl_c() -> None:
             return
 
 
-def _print_summary(result: Any, log_path: Path) -> None:
+def _print_summary(result: Any, log_path: Path, hub: EventHub) -> None:
+    """The run's last lines (also with --quiet); a lost audit log also goes to stderr."""
     usage = result.usage
     counts: dict[str, int] = {}
     for item in result.items:
@@ -212,7 +339,14 @@ def _print_summary(result: Any, log_path: Path) -> None:
     )
     if result.reason:
         print(f"reason: {result.reason}")
-    print(f"audit log -> {log_path} ({result.events} events)")
+    audit_error = hub.audit_failure_message()
+    written = hub.audit_events_written
+    if audit_error is None:
+        print(f"audit log -> {log_path} ({written} events, sealed)")
+        return
+    print(f"audit log -> {log_path} (INCOMPLETE: {written} of {hub.events_emitted} events)")
+    sys.stdout.flush()
+    print(f"agentflow: error: {audit_error}", file=sys.stderr)
 
 
 def _write_cassette(log_path: Path, cassette: Path) -> None:
@@ -226,14 +360,46 @@ def _write_cassette(log_path: Path, cassette: Path) -> None:
     print(f"cassette -> {cassette} ({kept} model responses)")
 
 
-def _report_replay(recorded: Path, new_log: Path) -> None:
+def _replay_differences(
+    recording: _Recording, compiled: CompiledPipeline, run_input: Any
+) -> list[str]:
+    """How this replay's pipeline and input differ from the recorded run's."""
+    changes = []
+    if recording.pipeline_hash is not None and recording.pipeline_hash != compiled.source_sha256:
+        changes.append(
+            f"  {compiled.source_path} changed since the recorded run (its hash differs)"
+        )
+    if recording.prompts_sha256 is None:
+        changes.append("  the recorded run does not say which prompts it used (an older log)")
+    elif recording.prompts_sha256 != compiled.prompts_sha256:
+        changes.append("  the prompts changed since the recorded run (their hash differs)")
+    if run_input != recording.input:
+        changes.append("  the input differs from the recorded run's")
+    return changes
+
+
+def _report_replay(
+    recording: _Recording, compiled: CompiledPipeline, run_input: Any, new_log: Path
+) -> None:
+    """Say where the replay departs from the recording, and whether its pipeline or
+    input changed: recorded answers replayed against new prompts prove nothing about
+    what Claude would answer now."""
     from .replay_diff import compare_logs
 
+    recorded = recording.path
     divergence = compare_logs(recorded, new_log)
-    if divergence is None:
+    changes = _replay_differences(recording, compiled, run_input)
+    if divergence is None and not changes:
         print(f"replay: the run followed the recorded path of {recorded} exactly")
+        return
+    if divergence is None:
+        print(f"replay: the run followed the recorded path of {recorded}, but:")
     else:
         print(f"replay: the run departs from {recorded}:\n{divergence}")
+    for change in changes:
+        print(change)
+    if changes:
+        print("  (the model's answers are the recorded ones, not answers to this pipeline)")
 
 
 def _check_log_matches(log: Path, compiled: CompiledPipeline) -> None:
@@ -270,17 +436,40 @@ def _check_log_matches(log: Path, compiled: CompiledPipeline) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """`agentflow verify`: hash chain, seq, and transitions against the pipeline's table."""
-    from .verify import verify_log
+    """`agentflow verify`: exit 0 only for a sound, sealed log (hash chain, seq, seal,
+    run_finished against its events, and transitions against the pipeline's table)."""
+    from .verify import verify_log, verify_run_log
 
-    table = None
+    log = Path(args.log)
     if args.pipeline:
         compiled = load_for_inspection(args.pipeline)  # imports nothing the YAML names
-        _check_log_matches(Path(args.log), compiled)
-        table = {(s, t): target for s, t, target in derive_transitions(compiled.spec)}
-    report = verify_log(Path(args.log), table)
-    print(report.render() if hasattr(report, "render") else report)
+        _check_log_matches(log, compiled)
+        report = verify_run_log(log, compiled.spec)
+    else:
+        report = verify_log(log)
+    print(report.render())
     return 0 if report.ok else 1
+
+
+_SHOWN_PROBLEMS = 8  # problems listed in `agentflow serve`'s banner (the UI has them all)
+
+
+def _print_verification(report: VerifyReport, log: Path, pipeline: str) -> None:
+    """`agentflow serve`'s verdict on the log: one line when sound, else a loud banner."""
+    if report.ok:
+        print(f"audit log -> {log} (verified: {report.events} events, sealed)")
+        return
+    problems = report.problems
+    print("=" * 72)
+    print(f"  WARNING: this audit log does NOT verify ({len(problems)} problem(s)).")
+    print("  The UI shows it as written: it is not a sound record of a finished run.")
+    for problem in problems[:_SHOWN_PROBLEMS]:
+        print(f"    {problem}")
+    if len(problems) > _SHOWN_PROBLEMS:
+        print(f"    ... and {len(problems) - _SHOWN_PROBLEMS} more")
+    print(f"  Full report: agentflow verify {log} --pipeline {pipeline}")
+    print("=" * 72)
+    print(f"audit log -> {log} (NOT verified)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -293,14 +482,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve_async(args: argparse.Namespace, compiled: CompiledPipeline) -> int:
     from .ui.server import UiConfig, UiSource, serve_log
 
-    source = UiSource.from_log(Path(args.log), compiled)
+    log = Path(args.log)
+    source = UiSource.from_log(log, compiled)  # a clear error for a log it cannot read
+    assert source.verify_report is not None  # from_log verifies the log
     async with trio.open_nursery() as nursery:
         shutdown = trio.Event()
         url = await nursery.start(
             serve_log, source, compiled, UiConfig(host=args.host, port=args.port), shutdown
         )
+        _print_verification(source.verify_report, log, args.pipeline)
         print(f"observability UI -> {url}")
-        print(f"audit log -> {args.log}")
         print("ctrl+c to exit")
         await _wait_for_ctrl_c()
         shutdown.set()

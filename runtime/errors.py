@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "AgentflowError",
     "BudgetExceededError",
+    "CannotStartError",
     "CassetteMissError",
     "InvalidTransition",
     "ModelError",
@@ -32,6 +33,11 @@ __all__ = [
 
 class AgentflowError(Exception):
     """Root of every exception agentflow raises on purpose."""
+
+
+class CannotStartError(AgentflowError):
+    """A command could not start: a bad argument, a missing or invalid file, a busy port,
+    a log in use. Nothing ran and no file was changed; the `agentflow` CLI exits 2."""
 
 
 class PipelineDefinitionError(AgentflowError):

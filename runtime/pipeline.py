@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +46,13 @@ class CompiledPipeline:
     source_path: str = ""
     source_sha256: str = ""
     plugin_tools: Mapping[str, Callable[[], Tool]] = field(default_factory=dict)
+
+    @property
+    def prompts_sha256(self) -> str:
+        """SHA-256 of the prompts (agent id -> text): with `source_sha256`, it tells whether
+        a recorded run (its `run_started` event) used the pipeline as it is now."""
+        text = json.dumps(sorted(self.prompts.items()), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def trigger(self, source: str, event: str) -> enum.Enum | None:
         """The Trigger member for `source.event`, or None if the pipeline declares none."""

@@ -57,7 +57,7 @@ class RunOptions:
     keep_history: bool = False  # the hub keeps every event in memory (the UI needs it)
     max_model_calls: int = 8  # concurrent model calls, run-wide
     # JSONL audit log path, started empty; only when run_pipeline owns the hub (no `hub=`)
-    audit_log: str | None = None
+    audit_log: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency is not None and self.max_concurrency < 1:
@@ -247,6 +247,7 @@ async def run_pipeline(
     started = {
         "pipeline": pipeline.spec.name,
         "version": pipeline.spec.version,
+        "prompts_sha256": pipeline.prompts_sha256,
         "input": input,
         "model": model.name if model is not None else None,
         "entry": pipeline.spec.entry_agent,

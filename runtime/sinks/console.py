@@ -9,7 +9,8 @@ Human mode prints one line per run-level event, e.g.::
 Events of fan-out items (any item but `main`) are summarised in one progress
 line, "items 312/1000 passed 300 aborted 12": redrawn in place on a TTY, printed
 at every 10% of finished items otherwise. Streamed `model_text` deltas are not
-printed. Anything that looks like an Anthropic API key (`sk-ant-...`) is
+printed. Error messages keep their end (the cause): a long one loses its
+middle. Anything that looks like an Anthropic API key (`sk-ant-...`) is
 redacted from every line, in both modes, whatever the payload holds.
 
 Model text is untrusted: a terminal escape in it (`\x1b]0;...\x07` retitles
@@ -73,6 +74,16 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _error_text(value: Any, limit: int = 240) -> str:
+    """An error message on one line; a long one loses its middle, never its end: the
+    cause ("... failed: <why>") comes last."""
+    text = " ".join(str(value).split())
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 5
+    return f"{text[:head]} … {text[len(text) - (limit - head - 3) :]}"
+
+
 def _count(value: Any) -> int:
     return len(value) if isinstance(value, list) else 0
 
@@ -96,7 +107,7 @@ def _summary(event: PipelineEvent) -> str:
         case EventKind.RUN_FINISHED:
             return f"run finished: {p.get('status', '?')} in state {p.get('final_state', '?')}"
         case EventKind.RUN_CANCELLED:
-            return f"run cancelled: {p.get('reason', '')}"
+            return f"run cancelled: {_error_text(p.get('reason', ''))}"
         case EventKind.TRANSITION:
             noop = " (no-op)" if p.get("noop") else ""
             return f"state {p.get('from', '?')} → {p.get('to', '?')}{noop}"
@@ -108,7 +119,7 @@ def _summary(event: PipelineEvent) -> str:
         case EventKind.AGENT_COMPLETED:
             return "✓ completed" + (f": {_short(p['text'])}" if p.get("text") else "")
         case EventKind.AGENT_FAILED:
-            return f"✗ error: {p.get('error', '')}: {_short(p.get('message', ''), 80)}"
+            return f"✗ error: {p.get('error', '')}: {_error_text(p.get('message', ''))}"
         case EventKind.QA_VERDICT:
             if p.get("passed"):
                 return "✓ passed"
@@ -130,7 +141,7 @@ def _summary(event: PipelineEvent) -> str:
             offered = f", tools: {', '.join(map(str, tools))}" if tools else ""
             return f"→ model turn {p.get('turn', '?')} ({p.get('model', '?')}{offered})"
         case EventKind.ITEM_ABORTED:
-            return f"item aborted: {_short(p.get('reason', ''), 80)}"
+            return f"item aborted: {_error_text(p.get('reason', ''))}"
         case EventKind.AGGREGATION:
             return f"aggregation {p.get('strategy', '?')}: {p.get('decision', '?')}"
         case EventKind.MODEL_RESPONSE:
@@ -143,12 +154,12 @@ def _summary(event: PipelineEvent) -> str:
             )
         case EventKind.MODEL_ERROR:
             retry = " (retrying)" if p.get("retrying") else ""
-            return f"model error{retry}: {_short(p.get('error', ''), 80)}"
+            return f"model error{retry}: {_error_text(p.get('error', ''))}"
         case EventKind.TOOL_CALL:
             return f"tool {p.get('tool', '?')}({_short(p.get('input', {}), 50)})"
         case EventKind.TOOL_RESULT:
             if p.get("error"):
-                return f"tool {p.get('tool', '?')} ✗ {_short(p['error'], 60)}"
+                return f"tool {p.get('tool', '?')} ✗ {_error_text(p['error'])}"
             return f"tool {p.get('tool', '?')} ✓ {_short(p.get('output', ''), 50)}"
         case EventKind.SINK_ERROR:
             return f"sink {p.get('sink', '?')}: {p.get('error', '')}"
@@ -209,8 +220,8 @@ class ConsoleSink:
         if self.json:
             self._write(redact(_json_safe(line)) + "\n")
             return
-        if event.kind is EventKind.MODEL_TEXT:
-            return
+        if event.kind is EventKind.MODEL_TEXT or event.kind is EventKind.LOG_SEALED:
+            return  # streamed text is too much; the seal is in the run's summary
         if event.item not in (None, "main"):
             self._on_item_event(event)
             return

@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from ..errors import AgentflowError
+from ..errors import CannotStartError
 from ..hub import EventHub
 from ..pipeline import CompiledPipeline
 
@@ -35,7 +35,7 @@ _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", r
 _MIN_SECRET_LEN = 8
 
 
-class RunLogError(AgentflowError):
+class RunLogError(CannotStartError):
     """Raised when a run log given to `agentflow serve` cannot be read as JSONL events."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def test_replay_reports_where_an_edited_pipeline_departs(tmp_path: Path) -> None
     edited = tmp_path / "hello_world.yaml"
     text = HELLO.read_text().replace("max_attempts: 2", "max_attempts: 1")
     edited.write_text(text)
-    (tmp_path / "prompts").symlink_to(REPO / "pipelines" / "prompts")
+    shutil.copytree(REPO / "pipelines" / "prompts", tmp_path / "prompts")
     replay = agentflow(
         "run",
         str(edited),
@@ -121,16 +122,18 @@ def test_invalid_pipeline_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> Non
     bad = tmp_path / "bad.yaml"
     bad.write_text(HELLO.read_text().replace("target: reviewer_agent", "target: reviewr_agent"))
     done = agentflow("run", str(bad), "--no-ui", cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2  # the run could not start
     assert "did you mean 'reviewer_agent'" in done.stderr
     assert "bad.yaml:" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("args", [["run", "missing.yaml", "--no-ui"], ["verify", "missing.jsonl"]])
-def test_missing_files_exit_1_without_traceback(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "code"), [(["run", "missing.yaml", "--no-ui"], 2), (["verify", "missing.jsonl"], 1)]
+)
+def test_missing_files_exit_without_traceback(tmp_path: Path, args: list[str], code: int) -> None:
     done = agentflow(*args, cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == code  # run: could not start; verify: the log does not verify
     assert "Traceback" not in done.stderr
     assert "missing" in done.stderr + done.stdout
 
@@ -199,11 +202,11 @@ def test_input_given_twice_is_a_usage_error(tmp_path: Path) -> None:
 def test_unwritable_audit_log_and_unreadable_input_name_the_option(tmp_path: Path) -> None:
     (tmp_path / "adir").mkdir()
     done = agentflow("run", str(HELLO), "--no-ui", "--jsonl", "adir", cwd=tmp_path)
-    assert done.returncode == 1 and "audit log adir: cannot write it" in done.stderr
+    assert done.returncode == 2 and "audit log adir: cannot write it" in done.stderr
     old_log = tmp_path / "hello-world-run.jsonl"
     old_log.write_text("yesterday's run\n")
     done = agentflow("run", str(HELLO), "--no-ui", "--input", "@nope.json", cwd=tmp_path)
-    assert done.returncode == 1 and "--input @nope.json: cannot read it" in done.stderr
+    assert done.returncode == 2 and "--input @nope.json: cannot read it" in done.stderr
     assert old_log.read_text() == "yesterday's run\n"  # a typo does not wipe the last log
 
 
@@ -211,7 +214,7 @@ def test_compile_errors_are_printed_as_the_compiler_prints_them(tmp_path: Path) 
     bad = tmp_path / "bad.yaml"
     bad.write_text(HELLO.read_text().replace("initial: initialised", "initial: nowhere"))
     done = agentflow("run", str(bad), "--no-ui", cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     first = done.stderr.splitlines()[0]
     assert first.startswith(f"{bad}:") and ": error: " in first
     assert "agentflow: error:" not in done.stderr

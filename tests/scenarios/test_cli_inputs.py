@@ -1,4 +1,6 @@
-"""Bad inputs to every command of the real CLI: a clear message, exit 1 (2: usage), no traceback."""
+"""Bad inputs to every command of the real CLI: a clear message, no traceback, and the
+documented exit code (agentflowc: 1 invalid, 2 usage; agentflow: 2 could not start,
+1 the run failed or the log does not verify)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def clean_failure(proc: subprocess.CompletedProcess[str], code: int = 1) -> str:
+def clean_failure(proc: subprocess.CompletedProcess[str], code: int) -> str:
     """Assert a clean failure with `code`; return stderr."""
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -58,16 +59,16 @@ def test_bad_pipeline_files_give_file_and_line(work: Path, name: str) -> None:
     content, expected = BAD_FILES[name]
     if content is not None:
         (work / name).write_bytes(content)
-    assert expected in clean_failure(compile_(work, name))
-    assert expected in clean_failure(run(work, name))
+    assert expected in clean_failure(compile_(work, name), 1)
+    assert expected in clean_failure(run(work, name), 2)
     assert not (work / "out").exists()
 
 
 def test_a_directory_as_pipeline(work: Path) -> None:
     (work / "adir.yaml").mkdir()
-    assert "'adir.yaml' is a directory" in clean_failure(compile_(work, "adir.yaml"))
+    assert "'adir.yaml' is a directory" in clean_failure(compile_(work, "adir.yaml"), 1)
     proc = agentflow("verify", "x.jsonl", "--pipeline", "adir.yaml", cwd=work)
-    assert "'adir.yaml' is a directory" in clean_failure(proc)
+    assert "'adir.yaml' is a directory" in clean_failure(proc, 2)
 
 
 def test_bom_and_crlf_pipelines_compile_and_run(work: Path) -> None:
@@ -79,13 +80,13 @@ def test_bom_and_crlf_pipelines_compile_and_run(work: Path) -> None:
         assert "SUCCEEDED in state 'done'" in proc.stdout
 
 
-def test_a_two_megabyte_pipeline_compiles_quickly(work: Path) -> None:
+def test_a_two_megabyte_pipeline_compiles(work: Path) -> None:
+    # How long it takes is measured in bench/ (bench_compile.py --padding-mb 2), not here.
     padding = ("# " + "y" * 1000 + "\n") * 2000
     (work / "big.yaml").write_text(SINGLE + padding, encoding="utf-8")
-    started = time.monotonic()
     proc = compile_(work, "big.yaml")
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started < 5
+    assert (work / "out" / "single_agent.py").exists()
 
 
 def test_json_input_from_a_file_reaches_the_run(work: Path) -> None:
@@ -97,12 +98,12 @@ def test_json_input_from_a_file_reaches_the_run(work: Path) -> None:
 
 
 def test_input_from_a_missing_file(work: Path) -> None:
-    assert "nope.json" in clean_failure(run(work, "ok.yaml", "--input", "@nope.json"))
+    assert "nope.json" in clean_failure(run(work, "ok.yaml", "--input", "@nope.json"), 2)
 
 
 def test_input_from_a_binary_file(work: Path) -> None:
     (work / "in.bin").write_bytes(bytes(range(128, 256)))
-    assert "in.bin" in clean_failure(run(work, "ok.yaml", "--input", "@in.bin"))
+    assert "in.bin" in clean_failure(run(work, "ok.yaml", "--input", "@in.bin"), 2)
 
 
 def test_input_from_a_json_file_with_a_bom(work: Path) -> None:
@@ -141,7 +142,7 @@ def test_missing_plugin_module_is_a_clear_error(work: Path) -> None:
     )
     (work / "plugin.yaml").write_text(plugin, encoding="utf-8")
     assert compile_(work, "plugin.yaml").returncode == 0  # documented: not imported by agentflowc
-    assert "no_such_pkg" in clean_failure(run(work, "plugin.yaml"))
+    assert "no_such_pkg" in clean_failure(run(work, "plugin.yaml"), 2)
 
 
 def _finished_log(work: Path) -> Path:
@@ -160,7 +161,7 @@ def test_verify_rejects_non_jsonl_files(work: Path) -> None:
         ("missing.jsonl", "cannot read the log"),
     ]:
         proc = agentflow("verify", name, cwd=work)
-        clean_failure(proc)
+        clean_failure(proc, 1)  # the log does not verify
         assert expected in proc.stdout
 
 
@@ -169,7 +170,7 @@ def test_verify_a_log_against_another_pipeline(work: Path) -> None:
     assert agentflow("verify", log, "--pipeline", "ok.yaml", cwd=work).returncode == 0
     shutil.copy(PIPELINES / "long_chain.yaml", work)
     proc = agentflow("verify", log, "--pipeline", "long_chain.yaml", cwd=work)
-    assert "is a run of pipeline 'single-agent', not of 'long-chain'" in clean_failure(proc)
+    assert "is a run of pipeline 'single-agent', not of 'long-chain'" in clean_failure(proc, 2)
 
 
 def test_serve_rejects_missing_and_non_jsonl_logs(work: Path) -> None:
@@ -179,35 +180,44 @@ def test_serve_rejects_missing_and_non_jsonl_logs(work: Path) -> None:
         ("notjson.jsonl", "notjson.jsonl:1: not a JSON event line"),
     ]:
         proc = agentflow("serve", name, "--pipeline", "ok.yaml", "--port", "0", cwd=work)
-        assert expected in clean_failure(proc)
+        assert expected in clean_failure(proc, 2)
 
 
-def _serve_briefly(work: Path, log: Path, pipeline: str) -> tuple[int | None, str]:
-    """Start `agentflow serve`; return (exit code or None if still serving after 1.5 s, stderr)."""
+def _serve_refused(work: Path, log: Path, pipeline: str) -> tuple[int, str]:
+    """Run `agentflow serve` on a log it must refuse; return (exit code, stderr).
+
+    A serve that does not refuse never exits: it is stopped (SIGINT) once it says it
+    serves, and the test fails on its exit code; no wall-clock budget is involved.
+    """
     proc = subprocess.Popen(
         [str(BIN / "agentflow"), "serve", str(log), "--pipeline", pipeline, "--port", "0"],
         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert proc.stdout is not None
     try:
-        code = proc.wait(timeout=1.5)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
-        return None, ""
-    return code, proc.communicate()[1]
+        for line in proc.stdout:
+            if "ctrl+c to exit" in line:  # serving: it did not refuse the log
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=60)  # a safety net against a hang
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
 
 
 def test_serve_a_log_of_another_pipeline_is_an_error(work: Path) -> None:
     log = _finished_log(work)
     shutil.copy(PIPELINES / "long_chain.yaml", work)
-    code, err = _serve_briefly(work, log, "long_chain.yaml")
-    assert code == 1 and "long" in err
+    code, err = _serve_refused(work, log, "long_chain.yaml")
+    assert code == 2 and "long" in err
 
 
 def test_serve_an_empty_log_is_an_error(work: Path) -> None:
     (work / "empty.jsonl").write_text("", encoding="utf-8")
-    code, err = _serve_briefly(work, work / "empty.jsonl", "ok.yaml")
-    assert code == 1 and "empty" in err
+    code, err = _serve_refused(work, work / "empty.jsonl", "ok.yaml")
+    assert code == 2 and "empty" in err
 
 
 def test_unicode_name_prompt_and_input_through_the_cli(work: Path) -> None:
@@ -224,6 +234,7 @@ def test_unicode_name_prompt_and_input_through_the_cli(work: Path) -> None:
     assert events[0]["payload"]["version"] == "1.0-β"
     text = next(e for e in events if e["kind"] == "model_response")["payload"]["text"]
     assert "«日本語 ✓ «été»»" in text and "🚀" in text
-    assert events[-1]["payload"]["final_state"] == "fin"
+    finished = next(e for e in events if e["kind"] == "run_finished")
+    assert finished["payload"]["final_state"] == "fin"
     verify = agentflow("verify", log, "--pipeline", "unicode.yaml", cwd=work)
     assert verify.returncode == 0, verify.stdout

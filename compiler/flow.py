@@ -9,12 +9,21 @@ items (N is known only at run time). Within one item, an agent runs once per
 dispatch path from the item's first agent. A QA agent `q` with
 `feedback_and_retry` may send its target back at most `max_attempts(q) - 1`
 times per item (its governor counts attempts per item, never reset), and each
-time everything downstream of the target runs again:
+time everything downstream of the target runs again. Two figures:
 
-    runs(a) = paths(start -> a) + sum over q of (max_attempts(q) - 1) * paths(target(q) -> a)
+* every verdict fails (exact for the examples): a failing QA agent dispatches
+  nothing; QA agents a broadcast joins fail together, so such a "site" re-runs
+  its first loop's target min(max_attempts) - 1 times:
+  runs(a) = paths(start -> a) + sum over sites s of (attempts(s) - 1) * paths(target(s) -> a)
+  (an upper bound where two sites sit in parallel broadcast branches: the first
+  to run out aborts the item, which stops the other branch early)
+* any verdicts (the ceiling): every loop spends only its own attempts and
+  passing verdicts let the agents after a QA agent run:
+  runs(a) = paths(start -> a) + sum over q of (max_attempts(q) - 1) * paths(target(q) -> a)
 
-That reproduces the hello-world bound (writer 2 + reviewer 2 = 4) and is an
-upper bound in general.
+Path counts come from one pass over the DAG in topological order (integers,
+never enumerated), and no analysis recurses: 2**40 paths or a 1,000-agent chain
+cost what the graph's size costs.
 """
 
 from __future__ import annotations

@@ -188,3 +188,24 @@ def test_five_hundred_deep_sequential_pipeline_runs_from_the_cli(tmp_path: Path)
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_fan_outs_that_combine_into_a_huge_formula_print_none(tmp_path: Path) -> None:
+    """Each level fans out from two agents into the next: 2**10 monomials."""
+    agents = []
+    for k in range(10):
+        broadcast = (
+            f"    dispatch:\n      strategy: parallel_broadcast\n      targets: [b{k}, c{k}]\n"
+        )
+        fan_out = "    dispatch:\n      strategy: parallel_fan_out\n      target: a{n}\n"
+        agents.append(_agent(f"a{k}", broadcast))
+        agents.append(_agent(f"b{k}", fan_out.format(n=k + 1)))
+        agents.append(_agent(f"c{k}", fan_out.format(n=k + 1)))
+    agents.append(_agent("a10", "", "    transitions:\n      on_complete: complete\n"))
+    loaded = load_pipeline(_write(tmp_path, "fan-out-diamonds", agents))
+    worst = worst_case(loaded.spec)
+    assert worst.invocations is None and worst.unbounded is None
+    assert worst.too_complex is not None and "more than 256 terms" in worst.too_complex
+    assert "  no formula: the fan-outs combine into a formula of more than 256 terms" in explain(
+        loaded
+    )

@@ -2,6 +2,10 @@
 
 Exit status: 0 ok; 1 an invalid pipeline or a stale generated file (--check);
 2 a usage error; 70 an internal error (a bug: please report it).
+
+Only the standard library is imported at module level: `--version` and `--help`
+answer without importing pydantic, trio or jinja2 (the compiler proper is
+imported once there is a pipeline to compile).
 """
 
 from __future__ import annotations
@@ -11,14 +15,11 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-from agentflow.runtime.errors import AgentflowError
-
-from .diagnostics import CompileError, Diagnostic
-from .load import LoadedPipeline, load_pipeline
-from .naming import module_name
-from .schema import schema_text
+if TYPE_CHECKING:
+    from .diagnostics import Diagnostic
+    from .load import LoadedPipeline
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -93,6 +94,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.schema:
         if args.pipelines:
             parser.error("--schema takes no pipeline files")
+        from .schema import schema_text
+
         sys.stdout.write(schema_text())
         return EXIT_OK
     if not args.pipelines:
@@ -112,6 +115,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _load_all(paths: Sequence[str]) -> tuple[list[LoadedPipeline], list[Diagnostic]]:
     """Load every pipeline; collect all diagnostics (also module name clashes)."""
+    from .diagnostics import CompileError, Diagnostic
+    from .load import load_pipeline
+    from .naming import module_name
+
     loaded: list[LoadedPipeline] = []
     diagnostics: list[Diagnostic] = []
     owners: dict[str, str] = {}
@@ -176,13 +183,16 @@ def _with_newline(text: str) -> str:
 
 def _generate(loaded: Sequence[LoadedPipeline], out_dir: Path, *, check: bool) -> int:
     """Emit each module; write it (or, with --check, compare it with the file on disk)."""
+    from agentflow.runtime.errors import AgentflowError
+
     from .emit import emit_module
+    from .naming import module_name
 
     stale = 0
     for pipeline in loaded:
         target = out_dir / f"{module_name(pipeline.spec.name)}.py"
         try:
-            code = emit_module(pipeline)
+            code = emit_module(pipeline, out_dir)
         except AgentflowError as exc:
             print(f"{pipeline.source_path}:1:1: error: {exc}", file=sys.stderr)
             print("1 error", file=sys.stderr)

@@ -10,6 +10,8 @@ result is deterministic (no timestamps, no set or hash ordering) and is
 from __future__ import annotations
 
 import math
+import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -42,7 +44,14 @@ from .pysource import (
     signature,
 )
 
-__all__ = ["EmitError", "LoadedLike", "compiler_version", "emit_module", "module_name"]
+__all__ = [
+    "EmitError",
+    "LoadedLike",
+    "compiler_version",
+    "emit_module",
+    "module_name",
+    "source_reference",
+]
 
 NO_TRIGGER = ("_NONE", "_none")
 """The Trigger member of a pipeline that declares no triggers (an Enum needs one member);
@@ -113,24 +122,32 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def emit_module(loaded: LoadedLike) -> str:
+def emit_module(loaded: LoadedLike, module_dir: str | os.PathLike[str] | None = None) -> str:
     """The generated module's source for a loaded, checked pipeline.
+
+    Args:
+        loaded: the pipeline.
+        module_dir: the directory the module is written to. The module names its
+            pipeline file relative to it (`../pipelines/x.yaml`), so the output does
+            not depend on how the path was spelled or where agentflowc ran. None
+            (a module compiled in memory): the path as given.
 
     Raises:
         EmitError: an id is not a usable Python name, a plugin path is malformed,
             or the rendered source does not compile (a bug in the emitter).
     """
     module_name(loaded.spec)
-    view = _view_model(loaded)
-    source = _environment().get_template("module.py.j2").render(**view)
+    source = source_reference(loaded.source_path, module_dir)
+    view = _view_model(loaded, source, relative=module_dir is not None)
+    code = _environment().get_template("module.py.j2").render(**view)
     try:
-        compile(source, f"<generated from {one_line(loaded.source_path)}>", "exec")
+        compile(code, f"<generated from {one_line(loaded.source_path)}>", "exec")
     except SyntaxError as exc:  # pragma: no cover - an emitter bug, never the user's
         raise EmitError(
             f"internal error: the generated module does not compile ({exc}); "
             "please report this with the pipeline file."
         ) from exc
-    return source
+    return code
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +159,19 @@ class _Plugin:
     call: str
 
 
-def _view_model(loaded: LoadedLike) -> dict[str, Any]:
+def source_reference(source_path: str, module_dir: str | os.PathLike[str] | None) -> str:
+    """How a generated module names its pipeline file: POSIX, relative to `module_dir`."""
+    if module_dir is None:
+        return source_path.replace("\\", "/")
+    try:
+        relative = os.path.relpath(os.path.abspath(source_path), os.path.abspath(module_dir))
+    except ValueError:  # pragma: no cover - another drive (Windows): no relative path
+        relative = os.path.abspath(source_path)
+    return posixpath.normpath(relative.replace(os.sep, "/"))
+
+
+def _view_model(loaded: LoadedLike, source: str, *, relative: bool) -> dict[str, Any]:
     spec = loaded.spec
-    source = loaded.source_path.replace("\\", "/")
     for state in spec.state_machine.states:
         check_identifier(state.id, "state id")
     for agent in spec.agents:
@@ -161,6 +188,7 @@ def _view_model(loaded: LoadedLike) -> dict[str, Any]:
     return {
         "version": compiler_version(),
         "source_comment": one_line(source),
+        "relative": relative,
         "sha256": one_line(loaded.source_sha256),
         "sha256_literal": py_str(loaded.source_sha256),
         "docstring": docstring_text(pipeline_summary(spec, source)),

@@ -5,11 +5,14 @@ State graph: one edge per (state, target) pair, labelled with the triggers
 that take it (every trigger is legal from every non-terminal state, so the
 full table would repeat each trigger per state; it is merged per pair).
 
-Mermaid has one diagram per block, so `mermaid` output is two diagrams
-(`flowchart` then `stateDiagram-v2`), each headed by a `%%` comment and
-separated by a blank line: paste each into its own block. `dot` output is one
-`digraph` with a cluster per graph. Ids are validated identifiers; the only
-free text (the pipeline name) is escaped.
+Both formats print ONE document per pipeline, holding both graphs side by side:
+`mermaid` is one `flowchart` with an `agents` and a `states` subgraph (Mermaid
+renders one diagram per block, so two diagrams in one block would be rejected);
+`dot` is one `digraph` with a cluster per graph. Node ids are prefixed
+(`agent_<id>`, `state_<id>`) so an agent and a state of the same name stay
+apart; states are rounded, terminal states double circles, and a `start` dot
+points at the initial state. Ids are validated identifiers; the only free text
+(the pipeline name) is escaped.
 """
 
 from __future__ import annotations
@@ -65,26 +68,29 @@ def _mermaid_text(text: str) -> str:
     return _printable(text).replace('"', "#quot;")
 
 
-def _node(agent_id: str) -> str:
-    """A flowchart node id: the agent id, except `end`, which mermaid reserves."""
-    return "end_agent" if agent_id == "end" else agent_id
-
-
 def _mermaid(spec: PipelineSpec) -> str:
-    lines = [f"%% agent graph of {_mermaid_text(spec.name)}", "flowchart TD"]
+    terminal = set(spec.state_machine.terminal)
+    lines = [
+        f"%% {_mermaid_text(spec.name)}: agent graph and state graph",
+        "flowchart TD",
+        '    subgraph agents ["agents"]',
+    ]
     for agent in spec.agents:
-        lines.append(f'    {_node(agent.id)}["{agent.id}"]')
+        lines.append(f'        agent_{agent.id}["{agent.id}"]')
     for edge in dispatch_edges(spec):
-        lines.append(f"    {_node(edge.source)} -->|{edge.kind}| {_node(edge.target)}")
+        lines.append(f"        agent_{edge.source} -->|{edge.kind}| agent_{edge.target}")
     for edge in feedback_edges(spec):
         label = _feedback_label(spec, edge.source)
-        lines.append(f'    {_node(edge.source)} -.->|"{label}"| {_node(edge.target)}')
-    lines += ["", f"%% state graph of {_mermaid_text(spec.name)}", "stateDiagram-v2"]
-    lines.append(f"    [*] --> {spec.state_machine.initial}")
-    for state, target, triggers in _state_edges(spec):
-        lines.append(f"    {state} --> {target}: {', '.join(triggers)}")
-    for state in spec.state_machine.terminal:
-        lines.append(f"    {state} --> [*]")
+        lines.append(f'        agent_{edge.source} -.->|"{label}"| agent_{edge.target}')
+    lines += ["    end", '    subgraph states ["states"]', '        states_start(("start"))']
+    for state in spec.state_machine.states:
+        shape = ('((("', '")))') if state.id in terminal else ('("', '")')
+        lines.append(f"        state_{state.id}{shape[0]}{state.id}{shape[1]}")
+    lines.append(f"        states_start --> state_{spec.state_machine.initial}")
+    for source, target, triggers in _state_edges(spec):
+        label = _mermaid_text(", ".join(triggers))
+        lines.append(f'        state_{source} -->|"{label}"| state_{target}')
+    lines.append("    end")
     return "\n".join(lines) + "\n"
 
 

@@ -192,7 +192,7 @@ def test_unexpected_exception_is_an_internal_error_with_exit_70(
     def explode(path: str) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "load_pipeline", explode)
+    monkeypatch.setattr("agentflow.compiler.load.load_pipeline", explode)  # imported lazily
     assert cli.main([HELLO]) == cli.EXIT_INTERNAL
     err = capsys.readouterr().err
     assert err.startswith("agentflowc: internal error: RuntimeError: boom")

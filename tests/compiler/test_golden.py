@@ -42,13 +42,15 @@ def check_golden(source: str, expected: Path) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_focused_cases(case: str) -> None:
     loaded = load_pipeline(f"tests/golden/cases/{case}/pipeline.yaml")
-    check_golden(emit_module(loaded), GOLDEN / "cases" / case / "expected.py")
+    expected = GOLDEN / "cases" / case / "expected.py"
+    check_golden(emit_module(loaded, expected.parent), expected)
 
 
 @pytest.mark.parametrize("path", pipeline_files())
 def test_generated_modules_are_up_to_date(path: str) -> None:
     loaded = load_pipeline(path)
-    check_golden(emit_module(loaded), ROOT / "generated" / f"{module_name(loaded.spec)}.py")
+    expected = ROOT / "generated" / f"{module_name(loaded.spec)}.py"
+    check_golden(emit_module(loaded, expected.parent), expected)
 
 
 def test_every_generated_module_has_a_pipeline() -> None:

@@ -18,22 +18,24 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-def test_mermaid_has_both_diagrams_and_every_edge() -> None:
+def test_mermaid_is_one_flowchart_with_both_graphs_and_every_edge() -> None:
     text = render_graph(load_pipeline("pipelines/research_fanout.yaml"), "mermaid")
-    agent_part, state_part = text.split("\n\n")
-    assert agent_part.splitlines()[1] == "flowchart TD"
-    assert state_part.splitlines()[1] == "stateDiagram-v2"
-    assert "orchestrator_agent -->|parallel_fan_out| worker_agent" in agent_part
-    assert "worker_agent -->|parallel_broadcast| accuracy_qa_agent" in agent_part
-    assert "worker_agent -->|parallel_broadcast| style_qa_agent" in agent_part
-    assert 'accuracy_qa_agent -.->|"feedback, max 2 attempts"| worker_agent' in agent_part
-    assert "[*] --> initialised" in state_part
-    assert "complete --> [*]" in state_part and "failed --> [*]" in state_part
+    assert text.splitlines()[1] == "flowchart TD"
+    agent_part, state_part = text.split('    subgraph states ["states"]\n')
+    assert '    subgraph agents ["agents"]' in agent_part
+    assert "agent_orchestrator_agent -->|parallel_fan_out| agent_worker_agent" in agent_part
+    assert "agent_worker_agent -->|parallel_broadcast| agent_accuracy_qa_agent" in agent_part
+    assert "agent_worker_agent -->|parallel_broadcast| agent_style_qa_agent" in agent_part
+    feedback = 'agent_accuracy_qa_agent -.->|"feedback, max 2 attempts"| agent_worker_agent'
+    assert feedback in agent_part
+    assert "states_start --> state_initialised" in state_part
+    assert 'state_complete((("complete")))' in state_part
+    assert 'state_failed((("failed")))' in state_part
     assert (
-        "planning --> working: orchestrator_agent.on_complete, accuracy_qa_agent.on_fail"
-        in state_part
+        'state_planning -->|"orchestrator_agent.on_complete, accuracy_qa_agent.on_fail"| '
+        "state_working" in state_part
     )
-    assert not re.search(r"^\s+(complete|failed) --> (?!\[\*\])", state_part, re.M)  # no way out
+    assert not re.search(r"^\s+state_(complete|failed) -->", state_part, re.M)  # no way out
 
 
 def test_dot_is_one_balanced_digraph_with_dashed_feedback() -> None:
@@ -58,7 +60,7 @@ def test_free_text_is_escaped() -> None:
     assert re.fullmatch(r'(?:[^"\\\n]|\\.)*', label[len('    label="') : -2])
     mermaid = render_graph(loaded, "mermaid")
     assert '"' not in mermaid.splitlines()[0]
-    assert len([line for line in mermaid.splitlines() if line.startswith("%%")]) == 2
+    assert len([line for line in mermaid.splitlines() if line.startswith("%%")]) == 1
 
 
 def test_unknown_format_is_refused() -> None:

@@ -111,11 +111,12 @@ def of(
 
 
 def kinds(events: Iterable[PipelineEvent], skip_model: bool = True) -> list[str]:
-    """`kind:agent` for each event, model_* events left out by default."""
+    """`kind:agent` for each event, model_* events left out by default, and the audit
+    log's closing `log_sealed` record (the run's story ends with run_finished)."""
     return [
         f"{e.kind.value}:{e.agent}" if e.agent else e.kind.value
         for e in events
-        if not (skip_model and e.kind.value.startswith("model_"))
+        if not (skip_model and e.kind.value.startswith("model_")) and e.kind.value != "log_sealed"
     ]
 
 

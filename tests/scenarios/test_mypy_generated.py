@@ -12,6 +12,8 @@ from .conftest import Compiled
 ROOT = Path(__file__).resolve().parents[2]
 
 APP = """
+from pathlib import Path
+
 from agentflow.runtime import AgentContext, AgentOutput
 import nested_fanout
 import single_agent
@@ -32,6 +34,9 @@ target: nested_fanout.State = nested_fanout.TRANSITIONS[
     (nested_fanout.State.INIT, nested_fanout.Trigger.OUTLINER_ON_START)
 ]
 handlers: nested_fanout.Handlers = Outline()
+# A generated module exports what run() takes and returns; an audit log may be a Path.
+options = single_agent.RunOptions(audit_log=Path("run.jsonl"), seed=1)
+result: single_agent.RunResult | None = None
 """
 
 

@@ -230,7 +230,7 @@ async def test_429_retry_after_is_honoured() -> None:
     [(error, attempt, delay)] = retries.calls
     assert attempt == 1 and delay == pytest.approx(0.15)
     assert "429" in error and "Rate limited" in error
-    assert 0.15 <= elapsed < 1.0
+    assert elapsed >= 0.15  # it waited the server's retry-after (a load only adds to it)
 
 
 async def test_retry_after_seconds_header_is_capped() -> None:
@@ -307,7 +307,7 @@ async def test_a_hang_past_the_timeout_is_a_model_error_after_retries() -> None:
         elapsed = trio.current_time() - start
     assert not isinstance(info.value, ModelRequestRejected)
     assert len(fake.requests) == 2 and len(retries.calls) == 1
-    assert 0.6 <= elapsed < 1.5
+    assert elapsed >= 0.6  # each attempt ran to its 0.3 s deadline (no upper bound: load)
 
 
 async def test_a_trickling_stream_hits_the_total_deadline_and_is_retried() -> None:
@@ -324,7 +324,7 @@ async def test_a_trickling_stream_hits_the_total_deadline_and_is_retried() -> No
     assert texts, "the stream had started trickling before the deadline"
     assert len(fake.requests) == 2 and len(retries.calls) == 1
     assert "timed out" in retries.calls[0][0]
-    assert 0.5 <= elapsed < 1.2
+    assert elapsed >= 0.5  # each attempt ran to its 0.25 s deadline (no upper bound: load)
 
 
 async def test_a_trickling_stream_within_the_deadline_completes() -> None:

@@ -2,12 +2,15 @@
 
 Each event carries the SHA-256 of the previous event's JSON line (`prev_hash`),
 so an accidentally edited, reordered or truncated audit log is detectable
-(`agentflow verify RUN.jsonl`), and the hash of the pipeline source it ran.
+(`agentflow verify RUN.jsonl`), and the hash of the pipeline source it ran. The
+hub closes a log with a `log_sealed` event that covers the last line before it
+and its own bytes (`seal_event`), so the end of the log is protected too.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_json as _to_json
 
-__all__ = ["EventKind", "LineEncoder", "PipelineEvent", "new_event"]
+__all__ = ["EventKind", "LineEncoder", "PipelineEvent", "new_event", "seal_event"]
 
 
 class EventKind(enum.StrEnum):
@@ -44,6 +47,7 @@ class EventKind(enum.StrEnum):
     SINK_ERROR = "sink_error"  # sink, error, dropped
     BUDGET_EXCEEDED = "budget_exceeded"  # limit, spent
     WARNING = "warning"  # message
+    LOG_SEALED = "log_sealed"  # events, sha256: the hub's last line of a closed log
 
 
 class PipelineEvent(BaseModel):
@@ -147,3 +151,33 @@ class LineEncoder:
             f"{_to_json(payload, inf_nan_mode='null').decode() if payload else '{}'}"
             f'{self._tail}{prev_hash}"}}'
         )
+
+
+def seal_event(
+    run_id: str,
+    seq: int,
+    ts: float,
+    pipeline_hash: str,
+    prev_hash: str,
+    events: object = None,
+) -> PipelineEvent:
+    """The `log_sealed` event that closes a log of `seq` events whose last line hashes to
+    `prev_hash`.
+
+    Its payload is {`events`: seq, `sha256`: D}, where D is the SHA-256 of the event's
+    own canonical line with D replaced by "". So every byte of the seal is covered: its
+    `prev_hash` covers the line before it (`run_finished`, or a late `sink_error`), and D
+    covers the seal itself. `agentflow verify` rebuilds this event from the parsed seal
+    (`events`: the count the seal claims, when it differs from `seq`) and demands the
+    same bytes.
+    """
+    count = seq if events is None else events
+    fields: dict[str, Any] = {
+        "run_id": run_id, "seq": seq, "ts": ts, "kind": EventKind.LOG_SEALED,
+        "agent": None, "item": None, "attempt": None,
+        "payload": {"events": count, "sha256": ""},
+        "pipeline_hash": pipeline_hash, "prev_hash": prev_hash,
+    }  # fmt: skip
+    blank = new_event(fields).model_dump_json().encode()
+    digest = hashlib.sha256(blank).hexdigest()
+    return new_event({**fields, "payload": {"events": count, "sha256": digest}})

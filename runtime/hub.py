@@ -24,6 +24,14 @@ closing (`running()`, `open_inline()`/`close_inline()`: every sink drained and
 closed, shielded, non-audit sinks within `drain_timeout`) are
 `hub_lifecycle.py`'s.
 
+Closing a hub whose run has finished (`seal_on_close`, set by `finish_run` as it
+writes `run_finished`) first emits `log_sealed` (`events.seal_event`): the log's
+last line, covering the line before it and itself, so nothing at the end of a
+finished log can be edited unnoticed.
+An audit sink whose write fails is disabled at once and recorded in
+`audit_failure`; `on_audit_failure` (the runner's: end the run) is called then,
+and the log is not sealed.
+
 Subscribers (`subscribe`, see `subscription.py`) are the UI's WebSocket
 clients: each gets the history, then live events, from its own bounded buffer;
 one that falls behind is marked `overflowed` and its iteration ends, so the UI
@@ -34,24 +42,60 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .events import EventKind, LineEncoder, PipelineEvent, new_event
+from .errors import AgentflowError
+from .events import EventKind, LineEncoder, PipelineEvent, new_event, seal_event
 from .hub_lifecycle import HubLifecycle
 from .sink_queue import DEFAULT_SINK_BUFFER, SinkPolicy, SinkQueue
 from .sinks.base import LogSink
 from .subscription import Entry, Subscription
 
-__all__ = ["DEFAULT_SINK_BUFFER", "EventHub", "SinkPolicy", "Subscription"]
+__all__ = [
+    "DEFAULT_SINK_BUFFER",
+    "AuditFailure",
+    "AuditLogError",
+    "EventHub",
+    "SinkPolicy",
+    "Subscription",
+]
 
 _MAX_HELD = 256  # held lines that make `publish` flush on its own (bounds one write)
 _Entry = Entry
 _RUN_FINISHED = EventKind.RUN_FINISHED
 _SINK_ERROR = EventKind.SINK_ERROR
+_LOG_SEALED = EventKind.LOG_SEALED
 _sha256 = hashlib.sha256
 _time = time.time
 _new_event = new_event  # kept under its old name for callers of the hub module
+
+
+class AuditLogError(AgentflowError):
+    """The run's audit log could not be written (a full disk, a lost mount...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFailure:
+    """The first failed write of an audit sink: which log, why, how much it holds."""
+
+    where: str  # the log's path, or the sink's name
+    error: Exception
+
+    @property
+    def reason(self) -> str:
+        """`No space left on device` for an OSError, else `Type: message`."""
+        error = self.error
+        if isinstance(error, OSError) and error.strerror:
+            return error.strerror
+        return f"{type(error).__name__}: {error}"
+
+    def message(self, written: int, emitted: int) -> str:
+        return (
+            f"audit log {self.where} could not be written: {self.reason}; "
+            f"{written} of {emitted} events written"
+        )
 
 
 class EventHub(HubLifecycle):
@@ -103,6 +147,14 @@ class EventHub(HubLifecycle):
         # Invariant: None until running() starts to exit; then when non-audit sinks must
         # be drained and closed by (trio time), one deadline for every phase.
         self._deadline: float | None = None
+        # Invariant: None until an audit sink's write fails; then that first failure.
+        self.audit_failure: AuditFailure | None = None
+        # Called (once) when `audit_failure` is set; the runner ends the run with it.
+        self.on_audit_failure: Callable[[], None] | None = None
+        # True once the run has finished: closing the hub then seals the log (`seal`).
+        self.seal_on_close = False
+        # Invariant: True once `log_sealed` was emitted; nothing is logged after it.
+        self._sealed = False
         # Invariant: every (event, line) emitted, in order, when keep_history is on.
         self.history: list[tuple[PipelineEvent, str]] | None = [] if keep_history else None
         for sink in sinks:
@@ -200,15 +252,18 @@ class EventHub(HubLifecycle):
         attempt: int | None,
         payload: dict[str, Any] | None,
         want_event: bool,
+        ts: float | None = None,
     ) -> PipelineEvent | None:
         """Number, serialise, chain and queue one event; the event object if it was built."""
-        if self._closed:
+        if self._closed or self._sealed:
             raise RuntimeError(
                 "EventHub.emit after the hub was closed; emit inside `async with hub.running()`"
             )
         if kind is _RUN_FINISHED:
             self._report_drops(force=True)
-        seq, ts, prev_hash = self._seq, time.time(), self._prev_hash
+        seq, prev_hash = self._seq, self._prev_hash
+        if ts is None:
+            ts = time.time()
         line = self._encoder.line(seq, ts, kind, agent, item, attempt, payload, prev_hash)
         event = None
         if line is None or want_event or self._eager or self._subscribers:
@@ -284,6 +339,7 @@ class EventHub(HubLifecycle):
                 failed.append((queue, exc))
             else:
                 queue.failures = 0
+                queue.written += len(held)
         if failed is not None:
             for queue, error in failed:
                 self._record_failure(queue, error, len(held))
@@ -291,6 +347,41 @@ class EventHub(HubLifecycle):
     @property
     def events_emitted(self) -> int:
         return self._seq
+
+    @property
+    def audit_events_written(self) -> int | None:
+        """Whole events in the audit log (the first audit sink's count); None without one."""
+        for queue in self._queues:
+            if queue.audit:
+                return queue.lines_written()
+        return None
+
+    def audit_failure_message(self) -> str | None:
+        """The message `audit log X could not be written: <why>; N of M events written`."""
+        failure = self.audit_failure
+        if failure is None:
+            return None
+        return failure.message(self.audit_events_written or 0, self._seq)
+
+    def seal(self) -> None:
+        """Close the log with `log_sealed` (see `events.seal_event`) and write it.
+
+        Done once, by `running()` / `close_inline()` as they close a hub whose
+        `seal_on_close` is set; skipped when nothing was emitted or an audit sink failed
+        (that log cannot be whole). Nothing is logged after the seal: later sink
+        failures are only counted.
+        """
+        if self._sealed or self._closed or not self._seq or self.audit_failure is not None:
+            return
+        self.flush()
+        if self.audit_failure is not None:  # the lines before the seal did not land
+            return
+        ts = time.time()
+        seal = seal_event(self.run_id, self._seq, ts, self.pipeline_hash, self._prev_hash)
+        self._publish(_LOG_SEALED, None, None, None, seal.payload, False, ts)
+        self._sealed = True
+        self._lean = False  # `publish` now goes through `_publish`, which refuses
+        self.flush()
 
     def sink_stats(self) -> dict[str, dict[str, Any]]:
         """Per sink: policy, buffered, dropped, failures, disabled (for the CLI and tests)."""
@@ -313,9 +404,16 @@ class EventHub(HubLifecycle):
         report = queue.record_failure(exc, events, self.max_consecutive_failures)
         if queue.disabled and not was_disabled and queue.inline:
             self._inline = [q for q in self._inline if q is not queue]
-        if self._closed:
-            return
-        self.publish(_SINK_ERROR, payload=report)
+        first_audit_failure = queue.audit and self.audit_failure is None
+        if first_audit_failure:
+            where = getattr(queue.sink, "path", None)
+            self.audit_failure = AuditFailure(
+                str(where) if where is not None else f"sink '{queue.name}'", exc
+            )
+        if not (self._closed or self._sealed):
+            self.publish(_SINK_ERROR, payload=report)
+        if first_audit_failure and self.on_audit_failure is not None:
+            self.on_audit_failure()
 
     def _delivery_failed(self, queue: SinkQueue, exc: Exception, events: int) -> None:
         """A pumped sink failed: record it, and write the report to the audit log now (the

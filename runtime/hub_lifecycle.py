@@ -2,9 +2,10 @@
 
 `running()` starts one pump task per pumped sink (`SinkQueue.pump`) and, on exit,
 closes in two shielded phases sharing one deadline (`drain_timeout` seconds from
-the moment `running()` starts to exit): the pumps empty their buffers, then what
-they left is delivered (non-audit sinks bounded by the deadline, audit sinks
-completely) and every sink's `aclose()` is awaited. A hub whose sinks are all
+the moment `running()` starts to exit): the pumps empty their buffers, then a
+finished run's log is sealed (`EventHub.seal`), what is left is delivered (non-audit sinks
+bounded by the deadline, audit sinks completely) and every sink's `aclose()` is
+awaited. A hub whose sinks are all
 inline and close synchronously may use `open_inline()`/`close_inline()` instead,
 which never await. `EventHub` (hub.py) inherits these methods; this mixin only
 reads and sets the hub state declared below.
@@ -42,10 +43,13 @@ class HubLifecycle:
     _closing: bool
     _closed: bool
     _deadline: float | None
+    seal_on_close: bool
 
     if TYPE_CHECKING:  # EventHub's methods
 
         def flush(self) -> None: ...
+
+        def seal(self) -> None: ...
 
         def _report_drops(self, *, force: bool) -> None: ...
 
@@ -124,6 +128,8 @@ class HubLifecycle:
 
         Synchronous, so it needs no shield: a cancelled run still closes its log here.
         """
+        if self.seal_on_close:
+            self.seal()
         self._finish()
         for queue in self._queues:
             try:
@@ -143,8 +149,11 @@ class HubLifecycle:
         self._subscribers.clear()
 
     async def _drain_and_close(self) -> None:
-        """Phase 2: deliver what the pumps left (non-audit sinks first, bounded), then close."""
+        """Phase 2: seal the log, deliver what the pumps left (non-audit sinks first,
+        bounded) with the seal, then close."""
         deadline = self._shutdown_deadline()  # the one phase 1 started, if it ran
+        if self.seal_on_close:
+            self.seal()
         await drain_pending(self._pumped, deadline, self._delivery_failed)
         self._finish()
         await close_sinks(self._queues, deadline)

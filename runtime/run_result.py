@@ -3,7 +3,9 @@
 Once the `Dispatcher` has walked every item, `settle` takes the run's terminal
 move (the aggregation's decision, or the last deferred terminal request;
 docs/semantics.md, "How a run ends"), `run_status` names the outcome, and
-`finish_run` writes `run_finished` and builds the `RunResult`. The result and its
+`finish_run` writes `run_finished` and builds the `RunResult`; once the hub is
+closed, `with_audit_outcome` turns a run whose audit log could not be written
+into an error whose reason says so. The result and its
 `ItemOutcome`s are built without validation (a 10,000-item run builds 10,000),
 pinned against validated instances by test_engine.py.
 """
@@ -19,6 +21,7 @@ from .agents import Usage
 from .dispatcher import UNFINISHED, Dispatcher
 from .errors import BudgetExceededError
 from .events import EventKind
+from .hub import EventHub
 from .pipeline import CompiledPipeline
 from .plan import ItemState, trigger_member
 from .run_services import RunBudget
@@ -31,6 +34,7 @@ __all__ = [
     "finish_run",
     "run_status",
     "settle",
+    "with_audit_outcome",
 ]
 
 ItemStatus = Literal["passed", "failed", "aborted", "completed"]
@@ -51,7 +55,13 @@ class ItemOutcome(BaseModel):
 
 
 class RunResult(BaseModel):
-    """The outcome of a run; `ok` only when it succeeded."""
+    """The outcome of a run; `ok` only when it succeeded.
+
+    `events` is the number of events up to and including `run_finished` (the closed
+    log then holds any late `sink_error` and the `log_sealed` line too). When the
+    audit log could not be written, the run is an `error` whose `reason` says so
+    and `events` is the number of whole events the log holds.
+    """
 
     run_id: str
     pipeline: str
@@ -177,6 +187,8 @@ def finish_run(
     reason: str | None,
 ) -> RunResult:
     hub = engine.hub
+    hub.on_audit_failure = None  # the run is ending: nothing left to stop
+    hub.seal_on_close = True  # the log is a whole run's: closing the hub seals it
     counts = {"passed": 0, "failed": 0, "aborted": 0, "completed": 0}
     for item in engine.items:
         counts[item.status or "aborted"] += 1
@@ -207,3 +219,17 @@ def finish_run(
     }
     _construct(result, fields, _RESULT_FIELDS)
     return result
+
+
+def with_audit_outcome(result: RunResult, hub: EventHub) -> RunResult:
+    """`result`, or, if the hub's audit log could not be written, a copy that says so.
+
+    Call it once the hub is closed (its count of written events is then final):
+    status `error`, the reason "audit log X could not be written: <why>; N of M events
+    written", `events` N. A run whose record is lost never reports success.
+    """
+    message = hub.audit_failure_message()
+    if message is None:
+        return result
+    written = hub.audit_events_written or 0
+    return result.model_copy(update={"status": "error", "reason": message, "events": written})

@@ -22,12 +22,12 @@ from .dispatcher import Dispatcher, json_problem
 from .errors import AgentflowError, InvalidTransition, PipelineDefinitionError
 from .events import EventKind
 from .governor import RetryGovernor
-from .hub import EventHub
+from .hub import AuditLogError, EventHub
 from .models.base import Model, ModelRequest, ModelTurn, TextSink
 from .pipeline import CompiledPipeline
 from .plan import Handler, resolve_handlers
 from .run_ids import new_run_id
-from .run_result import ItemOutcome, RunResult, finish_run, run_status, settle
+from .run_result import ItemOutcome, RunResult, finish_run, run_status, settle, with_audit_outcome
 from .run_result import ItemStatus as ItemStatus  # re-exported: their home until run_result.py
 from .run_result import RunStatus as RunStatus
 from .run_services import RunBudget, RunServices, ToolTable
@@ -98,10 +98,29 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled | KeyboardInterrupt)
 
 
+def _stop_when_the_audit_log_fails(engine: Dispatcher) -> None:
+    """A run whose audit log cannot be written ends at once, as an error: it must not go
+    on calling models and tools with no record (the hub calls this at the first failed
+    audit write; `finish_run` unhooks it)."""
+    hub = engine.hub
+
+    def stop() -> None:
+        failure = hub.audit_failure
+        assert failure is not None  # the hub sets it before calling
+        engine.end_run(
+            AuditLogError(
+                f"audit log {failure.where} could not be written: {failure.reason}; the run stops"
+            )
+        )
+
+    hub.on_audit_failure = stop
+
+
 async def _execute(
     pipeline: CompiledPipeline, engine: Dispatcher, budget: RunBudget, started: dict[str, Any]
 ) -> RunResult:
     hub = engine.hub
+    _stop_when_the_audit_log_fails(engine)
     hub.publish(_RUN_STARTED, payload=started)
     try:
         await engine.run()
@@ -121,7 +140,7 @@ async def _execute(
     status, reason = run_status(engine, budget)
     result = finish_run(pipeline, engine, budget, status, reason)
     hub.flush()  # a caller's hub (the UI) may stay open after the run
-    return result
+    return with_audit_outcome(result, hub)
 
 
 def _given(option: _T | None, default: _T) -> _T:
@@ -207,7 +226,12 @@ async def run_pipeline(
         tools: tool instances by id, over the pipeline's plugins and builtins.
         sinks: where events go when `hub` is None (run_pipeline then runs its own hub).
         hub: a hub the caller runs (`async with hub.running()`), e.g. shared with the UI.
+            Closing it writes the log's `log_sealed` line; then
+            `with_audit_outcome(result, hub)` tells whether the audit log held.
         options: per-run overrides.
+
+    A run whose audit log cannot be written stops and returns status `error` (the
+    reason names the log, the cause and how many events it holds).
 
     Raises:
         PipelineDefinitionError: `handlers` lacks a method for an agent, or
@@ -253,13 +277,15 @@ async def run_pipeline(
         "entry": pipeline.spec.entry_agent,
         "options": {"max_concurrency": options.max_concurrency, "seed": options.seed},
     }
-    if not own_hub:
+    if not own_hub:  # the caller closes (and seals) its hub: see `with_audit_outcome`
         return await _execute(pipeline, engine, budget, started)
     if hub.runs_inline:  # only synchronous sinks (the audit FileSink): no task, no shield
         hub.open_inline()
         try:
-            return await _execute(pipeline, engine, budget, started)
+            result = await _execute(pipeline, engine, budget, started)
         finally:
             hub.close_inline()
-    async with hub.running():  # drains the sinks under a shield, even when cancelled
-        return await _execute(pipeline, engine, budget, started)
+    else:
+        async with hub.running():  # drains the sinks under a shield, even when cancelled
+            result = await _execute(pipeline, engine, budget, started)
+    return with_audit_outcome(result, hub)  # the seal's write, too, may have failed

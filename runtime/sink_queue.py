@@ -16,7 +16,10 @@ Buffering policy per sink (`EventHub.add_sink`):
 
 A sink whose `emit` raises is recorded as a `sink_error` event {sink, error} and,
 after `max_consecutive_failures` failures in a row, disabled. A sink never
-crashes the run and never stops the other sinks.
+crashes the run and never stops the other sinks. An audit sink (`audit = True`,
+the JSONL log) is disabled at its first failure: a failed write may have left a
+cut-off line, after which nothing it wrote would verify, so the hub reports the
+audit log lost (`EventHub.audit_failure`) and the run ends as an error.
 
 Closing: each pump drains its buffer and the sink's `aclose()` is awaited, even
 when the surrounding scope was cancelled (the hub shields the drain). Non-audit
@@ -64,6 +67,7 @@ class SinkQueue:
         self.sink = sink
         self.name = str(getattr(sink, "name", type(sink).__name__))
         self.policy = policy
+        self.audit = getattr(sink, "audit", False) is True
         self.bound = bound if policy == "drop_oldest" else None
         # A sink with `emit_lines(lines)` (the FileSink) needs only the lines, so the hub
         # need not build a PipelineEvent per event for it.
@@ -92,6 +96,14 @@ class SinkQueue:
         self.failures = 0  # consecutive failing deliveries
         self.failures_total = 0
         self.disabled = False
+        # Invariant: events delivered by successful writes / deliveries, in order.
+        self.written = 0
+
+    def lines_written(self) -> int:
+        """Whole events the sink holds: its own count if it keeps one (the FileSink knows
+        the whole lines of a failed write that landed), else the successful deliveries."""
+        count = getattr(self.sink, "lines_written", None)
+        return count if type(count) is int else self.written
 
     def wake(self) -> None:
         if self.waiting:
@@ -127,10 +139,11 @@ class SinkQueue:
 
     def record_failure(self, exc: Exception, events: int, max_failures: int) -> dict[str, Any]:
         """Count a failed delivery of `events` events; disable the sink (discarding its
-        buffer) at `max_failures` in a row. Returns the `sink_error` payload."""
+        buffer) at `max_failures` in a row, an audit sink at once. Returns the
+        `sink_error` payload."""
         self.failures += 1
         self.failures_total += 1
-        disable = self.failures >= max_failures
+        disable = self.audit or self.failures >= max_failures
         discarded = 0
         if disable and not self.disabled:
             self.disabled = True
@@ -161,6 +174,7 @@ class SinkQueue:
             on_failure(self, exc, len(batch))
         else:
             self.failures = 0
+            self.written += len(batch)
 
     async def deliver_pending(self, on_failure: OnFailure) -> None:
         """Deliver the in-flight batch (if a cancelled pump left one), then the buffer."""

@@ -40,7 +40,9 @@ class FileSink:
     inline = True  # the hub calls write_lines synchronously (see above)
     max_batch = 256
 
-    def __init__(self, path: str | Path, *, fsync: bool = False, name: str = "file") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, fsync: bool = False, name: str = "file"
+    ) -> None:
         self.path = path if isinstance(path, Path) else Path(path)  # Path(Path) re-parses
         self.name = name
         self.fsync = fsync
@@ -52,38 +54,51 @@ class FileSink:
             fd = os.open(self.path, flags, 0o644)
         # Invariant: an open descriptor until aclose(), then -1.
         self._fd = fd
+        # Invariant: whole lines this sink has put in the file (a failed write counts the
+        # whole lines that landed before the error; the hub reports them on a full disk).
+        self.lines_written = 0
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, lines: int) -> None:
+        """Write all of `data` (`lines` whole lines); on an error, count what landed."""
         if self._fd < 0:
             raise RuntimeError(f"FileSink({self.path}) is closed; create a new sink to write again")
         view = memoryview(data)
-        while view:  # a short write happens only on a full disk or a signal
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.fsync:
-            os.fsync(self._fd)
+        try:
+            while view:  # a short write happens only on a full disk or a signal
+                view = view[os.write(self._fd, view) :]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError:
+            self.lines_written += data.count(b"\n", 0, len(data) - len(view))
+            raise
+        self.lines_written += lines
 
     def write_lines(self, lines: Sequence[str]) -> None:
         """Append whole lines with one write: the hub's inline path (`EventHub.flush`)."""
-        fd = self._fd
         data = ("\n".join(lines) + "\n").encode()
-        if fd >= 0 and not self.fsync:
-            written = os.write(fd, data)
-            if written != len(data):  # a short write: only on a full disk or a signal
-                self._write(data[written:])
+        if self._fd >= 0 and not self.fsync:
+            written = os.write(self._fd, data)  # raises before anything of it lands
+            if written == len(data):
+                self.lines_written += len(lines)
+                return
+            # A short write: only on a full disk or a signal. `_write` writes the rest (and
+            # counts the whole lines that land if it fails).
+            landed = data.count(b"\n", 0, written)
+            self.lines_written += landed
+            self._write(data[written:], len(lines) - landed)
             return
-        self._write(data)
+        self._write(data, len(lines))
 
     async def emit(self, event: PipelineEvent, *, line: str) -> None:
-        self._write(line.encode() + b"\n")
+        self._write(line.encode() + b"\n", 1)
 
     async def emit_batch(self, batch: Sequence[tuple[PipelineEvent, str]]) -> None:
-        self._write("".join(line + "\n" for _, line in batch).encode())
+        self._write("".join(line + "\n" for _, line in batch).encode(), len(batch))
 
     async def emit_lines(self, lines: Sequence[str]) -> None:
         """Append whole lines with one write; the hub calls this instead of `emit_batch`,
         so it never has to build `PipelineEvent` objects for the audit log alone."""
-        self._write(("\n".join(lines) + "\n").encode())
+        self._write(("\n".join(lines) + "\n").encode(), len(lines))
 
     async def aclose(self) -> None:
         self.close()

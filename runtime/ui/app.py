@@ -126,6 +126,7 @@ def create_app(
             source.pipeline, model_name=source.model_name, offline=source.offline
         )
         graph["run"] = {"events": len(source.lines), "finished": source.finished}
+        graph["verification"] = source.verification  # `agentflow serve`: the log's verdict
         return _json_response(source.redact(json.dumps(graph)))
 
     @app.get("/api/events")

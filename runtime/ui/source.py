@@ -25,6 +25,7 @@ import trio
 from ..errors import CannotStartError
 from ..hub import EventHub
 from ..pipeline import CompiledPipeline
+from ..verify import VerifyReport, verify_run_log
 
 __all__ = ["SUBSCRIPTION_BUFFER", "Redactor", "RunLogError", "UiSource"]
 
@@ -92,6 +93,10 @@ class UiSource:
         self._hub: EventHub | None = None
         # Invariant: events of the hub the UI never received (only without hub history).
         self.missed = 0
+        # A finished run's log (`from_log`): what `agentflow verify` says of it, and that
+        # as JSON data (/api/config serves it; the page warns unless `ok`). None when live.
+        self.verify_report: VerifyReport | None = None
+        self.verification: dict[str, Any] | None = None
 
     @classmethod
     def from_hub(
@@ -111,35 +116,48 @@ class UiSource:
     def from_log(
         cls, path: str | Path, pipeline: CompiledPipeline, *, redactor: Redactor | None = None
     ) -> UiSource:
-        """A source holding every event of a finished run's JSONL audit log.
+        """A source holding every event of a finished run's JSONL audit log, and what
+        `agentflow verify` says of it (`verify_report`, `verification`).
 
         Raises:
             RunLogError: the file cannot be read, or a line is not a JSON event.
         """
         source = cls(pipeline, redactor=redactor)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            data = Path(path).read_bytes()
         except OSError as error:
             raise RunLogError(
                 f"cannot read run log {path}: {error.strerror}. "
                 "Pass the .jsonl audit log that `agentflow run` wrote."
             ) from error
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise RunLogError(
+                    f"{path}:{number}: not UTF-8 text ({error.reason} at byte "
+                    f"{error.start + 1} of the line). Pass the .jsonl audit log that "
+                    "`agentflow run` wrote, unedited."
+                ) from None
             if not line.strip():
                 continue
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError as error:
+            except (json.JSONDecodeError, RecursionError) as error:
+                why = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deep"
                 raise RunLogError(
-                    f"{path}:{number}: not a JSON event line ({error.msg}). "
+                    f"{path}:{number}: not a JSON event line ({why}). "
                     "Pass the .jsonl audit log that `agentflow run` wrote, unedited."
-                ) from error
+                ) from None
             if not isinstance(event, dict) or "kind" not in event:
                 raise RunLogError(
                     f"{path}:{number}: a JSON value without a 'kind' is not a pipeline event. "
                     "Pass the .jsonl audit log that `agentflow run` wrote."
                 )
             source.append(event, line)
+        # Whatever reads this log, the UI shows it with its verdict (`agentflow verify`).
+        source.verify_report = report = verify_run_log(path, pipeline.spec)
+        source.verification = report.as_dict()
         return source
 
     # -- feeding -----------------------------------------------------------

@@ -62,6 +62,7 @@ async def test_hello_world_feedback_loop_exact_sequence() -> None:
         ("aggregation", None, None),
         ("transition", None, None),
         ("run_finished", None, None),
+        ("log_sealed", None, None),  # written as run_pipeline closes its hub
     ]
     moves = [
         (e.payload["from"], e.payload["to"], e.payload["trigger"], e.payload["noop"])
@@ -88,7 +89,7 @@ async def test_hello_world_feedback_loop_exact_sequence() -> None:
         {R: True},
         "draft 2",
     )
-    assert result.events == len(events)
+    assert result.events == len(events) - 1  # every event through run_finished
 
 
 async def test_exhausted_attempts_abort_item_and_fail_run() -> None:
@@ -102,7 +103,7 @@ async def test_exhausted_attempts_abort_item_and_fail_run() -> None:
     assert result.final_state == "failed"
     assert result.items[0].status == "aborted"
     assert "max_attempts 2 exhausted" in (result.items[0].reason or "")
-    tail = [(e.kind.value, e.payload.get("to")) for e in events[-7:]]
+    tail = [(e.kind.value, e.payload.get("to")) for e in events[-8:]]
     assert tail == [
         ("transition", "running"),  # reviewer on_fail
         ("item_aborted", None),
@@ -111,6 +112,7 @@ async def test_exhausted_attempts_abort_item_and_fail_run() -> None:
         ("aggregation", None),
         ("transition", "failed"),  # aggregation.on_any_abort
         ("run_finished", None),
+        ("log_sealed", None),
     ]
     assert kinds(events, K.AGGREGATION)[0].payload["decision"] == "on_any_abort"
     assert kinds(events, K.RUN_FINISHED)[0].payload["status"] == "failed"
@@ -188,7 +190,7 @@ async def test_illegal_transition_ends_run_with_error() -> None:
     assert handlers.calls == [(W, "main", 1)]  # nothing ran after the illegal move
     failed = kinds(events, K.AGENT_FAILED)[0]
     assert failed.payload["error"] == "InvalidTransition" and failed.agent == W
-    assert events[-1].kind == K.RUN_FINISHED
+    assert [e.kind for e in events[-2:]] == [K.RUN_FINISHED, K.LOG_SEALED]
 
 
 async def test_without_aggregation_the_deferred_request_is_taken() -> None:
@@ -272,7 +274,8 @@ async def test_caller_owned_hub_is_used_and_left_running() -> None:
         )
         hub.emit(K.WARNING, payload={"message": "the caller may still emit"})
     assert result.run_id == "run-fixed" and result.ok
-    assert [e.kind for e in sink.events][-2:] == [K.RUN_FINISHED, K.WARNING]
+    # Closing the caller's hub seals the log after whatever the caller emitted.
+    assert [e.kind for e in sink.events][-3:] == [K.RUN_FINISHED, K.WARNING, K.LOG_SEALED]
 
 
 async def test_run_id_default_shape() -> None:

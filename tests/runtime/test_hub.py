@@ -247,6 +247,8 @@ def test_module_exports() -> None:
     assert set(subscription_module.__all__) == {"Entry", "Subscription"}
     assert set(hub_module.__all__) == {
         "DEFAULT_SINK_BUFFER",
+        "AuditFailure",
+        "AuditLogError",
         "EventHub",
         "SinkPolicy",
         "Subscription",

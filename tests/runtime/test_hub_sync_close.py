@@ -16,6 +16,7 @@ from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
 from agentflow.runtime.verify import verify_log
 
+from .audit_chain import chained
 from .test_engine_fakes import Handlers, compile_dict, hello_spec, text, verdict
 
 
@@ -46,8 +47,9 @@ def test_open_close_inline_writes_held_lines_and_closes_the_file(tmp_path: Path)
     hub.publish(EventKind.RUN_FINISHED, payload={"status": "succeeded"})
     assert log.read_text() == ""  # held until the close
     hub.close_inline()
+    # No log_sealed: only a run (finish_run) asks its hub to seal the log.
     assert _kinds(log) == ["run_started", "run_finished"]
-    assert verify_log(log).problems == []
+    assert chained(log)
     with pytest.raises(RuntimeError, match="closed"):
         sink.write_lines(["{}"])
     with pytest.raises(RuntimeError, match="after the hub was closed"):
@@ -67,7 +69,8 @@ async def test_a_cancelled_run_still_logs_its_end_and_closes_the_log(tmp_path: P
         await run_pipeline(compile_dict(hello_spec()), "x", handlers=handlers, sinks=[sink])
     assert scope.cancelled_caught
     kinds = _kinds(log)
-    assert kinds[0] == "run_started" and kinds[-2:] == ["run_cancelled", "run_finished"]
+    assert kinds[0] == "run_started"
+    assert kinds[-3:] == ["run_cancelled", "run_finished", "log_sealed"]
     assert verify_log(log).problems == []
     assert sink._fd == -1  # closed by close_inline, without a shielded await
 
@@ -81,4 +84,4 @@ async def test_a_run_with_a_pumped_sink_still_uses_running(tmp_path: Path) -> No
     )  # fmt: skip
     assert result.ok
     assert [e.kind.value for e in memory.events] == _kinds(log)
-    assert len(memory.events) == result.events
+    assert len(memory.events) == result.events + 1  # + the log_sealed line

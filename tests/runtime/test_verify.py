@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentflow.runtime.agents import Usage
 from agentflow.runtime.events import EventKind
 from agentflow.runtime.hub import EventHub
 from agentflow.runtime.pipeline import derive_transitions
@@ -45,7 +46,14 @@ def _good_lines(*, extra_moves: list[tuple[str, str, str]] | None = None) -> lis
             EventKind.TRANSITION,
             payload={"from": source, "to": target, "trigger": trigger, "noop": source == target},
         )
-    hub.emit(EventKind.RUN_FINISHED, payload={"status": "succeeded", "final_state": "complete"})
+    hub.emit(EventKind.ITEM_FINISHED, item="main", payload={"status": "completed"})
+    usage = Usage().model_dump()
+    counts = {"passed": 0, "failed": 0, "aborted": 0, "completed": 1}
+    hub.emit(
+        EventKind.RUN_FINISHED,
+        payload={"status": "succeeded", "final_state": "complete", "usage": usage, "items": counts},
+    )
+    hub.seal()  # what closing the hub does
     assert hub.history is not None
     return [line for _, line in hub.history]
 
@@ -65,9 +73,9 @@ def test_good_log_verifies(tmp_path: Path) -> None:
     path = _write(tmp_path, _good_lines(extra_moves=noop))
     report = verify_log(path, TABLE)
     assert report.ok, report.render()
-    assert report.events == 8
+    assert report.events == 10
     assert report.final_state == "complete"
-    assert "OK: 8 events of run run-1" in report.render()
+    assert "OK: 10 events of run run-1, sealed" in report.render()
 
 
 def test_edited_line_breaks_the_chain(tmp_path: Path) -> None:
@@ -96,9 +104,11 @@ def test_reordered_pair(tmp_path: Path) -> None:
 
 
 def test_truncated_log(tmp_path: Path) -> None:
-    lines = _good_lines()[:-1]
+    lines = _good_lines()[:-2]
     assert _messages(_write(tmp_path, lines)) == [
-        "0: truncated: no run_finished event ends the log"
+        "0: truncated: no run_finished event ends the log (the run crashed or was killed, "
+        "or the end of the log was cut off)",
+        "0: not sealed: the log has no log_sealed record, so it is not a finished run's whole log",
     ]
 
 
@@ -108,7 +118,7 @@ def test_line_cut_mid_write(tmp_path: Path) -> None:
     path.write_text("".join(line + "\n" for line in lines) + lines[0][:20])
     problems = _messages(path)
     # The fragment is named once; the whole lines before it still verify.
-    assert problems == ["7: the last line has no newline: it was cut off mid-write"]
+    assert problems == ["9: the last line has no newline: it was cut off mid-write"]
 
 
 def test_illegal_transition_and_wrong_source(tmp_path: Path) -> None:

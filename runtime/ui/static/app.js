@@ -395,6 +395,16 @@
     return tr;
   }
 
+  // `agentflow serve`: the log's verdict from `agentflow verify` (null for a live run).
+  function renderLogWarning() {
+    const v = config.verification, w = $("log-warning");
+    w.hidden = !v || v.ok;
+    if (w.hidden) return;
+    w.dataset.sealed = String(v.sealed);
+    w.textContent = "\u26a0 This audit log does NOT verify: it is not a sound record of a finished run ("
+      + v.problems.length + " problem(s))\n" + v.problems.slice(0, 5).join("\n");
+  }
+
   function renderBanner() {
     const b = $("run-banner");
     if (!S.run) { b.hidden = true; return; }
@@ -464,6 +474,7 @@
       config = c;
       resetState();
       buildStatic();
+      renderLogWarning();
       buildGraph();
       render();
       connect();

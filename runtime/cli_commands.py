@@ -294,8 +294,7 @@ async def _run_async(plan: _RunPlan) -> int:
         if ui_url is not None:
             if args.quiet:  # the process keeps running: say where and why
                 print(f"observability UI -> {ui_url}")
-            print("ctrl+c to exit")
-            await _wait_for_ctrl_c()
+            await _wait_for_ctrl_c("ctrl+c to exit")
         shutdown.set()
     return 0 if result.ok else 1
 
@@ -319,8 +318,12 @@ async def _start_ui(
     return url
 
 
-async def _wait_for_ctrl_c() -> None:
+async def _wait_for_ctrl_c(announce: str | None = None) -> None:
+    """Wait for Ctrl-C (or SIGTERM); print `announce` once the signal is caught, so a
+    Ctrl-C pressed the moment the line appears ends the wait, not the process."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if announce is not None:
+            print(announce, flush=True)
         async for _ in signals:
             return
 

@@ -83,6 +83,38 @@ class Parsed:
     source: SourceMap
 
 
+class _Int(strictyaml.Int):  # type: ignore[misc]
+    """strictyaml's Int, except that text its check lets through but `int()` cannot read
+    (`_`, `-_`) is reported like any other non-integer instead of raising ValueError."""
+
+    def validate_scalar(self, chunk: Any) -> Any:
+        if _number(chunk.contents, int) is None:
+            chunk.expecting_but_found("when expecting an integer")
+        return super().validate_scalar(chunk)
+
+
+class _Float(strictyaml.Float):  # type: ignore[misc]
+    """strictyaml's Float, made as strict as `_Int` (`""`, `.`, `e5`, `_` are not floats)."""
+
+    def validate_scalar(self, chunk: Any) -> Any:
+        text = chunk.contents
+        special = strictyaml_utils.is_infinity(text) or strictyaml_utils.is_not_a_number(text)
+        if not special and _number(text, float) is None:
+            chunk.expecting_but_found("when expecting a float")
+        return super().validate_scalar(chunk)
+
+
+def _number(text: str, kind: type[int] | type[float]) -> int | float | None:
+    """`text` read as strictyaml reads numbers (its check, then `_` dropped), or None."""
+    check = strictyaml_utils.is_integer if kind is int else strictyaml_utils.is_decimal
+    if not check(text):
+        return None
+    try:
+        return kind(text.replace("_", ""))
+    except ValueError:
+        return None
+
+
 def _validator_for(annotation: Any) -> Any:
     """The strictyaml validator for one IR field type."""
     origin = get_origin(annotation)
@@ -94,9 +126,9 @@ def _validator_for(annotation: Any) -> Any:
     if origin is Literal or annotation is str:
         return strictyaml.Str()
     if annotation is int:
-        return strictyaml.Int()
+        return _Int()
     if annotation is float:
-        return strictyaml.Float()
+        return _Float()
     if origin is tuple:
         return strictyaml.EmptyList() | strictyaml.Seq(_validator_for(get_args(annotation)[0]))
     if origin is dict:
@@ -342,10 +374,10 @@ def _fast_scalar(value: str, spec: _FastSpec) -> Any:
         return value
     if value == "" and (spec == "strmap" or isinstance(spec, tuple)):
         return {} if spec == "strmap" else []  # strictyaml's EmptyDict / EmptyList
-    if spec == "int" and strictyaml_utils.is_integer(value):
-        return int(value.replace("_", ""))
-    if spec == "float" and strictyaml_utils.is_decimal(value):
-        return float(value.replace("_", ""))
+    if spec in ("int", "float"):
+        number = _number(value, int if spec == "int" else float)
+        if number is not None:
+            return number
     raise _GiveUp
 
 

@@ -31,8 +31,12 @@ def _template_problems(text: str) -> tuple[tuple[int, str], ...]:
     """Cached: many agents share one prompt file, and parsing a template costs ~0.15 ms."""
     try:
         tree = _ENV.parse(text)
+        _ENV.compile(tree)  # as the runtime will: Python limits how deep the generated code nests
     except TemplateSyntaxError as exc:
         return ((exc.lineno or 1, f"template syntax error: {exc.message}"),)
+    except (RecursionError, SyntaxError, MemoryError) as exc:  # IndentationError is a SyntaxError
+        reason = exc.msg if isinstance(exc, SyntaxError) else "too deep to parse"
+        return ((1, f"the template nests too deeply ({reason}); flatten its blocks"),)
     problems: list[tuple[int, str]] = []
     available = ", ".join(sorted(PROMPT_VARIABLES))
     for name in sorted(meta.find_undeclared_variables(tree) - PROMPT_VARIABLES):

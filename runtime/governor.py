@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from .spec import PipelineSpec, RetrySpec
+from .spec import MAX_BACKOFF_MS, PipelineSpec, RetrySpec
 
 __all__ = ["RetryGovernor"]
 
@@ -53,8 +53,8 @@ class RetryGovernor:
     def next_delay(self, agent: str, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based) of `agent`'s loop.
 
-        backoff_ms * 2**(attempt-1), times a uniform jitter in [0.5, 1.0], times
-        the run's backoff scale.
+        backoff_ms * 2**(attempt-1), capped at `MAX_BACKOFF_MS` (ten minutes),
+        times a uniform jitter in [0.5, 1.0], times the run's backoff scale.
         """
         base_ms: int = self._policy.get(agent, self._default).backoff_ms
         if base_ms == 0 or self._scale == 0:
@@ -62,4 +62,5 @@ class RetryGovernor:
         if self._rng is None:
             self._rng = random.Random(self._seed)
         jitter: float = self._rng.uniform(0.5, 1.0)
-        return base_ms * 2.0 ** (attempt - 1) * jitter * self._scale / 1000.0
+        wait_ms = min(base_ms * 2.0 ** (attempt - 1), MAX_BACKOFF_MS)
+        return wait_ms * jitter * self._scale / 1000.0

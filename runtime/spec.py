@@ -39,6 +39,16 @@ STRUCTURED_REASKS = 1
 """How often the agent runner asks again for an invalid verdict or item list."""
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
+# Upper bounds of the numeric knobs (docs/dsl.md): a value past one is a typo or an
+# attack (`backoff_ms: 1e29` would sleep forever), never a setting anyone needs.
+MAX_ATTEMPTS = 100
+MAX_BACKOFF_MS = 600_000
+"""Ten minutes: also the cap on any single QA-loop wait, however many retries came before."""
+MAX_TOKENS = 128_000
+MAX_CONCURRENCY = 1_000
+MAX_TOOL_ROUNDS = 1_000
+MAX_TIMEOUT_S = 3_600.0
+
 
 class Loc(BaseModel):
     """A position in a pipeline source file; line and column are 1-based."""
@@ -69,22 +79,22 @@ class _Node(BaseModel):
 class RetrySpec(_Node):
     """How often a QA loop may run the agents it checks, and how long to wait between."""
 
-    max_attempts: int = Field(default=3, ge=1)
-    backoff_ms: int = Field(default=1000, ge=0)
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    backoff_ms: int = Field(default=1000, ge=0, le=MAX_BACKOFF_MS)
 
 
 class DefaultsSpec(_Node):
     """Settings every agent inherits unless it overrides them."""
 
     model: str = "claude-sonnet-4-6"
-    max_tokens: int = Field(default=1024, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_tokens: int = Field(default=1024, ge=1, le=MAX_TOKENS)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     retry: RetrySpec = RetrySpec()
-    max_concurrency: int = Field(default=16, ge=1)
-    max_tool_rounds: int = Field(default=8, ge=1)
-    timeout_s: float = Field(default=120.0, gt=0)
+    max_concurrency: int = Field(default=16, ge=1, le=MAX_CONCURRENCY)
+    max_tool_rounds: int = Field(default=8, ge=1, le=MAX_TOOL_ROUNDS)
+    timeout_s: float = Field(default=120.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     base_url: str | None = None
-    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_total_tokens: int | None = Field(default=None, ge=1)
 
 
@@ -124,7 +134,7 @@ class DispatchSpec(_Node):
     strategy: DispatchStrategy
     target: Identifier | None = None
     targets: tuple[Identifier, ...] = ()
-    max_concurrency: int | None = Field(default=None, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
 
 
 class OnFailSpec(_Node):
@@ -140,9 +150,9 @@ class AgentSpec(_Node):
     prompt: str
     tools: tuple[Identifier, ...] = ()
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_tool_rounds: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    max_tool_rounds: int | None = Field(default=None, ge=1, le=MAX_TOOL_ROUNDS)
     transitions: TransitionsSpec = TransitionsSpec()
     dispatch: DispatchSpec | None = None
     retry: RetrySpec | None = None

@@ -17,8 +17,26 @@ trickles one event at a time would never time out. Each attempt therefore also
 runs under `trio.fail_after(timeout_s)`, a deadline on the whole call, and
 hitting it counts as a timeout like the SDK's (retried, then `ModelError`).
 
-The API key never appears in an exception, callback argument or log line:
-every message is scrubbed, and SDK exceptions are not chained.
+An answer is only taken whole. The SDK accepts a stream that just stops: its
+last snapshot (no stop reason, a tool's JSON input cut in the middle) would
+pass for the answer. So a stream must start with `message_start`, finish
+every content block it opens, carry a stop reason and end with
+`message_stop`; otherwise the attempt is a transport fault and is retried,
+and nothing of it (no tool call) reaches the runner. A 200 whose body is not
+an event stream (a JSON document, a proxy's HTML page) is retried too, with a
+message naming its content type and first bytes. One response may hold at
+most `max_response_bytes` (32 MiB by default; the largest real answer,
+128,000 tokens each in its own event, is about 17 MB): the client asks for
+an uncompressed body and counts its bytes as they arrive, so a server that
+streams without end is cut off with a `ModelError` (not retried: the next
+try would be as large). A compressed body is refused, as it cannot be counted.
+
+Secrets: the API key (and any other secret the model holds: a key in the
+environment, a password in the base URL) never appears in an exception,
+callback argument, streamed delta or returned turn (`redaction.py`): error
+messages are scrubbed and SDK exceptions are not chained; text deltas,
+tool inputs and structured answers the model returns are scrubbed too, a key
+split across deltas included, before they become events.
 
 `import anthropic` costs about a second, so it is imported when a client is
 opened, never at module import.
@@ -28,10 +46,12 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -39,15 +59,26 @@ from ..agents import Usage
 from ..errors import AgentflowError, ModelError, ModelRequestRejected
 from .base import STRUCTURED_TOOL_NAMES, ModelRequest, ModelTurn, TextSink, ToolCall, ToolSchema
 from .pricing import PriceTable
+from .redaction import RedactingTextSink, SecretRedactor
 from .structured import structured_tool, structured_tool_choice
 
 if TYPE_CHECKING:
+    import httpx2
     from anthropic import AsyncAnthropic
+    from anthropic.lib.streaming import AsyncMessageStream
     from anthropic.types import Message
 
-__all__ = ["DEFAULT_BASE_URL", "AnthropicModel", "RetryCallback", "build_message_params"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "AnthropicModel",
+    "RetryCallback",
+    "build_message_params",
+]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The most bytes one response may hold (see the module docstring)."""
 
 RetryCallback = Callable[[str, int, float], None]
 """`on_retry(error, attempt, delay_s)`: a call failed and will be retried after `delay_s`."""
@@ -63,6 +94,14 @@ _REJECTION_HINTS: Mapping[int, str] = {
     404: "check the model name and the base URL (ANTHROPIC_BASE_URL / defaults.base_url)",
     413: "the request is too large; shorten the prompt or the conversation",
 }
+
+
+class _IncompleteAnswer(Exception):
+    """The response was not one whole Messages API event stream (a transport fault)."""
+
+
+class _ResponseRefused(Exception):
+    """The response cannot be taken at all: too large, or a body that cannot be measured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +162,7 @@ class AnthropicModel:
         backoff_base_s, backoff_max_s: exponential backoff (with jitter) when the
             API gives no `retry-after`; the n-th retry waits about base * 2**(n-1).
         max_retry_after_s: the longest `retry-after` honoured; longer waits are capped.
+        max_response_bytes: the most bytes one response may hold; more is a ModelError.
 
     Raises:
         ModelError: no API key was given and $ANTHROPIC_API_KEY is not set.
@@ -142,6 +182,7 @@ class AnthropicModel:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         max_retry_after_s: float = 60.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not key:
@@ -149,8 +190,17 @@ class AnthropicModel:
                 "no Anthropic API key: set ANTHROPIC_API_KEY (or pass api_key=...), "
                 "or run offline with the replay model (--model replay)"
             )
-        self._api_key = key  # never printed: see _scrub and __repr__
+        self._api_key = key  # never printed: see _redactor and __repr__
         self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        self._redactor = SecretRedactor(
+            [
+                key,
+                os.environ.get("ANTHROPIC_API_KEY"),
+                os.environ.get("ANTHROPIC_AUTH_TOKEN"),
+                _url_password(self.base_url),
+            ]
+        )
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max(0, max_retries)
         self.timeout_s = timeout_s
         self.prices = prices if prices is not None else PriceTable.default()
@@ -168,13 +218,25 @@ class AnthropicModel:
         """Create the SDK client (imports `anthropic`); idempotent."""
         if self._client is not None:
             return
-        from anthropic import AsyncAnthropic
+        import httpx2
+        from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+
+        limit = self.max_response_bytes
+
+        async def cap_body(response: httpx2.Response) -> None:
+            if isinstance(response.stream, httpx2.AsyncByteStream):
+                response.stream = _capped_stream(response.stream, limit, response.headers)
 
         self._client = AsyncAnthropic(
             api_key=self._api_key,
             base_url=self.base_url,
             max_retries=0,
             timeout=self.timeout_s,
+            # Uncompressed, so the bytes counted are the bytes kept.
+            default_headers={"Accept-Encoding": "identity"},
+            http_client=DefaultAsyncHttpxClient(
+                timeout=self.timeout_s, event_hooks={"response": [cap_body]}
+            ),
         )
 
     async def aclose(self) -> None:
@@ -217,13 +279,18 @@ class AnthropicModel:
         retries = 0
         while True:
             failure: _Failure | None = None
+            sink = self._redactor.stream(on_text) if on_text is not None else None
             try:
                 with trio.fail_after(request.timeout_s):
-                    message = await self._stream_once(params, request.timeout_s, on_text)
+                    message = await self._stream_once(params, request.timeout_s, sink)
             except Exception as exc:  # TooSlowError included: see the module docstring
                 failure = self._classify(exc, request)
             if failure is None:
-                return self._to_turn(message, request)
+                if sink is not None:
+                    sink.flush()
+                return self._redactor.turn(self._to_turn(message, request))
+            if sink is not None:
+                sink.discard()
             if not failure.retryable or retries >= self.max_retries:
                 # Raised outside the `except`: no __context__ chains the SDK error
                 # (whose request and body could carry the key) to ours.
@@ -235,16 +302,43 @@ class AnthropicModel:
             await trio.sleep(delay)
 
     async def _stream_once(
-        self, params: Mapping[str, Any], timeout_s: float, on_text: TextSink | None
+        self, params: Mapping[str, Any], timeout_s: float, on_text: RedactingTextSink | None
     ) -> Message:
+        """One attempt: the whole answer, or `_IncompleteAnswer` (see the module docstring)."""
         client = self._client
         if client is None:
             raise AgentflowError("AnthropicModel was closed; use it inside `async with`")
         async with client.messages.stream(**params, timeout=timeout_s) as stream:
-            async for delta in stream.text_stream:
-                if on_text is not None and delta:
-                    on_text(delta)
-            return await stream.get_final_message()
+            await _require_event_stream(stream)
+            started = stopped = False
+            open_blocks: set[int] = set()
+            async for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    if on_text is not None and event.delta.text:
+                        on_text(event.delta.text)
+                elif event.type == "message_start":
+                    started = True
+                elif event.type == "content_block_start":
+                    open_blocks.add(event.index)
+                elif event.type == "content_block_stop":
+                    open_blocks.discard(event.index)
+                elif event.type == "message_stop":
+                    stopped = True
+            if not started:
+                raise _IncompleteAnswer("the event stream held no message (no message_start)")
+            if open_blocks:
+                raise _IncompleteAnswer(
+                    f"the stream ended inside content block {min(open_blocks)} "
+                    "(no content_block_stop): the answer was cut off"
+                )
+            if not stopped:
+                raise _IncompleteAnswer(
+                    "the stream ended before message_stop: the answer was cut off"
+                )
+            message = await stream.get_final_message()
+            if message.stop_reason is None:
+                raise _IncompleteAnswer("the answer has no stop_reason (no message_delta)")
+            return message
 
     def _retry_delay(self, retry: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None and retry_after_s > 0:
@@ -253,11 +347,7 @@ class AnthropicModel:
         return ceiling * random.uniform(0.75, 1.0)
 
     def _scrub(self, text: str) -> str:
-        # Keys shorter than 8 characters are test stand-ins, not secrets; replacing
-        # them would mangle every message ("k" in "key").
-        if len(self._api_key) < 8:
-            return text
-        return text.replace(self._api_key, "[redacted]")
+        return self._redactor.text(text)
 
     def _classify(self, exc: Exception, request: ModelRequest) -> _Failure:
         """Turn any exception of one attempt into the ModelError to raise, and a retry plan."""
@@ -265,6 +355,11 @@ class AnthropicModel:
         import httpx2
 
         where = f"model call ({request.model}, agent {request.agent}, turn {request.turn})"
+        if isinstance(exc, _IncompleteAnswer):
+            msg = f"{where} failed: {exc}; the partial answer was discarded"
+            return _Failure(ModelError(self._scrub(msg)), retryable=True)
+        if isinstance(exc, _ResponseRefused):
+            return _Failure(ModelError(self._scrub(f"{where} failed: {exc}")), retryable=False)
         timeouts = (anthropic.APITimeoutError, httpx2.TimeoutException, trio.TooSlowError)
         if isinstance(exc, timeouts):
             msg = f"{where} timed out after {request.timeout_s:g}s"
@@ -334,10 +429,72 @@ class AnthropicModel:
             tool_calls=tuple(calls),
             structured=structured,
             usage=usage,
-            stop_reason=message.stop_reason or "end_turn",
+            stop_reason=message.stop_reason or "end_turn",  # never None: see _stream_once
             model=model,
             structured_call_id=structured_id,
         )
+
+
+async def _require_event_stream(stream: AsyncMessageStream[Any]) -> None:
+    """Raise `_IncompleteAnswer` naming what came back if a 200 is not an event stream."""
+    response = stream.response
+    content_type = response.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == "text/event-stream":
+        return
+    head = b""
+    async with aclosing(response.aiter_bytes()) as chunks:
+        async for chunk in chunks:
+            head += chunk
+            if len(head) >= _SHOWN_BYTES:
+                break
+    shown = head[:_SHOWN_BYTES].decode("utf-8", errors="replace")
+    shown = shown.encode("ascii", errors="backslashreplace").decode("ascii")
+    raise _IncompleteAnswer(
+        f"the API answered HTTP {response.status_code} with content-type "
+        f"{content_type or 'none'!r} instead of an event stream (text/event-stream); "
+        f"the body begins {shown!r}. Check the base URL (a proxy or a wrong host answers like this)"
+    )
+
+
+_SHOWN_BYTES = 200
+
+
+def _capped_stream(
+    inner: httpx2.AsyncByteStream, limit: int, headers: Mapping[str, str]
+) -> httpx2.AsyncByteStream:
+    """`inner`, raising `_ResponseRefused` past `limit` bytes or if the body is compressed."""
+    import httpx2
+
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+
+    class CappedStream(httpx2.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            if encoding not in ("", "identity"):
+                raise _ResponseRefused(
+                    f"the API sent a {encoding}-compressed body although none was asked "
+                    "for; its size cannot be checked, so it is refused"
+                )
+            received = 0
+            async for chunk in inner:
+                received += len(chunk)
+                if received > limit:
+                    raise _ResponseRefused(
+                        f"the response passed the {limit}-byte limit (max_response_bytes) "
+                        "and was cut off; a server that streams without end answers like this"
+                    )
+                yield chunk
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    return CappedStream()
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _as_mapping(value: object) -> Mapping[str, Any]:

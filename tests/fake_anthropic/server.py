@@ -11,8 +11,12 @@ anthropic/_streaming.py): `message_start`, `content_block_start`,
 Each request takes the next scripted reply (or asks a function of the request):
 a message (`text_reply`, `tool_reply`, `Reply`), an HTTP error (`ErrorReply`,
 with headers such as `retry-after-ms`), an `event: error` in the middle of a
-stream (`StreamErrorReply`), or a hang (`HangReply`). Every request is recorded
-(`FakeAnthropic.requests`), so tests assert what was sent.
+stream (`StreamErrorReply`), or a hang (`HangReply`). Faults a broken network,
+proxy or server produces: a stream that stops early, without `message_stop` or
+inside a tool's JSON input (`CutStreamReply`); a 200 that is not an event
+stream, such as a JSON or HTML page (`RawReply`); a stream that never ends
+(`FloodReply`). Every request is recorded (`FakeAnthropic.requests`), so tests
+assert what was sent.
 
 Usage:
     fake = FakeAnthropic([text_reply("hi")])
@@ -41,9 +45,12 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 __all__ = [
+    "CutStreamReply",
     "ErrorReply",
     "FakeAnthropic",
+    "FloodReply",
     "HangReply",
+    "RawReply",
     "RecordedRequest",
     "Reply",
     "Scripted",
@@ -96,7 +103,44 @@ class HangReply:
     seconds: float = 30.0
 
 
-Scripted = Reply | ErrorReply | StreamErrorReply | HangReply
+@dataclass(frozen=True)
+class CutStreamReply:
+    """A 200 stream of `reply` that ends early (the body just stops, as a dropped link would).
+
+    `after_deltas`: stop after that many `content_block_delta` events, e.g. inside
+    a tool's JSON input. None: send every event before the first one named `drop_from`.
+    """
+
+    reply: Reply
+    after_deltas: int | None = None
+    drop_from: str = "message_stop"
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """Any status, content type and body, e.g. a 200 JSON document or an HTML error page."""
+
+    body: bytes
+    content_type: str = "application/json"
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class FloodReply:
+    """A 200 stream that never finishes: `message_start`, then text deltas without end.
+
+    `one_line`: instead, a single `data:` line that never ends (no event boundary
+    at all). `max_chunks` bounds the server's work if a client never hangs up.
+    """
+
+    chunk_chars: int = 8192
+    one_line: bool = False
+    max_chunks: int = 20_000
+
+
+Scripted = (
+    Reply | ErrorReply | StreamErrorReply | HangReply | CutStreamReply | RawReply | FloodReply
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +265,13 @@ async def _respond(reply: Scripted, body: Mapping[str, Any]) -> Response:
         reply = ErrorReply(500, "api_error", "fake anthropic: hang ended")
     if isinstance(reply, ErrorReply):
         return _error_response(reply)
+    if isinstance(reply, RawReply):
+        return Response(reply.body, reply.status, {"content-type": reply.content_type})
+    if isinstance(reply, FloodReply):
+        return Response(_flood(reply, body), 200, {"content-type": "text/event-stream"})
+    if isinstance(reply, CutStreamReply):
+        events = _cut(_stream_events(reply.reply, body), reply)
+        return Response(_sse(events), 200, {"content-type": "text/event-stream"})
     if not body.get("stream"):
         if isinstance(reply, StreamErrorReply):
             return _error_response(ErrorReply(529, reply.error_type, reply.message))
@@ -318,6 +369,38 @@ def _stream_events(
         },
     )
     yield "message_stop", {"type": "message_stop"}
+
+
+def _cut(
+    events: Iterable[tuple[str, dict[str, Any]]], cut: CutStreamReply
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    deltas = 0
+    for name, data in events:
+        if cut.after_deltas is None and name == cut.drop_from:
+            return
+        yield name, data
+        if name == "content_block_delta":
+            deltas += 1
+            if deltas == cut.after_deltas:
+                return
+
+
+async def _flood(reply: FloodReply, body: Mapping[str, Any]) -> AsyncIterator[bytes]:
+    start = dict(next(iter(_stream_events(text_reply(""), body)))[1])
+    yield f"event: message_start\ndata: {json.dumps(start)}\n\n".encode()
+    if reply.one_line:
+        yield b"event: content_block_delta\ndata: "
+    else:
+        block: dict[str, Any] = {"type": "text", "text": ""}
+        opening = {"type": "content_block_start", "index": 0, "content_block": block}
+        yield f"event: content_block_start\ndata: {json.dumps(opening)}\n\n".encode()
+    text = "x" * reply.chunk_chars
+    text_delta: dict[str, Any] = {"type": "text_delta", "text": text}
+    delta = {"type": "content_block_delta", "index": 0, "delta": text_delta}
+    event = f"event: content_block_delta\ndata: {json.dumps(delta)}\n\n".encode()
+    for _ in range(reply.max_chunks):
+        yield text.encode() if reply.one_line else event
+        await trio.lowlevel.checkpoint()
 
 
 async def _sse(

@@ -314,7 +314,8 @@ async def test_a_trickling_stream_hits_the_total_deadline_and_is_retried() -> No
     # Each event arrives well within the SDK's per-read timeout, but the whole
     # answer would take ~2 s: the per-call deadline (0.25 s) must end each attempt.
     slow = Reply(content=({"type": "text", "text": "x" * 40},), chunk_size=1, delay_s=0.04)
-    retries, texts = Retries(), []
+    retries = Retries()
+    texts: list[str] = []
     async with serving([slow, slow], retries, max_retries=1) as (fake, model):
         start = trio.current_time()
         with pytest.raises(ModelError, match=r"timed out after 0\.25s") as info:

@@ -8,10 +8,12 @@ stopping at the first.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from agentflow.runtime.errors import AgentflowError
@@ -74,7 +76,33 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic], main_file: str) -> list[
     )
 
 
+_FULL_SEARCH = 64
+"""Up to this many choices, every one is compared; beyond, only likely neighbours."""
+_NEIGHBOURS = 16
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ` (did you mean 'x'?)` suffix naming the closest choice, or '' if none is close."""
-    matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    """A ` (did you mean 'x'?)` suffix naming the closest choice, or '' if none is close.
+
+    With many choices (a pipeline of thousands of ids with a typo in each) comparing
+    every pair would be quadratic; then only the choices next to `word` in sorted
+    order, forwards and backwards (a typo keeps a prefix or a suffix), are compared.
+    """
+    ordered, by_suffix = _sorted_choices(frozenset(choices))
+    candidates: Iterable[str] = ordered
+    if len(ordered) > _FULL_SEARCH:
+        at = bisect.bisect(ordered, word)
+        reverse_at = bisect.bisect(by_suffix, word[::-1])
+        near = ordered[max(0, at - _NEIGHBOURS) : at + _NEIGHBOURS]
+        near += tuple(
+            r[::-1] for r in by_suffix[max(0, reverse_at - _NEIGHBOURS) : reverse_at + _NEIGHBOURS]
+        )
+        candidates = sorted(set(near))
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+@lru_cache(maxsize=16)
+def _sorted_choices(choices: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The choices sorted, and their reversals sorted (cached: one set serves many calls)."""
+    return tuple(sorted(choices)), tuple(sorted(c[::-1] for c in choices))

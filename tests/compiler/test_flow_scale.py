@@ -209,3 +209,26 @@ def test_fan_outs_that_combine_into_a_huge_formula_print_none(tmp_path: Path) ->
     assert "  no formula: the fan-outs combine into a formula of more than 256 terms" in explain(
         loaded
     )
+
+
+def test_a_thousand_typos_among_two_thousand_states_each_get_a_suggestion(tmp_path: Path) -> None:
+    """did-you-mean compares each typo with a few sorted neighbours, not every id."""
+    states = "".join(f"    - id: state_number_{i}\n" for i in range(2000))
+    agents = "".join(
+        f"  - id: a{i}\n    prompt: prompts/p.md\n"
+        f"    transitions: {{on_complete: state_numbr_{i}}}\n"
+        for i in range(1000)
+    )
+    path = _write(tmp_path, "typos", [])
+    path.write_text(HEADER.format(name="typos").replace("agents:\n", states + "agents:\n") + agents)
+    done = subprocess.run(  # a quadratic search takes minutes: the timeout turns it into a failure
+        [sys.executable, "-m", "agentflow.compiler", str(path), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("is not a declared state (did you mean 'state_number_") == 1000
+    assert "'state_numbr_777' is not a declared state (did you mean 'state_number_777'?)" in (
+        done.stderr
+    )

@@ -22,10 +22,12 @@ last snapshot (no stop reason, a tool's JSON input cut in the middle) would
 pass for the answer. So a stream must start with `message_start`, finish
 every content block it opens, carry a stop reason and end with
 `message_stop`; otherwise the attempt is a transport fault and is retried,
-and nothing of it (no tool call) reaches the runner. A 200 whose body is not
-an event stream (a JSON document, a proxy's HTML page) is retried too, with a
-message naming its content type and first bytes. One response may hold at
-most `max_response_bytes` (32 MiB by default; the largest real answer,
+and nothing of it (no tool call) reaches the runner. An answer that stopped at
+`max_tokens` with a tool call in it is refused (`ModelError`, not retried: the
+same request would stop there again), since that call's input may be cut off.
+A 200 whose body is not an event stream (a JSON document, a proxy's HTML
+page) is retried too, with a message naming its content type and first
+bytes. One response may hold at most `max_response_bytes` (32 MiB by default; the largest real answer,
 128,000 tokens each in its own event, is about 17 MB): the client asks for
 an uncompressed body and counts its bytes as they arrive, so a server that
 streams without end is cut off with a `ModelError` (not retried: the next
@@ -338,6 +340,14 @@ class AnthropicModel:
             message = await stream.get_final_message()
             if message.stop_reason is None:
                 raise _IncompleteAnswer("the answer has no stop_reason (no message_delta)")
+            if message.stop_reason == "max_tokens" and any(
+                block.type == "tool_use" for block in message.content
+            ):
+                raise _ResponseRefused(
+                    f"the answer reached max_tokens ({params.get('max_tokens')}) inside a tool "
+                    "call, so the tool's input may be cut off; it was not run. Raise the "
+                    "agent's max_tokens"
+                )
             return message
 
     def _retry_delay(self, retry: int, retry_after_s: float | None) -> float:

@@ -105,6 +105,31 @@ async def test_a_run_never_executes_a_tool_with_cut_off_input(tmp_path: Path) ->
     assert (tmp_path / "draft.md").read_text() == write["content"]
 
 
+@pytest.mark.parametrize("output", ["text", "verdict"])
+async def test_a_tool_call_cut_by_max_tokens_is_refused_not_run(output: str) -> None:
+    # The API closes the stream normally, but a tool_use block cut by max_tokens
+    # may hold partial input (a verdict without its blocking issues, half a path).
+    name = "read_file" if output == "text" else "submit_verdict"
+    cut = tool_reply(name, TOOL_INPUT if output == "text" else PASS, stop_reason="max_tokens")
+    retries = Retries()
+    async with serving([cut, text_reply(WHOLE)], retries) as (fake, model):
+        with pytest.raises(ModelError) as info:
+            await model.complete(make_request(tools=[READ_TOOL], output=output, max_tokens=64))
+    assert not isinstance(info.value, ModelRequestRejected)
+    message = str(info.value)
+    assert "max_tokens (64)" in message and "was not run" in message, message
+    assert len(fake.requests) == 1 and retries.calls == []  # the same request would stop again
+
+
+async def test_text_cut_by_max_tokens_is_still_an_answer() -> None:
+    async with serving([text_reply("A long answer that st", stop_reason="max_tokens")]) as (
+        _fake,
+        model,
+    ):
+        turn = await model.complete(make_request(max_tokens=8))
+    assert turn.text == "A long answer that st" and turn.stop_reason == "max_tokens"
+
+
 @pytest.mark.parametrize(
     ("reply", "shown"),
     [

@@ -27,11 +27,12 @@ and nothing of it (no tool call) reaches the runner. An answer that stopped at
 same request would stop there again), since that call's input may be cut off.
 A 200 whose body is not an event stream (a JSON document, a proxy's HTML
 page) is retried too, with a message naming its content type and first
-bytes. One response may hold at most `max_response_bytes` (32 MiB by default; the largest real answer,
-128,000 tokens each in its own event, is about 17 MB): the client asks for
-an uncompressed body and counts its bytes as they arrive, so a server that
-streams without end is cut off with a `ModelError` (not retried: the next
-try would be as large). A compressed body is refused, as it cannot be counted.
+bytes. One response may hold at most `max_response_bytes` (32 MiB by
+default; the largest real answer, 128,000 tokens each in its own event, is
+about 17 MB): the client asks for an uncompressed body and counts its bytes
+as they arrive, so a server that streams without end is cut off with a
+`ModelError` (not retried: the next try would be as large). A compressed
+body is refused, as it cannot be counted.
 
 Secrets: the API key (and any other secret the model holds: a key in the
 environment, a password in the base URL) never appears in an exception,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keyword
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from agentflow.runtime.spec import AGENT_EVENTS
 
@@ -48,6 +49,9 @@ RESERVED_AGENT_IDS: frozenset[str] = frozenset({"aggregation"})
 """Agent ids the runtime uses for itself (the aggregation's triggers are `aggregation.*`)."""
 
 
+MAX_MODULE_NAME = 200
+"""The longest generated module name (a file name: most filesystems allow 255 bytes)."""
+
 _KINDS = {"agents": "agent", "tools": "tool", "state_machine": "state"}
 
 
@@ -60,6 +64,12 @@ def check_ids(ctx: CheckContext) -> Iterator[Diagnostic]:
             ("name",),
             f"pipeline name '{spec.name}' gives the module name '{module}', which is not a "
             "Python identifier; use letters, digits, '-' or '_', starting with a letter",
+        )
+    elif len(module) > MAX_MODULE_NAME:
+        yield ctx.at(
+            ("name",),
+            f"pipeline name gives a {len(module)}-character module name, too long for a file "
+            f"name; shorten the name to at most {MAX_MODULE_NAME} characters",
         )
     defined: list[tuple[Path, str]] = [
         (("agents", i, "id"), a.id) for i, a in enumerate(spec.agents)
@@ -212,13 +222,26 @@ def check_tools(ctx: CheckContext) -> Iterator[Diagnostic]:
                 )
 
 
+def _is_http_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port, and no whitespace or control characters
+    (urlsplit would silently drop CR, LF and tab)."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0..65535
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def check_settings(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Free-text settings that must not be empty; base_url must be http(s)."""
     spec = ctx.spec
     if not spec.name.strip():
         yield ctx.at(("name",), "the pipeline name is empty")
     base_url = spec.defaults.base_url
-    if base_url is not None and not re.match(r"^https?://[^\s/]+", base_url):
+    if base_url is not None and not _is_http_url(base_url):
         yield ctx.at(
             ("defaults", "base_url"),
             f"base_url '{base_url}' is not an http(s) URL, e.g. 'http://127.0.0.1:8080'",

@@ -222,6 +222,25 @@ def check_tools(ctx: CheckContext) -> Iterator[Diagnostic]:
                 )
 
 
+def check_encodable_text(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """A lone surrogate (a YAML escape such as "\\ud800") cannot be written as UTF-8: not in
+    the audit log, a cassette or the terminal; report each value that holds one."""
+    pending: list[tuple[Path, object]] = [((), ctx.spec.model_dump())]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if any("\ud800" <= char <= "\udfff" for char in value):
+                yield ctx.at(
+                    path,
+                    "this text holds a lone surrogate (from a \\ud800-\\udfff escape), which "
+                    "cannot be written as UTF-8; remove the escape",
+                )
+        elif isinstance(value, dict):
+            pending += [((*path, key), item) for key, item in value.items()]
+        elif isinstance(value, list | tuple):
+            pending += [((*path, index), item) for index, item in enumerate(value)]
+
+
 def _is_http_url(url: str) -> bool:
     """An http(s) URL with a host and a valid port, and no whitespace or control characters
     (urlsplit would silently drop CR, LF and tab)."""
@@ -279,6 +298,7 @@ CHECKS: tuple[Check, ...] = (
     check_aggregation,
     check_tools,
     check_settings,
+    check_encodable_text,
     check_prompts,
 )
 

@@ -42,8 +42,11 @@ class Diagnostic:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
 
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-"""Control, line-separator and bidirectional-formatting characters."""
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+"""Control, line-separator and bidirectional-formatting characters, and lone surrogates
+(which no UTF-8 terminal or file can take)."""
 
 
 def escape_controls(text: str) -> str:

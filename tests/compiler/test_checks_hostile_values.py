@@ -61,3 +61,17 @@ def test_pipeline_name_too_long_for_a_file_name_is_an_error(
     assert "values.yaml:1:7: error: " in err and "too long" in err, err[:300]
     assert "internal error" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("field", ["name", "base_url"])
+def test_lone_surrogate_in_a_value_is_an_error(
+    field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A "\\ud800" escape makes text no UTF-8 file or log can hold (the run exited 70)."""
+    value = '"x\\ud800y"'
+    kwargs = {"name": value} if field == "name" else {"base_url": '"http://h/\\udc00"'}
+    assert _compile(tmp_path, **kwargs) == EXIT_INVALID
+    err = capsys.readouterr().err
+    line = 1 if field == "name" else 3
+    assert f"values.yaml:{line}:" in err and "surrogate" in err, err
+    assert "internal error" not in err

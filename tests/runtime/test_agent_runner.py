@@ -255,7 +255,7 @@ async def test_budget_exceeded_cancels_the_run_cleanly(autojump_clock: object) -
     assert result.status == "cancelled"
     assert "max_cost_usd=0.035" in (result.reason or "")
     assert len(kinds(events, K.BUDGET_EXCEEDED)) == 1
-    assert [e.kind for e in events[-2:]] == [K.RUN_CANCELLED, K.RUN_FINISHED]
+    assert [e.kind for e in events[-3:]] == [K.RUN_CANCELLED, K.RUN_FINISHED, K.LOG_SEALED]
     assert result.usage.cost_usd > 0.035
     assert any(i.status == "aborted" and "ended before" in (i.reason or "") for i in result.items)
 

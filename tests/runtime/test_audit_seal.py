@@ -159,12 +159,21 @@ def test_every_byte_of_the_last_two_lines_is_protected(tmp_path: Path, hello_log
             assert not verify_log(path).ok, (position, bytes(data[position : position + 1]))
 
 
+_ALIKE = (b"0123456789", b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def _mutate(data: bytes, draw: st.DrawFn) -> bytes:
     lines = data.splitlines(keepends=True)
     how = draw(st.sampled_from(["byte", "delete", "duplicate", "move", "swap"]))
     if how == "byte":
-        position = draw(st.integers(0, len(data) - 1))
-        value = draw(st.integers(0, 255).filter(lambda v: v != data[position]))
+        # Half the time in the last two lines (where the chain alone used to stop); and
+        # often a look-alike byte (a digit for a digit...), so the JSON still parses.
+        tail = data.rstrip(b"\n").rfind(b"\n", 0, data.rstrip(b"\n").rfind(b"\n")) + 1
+        start = draw(st.sampled_from([0, tail]))
+        position = draw(st.integers(start, len(data) - 1))
+        old = data[position]
+        alike = next((c for c in _ALIKE if old in c), bytes(range(256)))
+        value = draw(st.sampled_from([v for v in alike if v != old] or [old ^ 1]))
         return data[:position] + bytes([value]) + data[position + 1 :]
     i = draw(st.integers(0, len(lines) - 1))
     if how == "delete":

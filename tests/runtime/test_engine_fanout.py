@@ -261,10 +261,10 @@ async def test_cancellation_mid_fan_out_writes_run_cancelled(autojump_clock: obj
     assert scope.cancelled_caught
     assert len(started) == 4  # the limiter held the rest back
     assert sink.closed
-    tail = [e.kind for e in sink.events[-2:]]
-    assert tail == [K.RUN_CANCELLED, K.RUN_FINISHED]
-    assert sink.events[-1].payload["status"] == "cancelled"
-    assert sink.events[-1].payload["items"]["aborted"] == 101  # none finished
+    tail = [e.kind for e in sink.events[-3:]]
+    assert tail == [K.RUN_CANCELLED, K.RUN_FINISHED, K.LOG_SEALED]
+    assert sink.events[-2].payload["status"] == "cancelled"
+    assert sink.events[-2].payload["items"]["aborted"] == 101  # none finished
     # no task outlives the run: the test's task has no nursery the run opened
     assert trio.lowlevel.current_task().child_nurseries == nurseries_before
 
@@ -288,7 +288,7 @@ async def test_fatal_error_in_one_item_cancels_siblings(autojump_clock: object) 
     result, events = await run(pipeline, "q", handlers)
     assert trio.current_time() - start < 1  # the sleeping siblings were cancelled
     assert result.status == "error" and "qa_agent.on_pass" in (result.reason or "")
-    assert events[-1].kind == K.RUN_FINISHED
+    assert [e.kind for e in events[-2:]] == [K.RUN_FINISHED, K.LOG_SEALED]
 
 
 async def test_broadcast_over_1000_items_respects_the_item_limit(autojump_clock: object) -> None:

@@ -44,8 +44,8 @@ async def test_registered_tool_and_sink_are_used(
     result = await pipeline.run("quiet words", model=DryRunModel())
     assert result.status == "succeeded"
     assert result.items[0].output == "QUIET WORDS"  # the registered tool, not the YAML plugin
-    assert [e.kind for e in sink.events][-1] == "run_finished"
-    assert len(sink.events) == result.events
+    assert [e.kind for e in sink.events][-2:] == ["run_finished", "log_sealed"]
+    assert len(sink.events) == result.events + 1  # result.events counts through run_finished
 
 
 def test_registering_an_undeclared_tool_or_a_non_tool_fails_clearly() -> None:
@@ -71,7 +71,7 @@ async def test_run_options_audit_log_writes_a_verifiable_log(tmp_path: Path) -> 
     options = RunOptions(audit_log=str(log))
     result = await SEED.run("x", model=DryRunModel(), options=options)
     lines = log.read_text().splitlines()
-    assert len(lines) == result.events and "older" not in lines[0]
+    assert len(lines) == result.events + 1 and "older" not in lines[0]  # + log_sealed
     table = {(s, t): to for s, t, to in derive_transitions(SEED.PIPELINE)}
     assert verify_log(log, table).ok
 

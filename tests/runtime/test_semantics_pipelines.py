@@ -121,7 +121,7 @@ async def test_generated_hello_world_runs_with_overridden_handlers() -> None:
         "topic", handlers=Mine(), sinks=[sink], options=RunOptions(backoff_scale=0)
     )
     assert result.ok and result.items[0].attempts == {"writer_agent": 2, "reviewer_agent": 2}
-    assert sink.events[-1].payload["status"] == "succeeded"
+    assert sink.events[-2].payload["status"] == "succeeded"  # run_finished, then the seal
 
 
 async def test_hello_world_default_agents_with_filesystem_tool(

@@ -1404,6 +1404,12 @@ def graphs() -> None:
     )
 
 
+def fuzz_found() -> None:
+    """Mutants bench/fuzz_pipelines.py found mishandled, kept as corpus entries."""
+    for path in sorted((HERE / "fuzz_found").glob("*.yaml")):
+        add(f"fuzz_{path.stem}", path.read_bytes(), "error", f"fuzz mutant {path.name}")
+
+
 def write_corpus(target: Path) -> int:
     """Write every entry, the prompts and the manifest under `target`; returns the entry count."""
     ENTRIES.clear()
@@ -1415,6 +1421,7 @@ def write_corpus(target: Path) -> int:
     encodings()
     yaml_features()
     graphs()
+    fuzz_found()
     target.mkdir(exist_ok=True)
     for path in target.glob("*.yaml"):
         path.unlink()

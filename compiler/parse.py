@@ -464,7 +464,7 @@ def _validation_message(context: str, problem: str, text: str, line: int) -> tup
 
 def _block_owner(lines: list[str], line: int) -> tuple[int, int, str] | None:
     """(line, column, key) of the `key:` whose block value starts at `line`, if any."""
-    for number in range(line - 1, 0, -1):
+    for number in range(min(line - 1, len(lines)), 0, -1):
         text = lines[number - 1]
         if not text.strip() or text.lstrip().startswith("#"):
             continue

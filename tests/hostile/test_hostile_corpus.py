@@ -42,12 +42,7 @@ ENTRIES = sorted(MANIFEST)
 
 # Entries that fail today because of a finding another helper is fixing. Strict:
 # an entry that starts passing fails the suite until its mark is removed here.
-KNOWN_FAILURES: dict[str, str] = {
-    "fuzz_seed1_09154_block_owner.yaml": (
-        "compiler/parse.py _block_owner: IndexError (exit 70) on a 'found a sequence' error "
-        "reported past the last line (fuzz seed 1, mutant 9154)"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 _DIAGNOSTIC = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: \S", re.MULTILINE)
 

@@ -14,6 +14,7 @@ any item aborts.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final, Protocol
@@ -249,7 +250,9 @@ COMPILED: Final = CompiledPipeline(
     initial=INITIAL,
     terminal=TERMINAL,
     prompts=PROMPTS,
-    source_path=SOURCE_PATH,
+    # SOURCE_PATH is relative to this file; resolved here so a cassette next to
+    # the YAML is found whatever the working directory.
+    source_path=os.path.normpath(os.path.join(os.path.dirname(__file__), SOURCE_PATH)),
     source_sha256=SOURCE_SHA256,
     plugin_tools=PLUGIN_TOOLS,
 )

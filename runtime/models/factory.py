@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from ..errors import ModelError
 from ..pipeline import CompiledPipeline
@@ -50,14 +51,39 @@ def anthropic_model(
     first try of each call): `defaults.retry.max_attempts`.
 
     Raises:
-        ModelError: $ANTHROPIC_API_KEY is not set.
+        ModelError: $ANTHROPIC_API_KEY is not set, or the pipeline's own `base_url`
+            names a host other than Anthropic's or this machine's (see
+            `_check_pipeline_base_url`).
     """
     defaults = (spec.spec if isinstance(spec, CompiledPipeline) else spec).defaults
+    from_env = os.environ.get("ANTHROPIC_BASE_URL")
+    if not from_env and defaults.base_url:
+        _check_pipeline_base_url(defaults.base_url)
     return AnthropicModel(
-        base_url=os.environ.get("ANTHROPIC_BASE_URL") or defaults.base_url,
+        base_url=from_env or defaults.base_url,
         timeout_s=defaults.timeout_s,
         max_retries=defaults.retry.max_attempts,
         prices=prices,
+    )
+
+
+_TRUSTED_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "api.anthropic.com"})
+
+
+def _check_pipeline_base_url(url: str) -> None:
+    """Refuse a YAML `base_url` that would send the API key to a third party.
+
+    A pipeline file may come from someone else; the key is the user's. The YAML
+    may point at Anthropic or at this machine (a local proxy or test server);
+    any other host takes the user's own `ANTHROPIC_BASE_URL` to confirm it.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if host in _TRUSTED_HOSTS or host.endswith(".anthropic.com"):
+        return
+    raise ModelError(
+        f"the pipeline's defaults.base_url ({url}) would send your ANTHROPIC_API_KEY to "
+        f"{host or 'an unknown host'}; if you trust it, set ANTHROPIC_BASE_URL={url} "
+        "(the environment is yours, the pipeline file may not be)"
     )
 
 

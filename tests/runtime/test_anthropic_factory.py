@@ -61,8 +61,8 @@ def test_auto_is_live_claude_when_a_key_is_set(no_env: pytest.MonkeyPatch) -> No
 
 def test_base_url_env_wins_over_the_pipeline_default(no_env: pytest.MonkeyPatch) -> None:
     no_env.setenv("ANTHROPIC_API_KEY", KEY)
-    from_yaml = choose_model(spec(base_url="http://proxy.local:8080"), model="anthropic")
-    assert describe_model(from_yaml) == "live Claude via http://proxy.local:8080"
+    from_yaml = choose_model(spec(base_url="http://127.0.0.1:8080"), model="anthropic")
+    assert describe_model(from_yaml) == "live Claude via http://127.0.0.1:8080"
     no_env.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9999")
     from_env = choose_model(spec(base_url="http://proxy.local:8080"), model="anthropic")
     assert describe_model(from_env) == "live Claude via http://127.0.0.1:9999"
@@ -114,14 +114,14 @@ def test_live_model_takes_retries_timeout_and_base_url_from_the_pipeline(
     no_env: pytest.MonkeyPatch,
 ) -> None:
     no_env.setenv("ANTHROPIC_API_KEY", KEY)
-    pipeline = spec(base_url="http://proxy.local:8080").model_copy(
-        update={"defaults": DefaultsSpec(base_url="http://proxy.local:8080", timeout_s=9.0,
+    pipeline = spec(base_url="http://localhost:8080").model_copy(
+        update={"defaults": DefaultsSpec(base_url="http://localhost:8080", timeout_s=9.0,
                                          retry=RetrySpec(max_attempts=5))}
     )  # fmt: skip
     model = choose_model(pipeline, model="anthropic")
     assert isinstance(model, AnthropicModel)
     assert (model.max_retries, model.timeout_s) == (5, 9.0)
-    assert model.base_url == "http://proxy.local:8080"
+    assert model.base_url == "http://localhost:8080"
     assert anthropic_model(spec()).max_retries == RetrySpec().max_attempts
 
 
@@ -137,3 +137,44 @@ def test_auto_without_a_key_replays_the_cassette_next_to_the_yaml(
     replay_log = root / "pipelines" / "seed_minimal.cassette.jsonl"
     from_log = choose_model(spec(), model="replay", replay_log=replay_log)
     assert str(replay_log) in describe_model(from_log)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://proxy.local:8080",
+        "https://evil.example/v1",
+        "https://api.anthropic.com.evil.example",
+    ],
+)
+def test_a_pipeline_base_url_on_a_third_party_host_never_gets_the_key(
+    no_env: pytest.MonkeyPatch, url: str
+) -> None:
+    # A shared pipeline file must not be able to send the user's key elsewhere.
+    no_env.setenv("ANTHROPIC_API_KEY", KEY)
+    with pytest.raises(ModelError, match=r"would send your ANTHROPIC_API_KEY") as caught:
+        choose_model(spec(base_url=url), model="anthropic")
+    assert f"set ANTHROPIC_BASE_URL={url}" in str(caught.value)
+    assert KEY not in str(caught.value)
+    no_env.setenv("ANTHROPIC_BASE_URL", url)  # the user's own environment confirms it
+    assert describe_model(choose_model(spec(base_url=url), model="anthropic")) == (
+        f"live Claude via {url}"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.anthropic.com",
+        "http://127.0.0.1:1234",
+        "http://[::1]:9",
+        "https://eu.anthropic.com",
+    ],
+)
+def test_a_pipeline_base_url_on_anthropic_or_this_machine_is_used(
+    no_env: pytest.MonkeyPatch, url: str
+) -> None:
+    no_env.setenv("ANTHROPIC_API_KEY", KEY)
+    assert describe_model(choose_model(spec(base_url=url), model="anthropic")) == (
+        f"live Claude via {url}"
+    )

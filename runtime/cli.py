@@ -97,11 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_positive, help="fan-out concurrency limit for this run")
     run.add_argument("--seed", type=int, help="seed for retry jitter")
 
-    verify = sub.add_parser("verify", help="check an audit log's hash chain and transitions")
+    verify = sub.add_parser(
+        "verify",
+        help="check an audit log: hash chain, seal, run_finished, transitions (0: sound, sealed)",
+    )
     verify.add_argument("log", help="the run's JSONL audit log")
     verify.add_argument("--pipeline", help="pipeline YAML to check transitions against")
 
-    serve = sub.add_parser("serve", help="serve the UI for a finished run's audit log")
+    serve = sub.add_parser("serve", help="verify a finished run's audit log and serve its UI")
     serve.add_argument("log", help="the run's JSONL audit log")
     serve.add_argument("--pipeline", required=True, help="the pipeline YAML the run used")
     serve.add_argument("--host", default="127.0.0.1")

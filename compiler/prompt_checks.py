@@ -10,15 +10,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
 
 from agentflow.runtime.agents import PROMPT_VARIABLES
+from agentflow.runtime.prompting import PromptSandbox
 
 from .diagnostics import did_you_mean
 
 __all__ = ["template_problems"]
 
-_ENV = SandboxedEnvironment()
+_ENV = PromptSandbox()  # the runtime's sandbox: compiling folds constants through it
 
 
 def template_problems(text: str) -> list[tuple[int, str]]:

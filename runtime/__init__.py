@@ -4,7 +4,7 @@ Generated modules import from here; so do apps that plug in their own
 handlers, tools, models and sinks.
 """
 
-from .agents import AgentContext, AgentOutput, QAIssue, QAVerdict, Usage, WorkItem
+from .agents import AgentContext, AgentOutput, QAIssue, QAVerdict, TextOutput, Usage, WorkItem
 from .errors import (
     AgentflowError,
     BudgetExceededError,
@@ -58,6 +58,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "StateMachine",
+    "TextOutput",
     "Tool",
     "ToolCall",
     "ToolError",

@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     from .run_services import RunServices
     from .spec import AgentSpec
 
-__all__ = ["AgentContext", "AgentOutput", "QAIssue", "QAVerdict", "Usage", "WorkItem"]
+__all__ = [
+    "AgentContext",
+    "AgentOutput",
+    "QAIssue",
+    "QAVerdict",
+    "TextOutput",
+    "Usage",
+    "WorkItem",
+]
 
 JSON = Any
 """Any JSON-serialisable value."""
@@ -76,6 +84,13 @@ class Usage(BaseModel):
             + self.cache_creation_input_tokens
             + self.cache_read_input_tokens
         )
+
+
+class TextOutput(BaseModel):
+    """The output of an agent without `output:` as `outputs.<agent>` shows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    text: str
 
 
 class AgentOutput(BaseModel):
@@ -148,5 +163,5 @@ class AgentContext:
 
 
 PROMPT_VARIABLES: frozenset[str] = frozenset(
-    {"input", "item", "item_id", "upstream", "feedback", "attempt", "agent"}
+    {"input", "item", "item_id", "upstream", "feedback", "attempt", "agent", "outputs", "history"}
 )

@@ -13,10 +13,13 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CannotStartError, PipelineDefinitionError
 from .pipeline import CompiledPipeline, compile_spec
+
+if TYPE_CHECKING:  # the compiler is imported lazily: `agentflow run` pays for it only here
+    from agentflow.compiler.load import LoadedPipeline
 
 __all__ = ["CompiledModule", "PipelineInvalidError", "compile_and_import", "load_for_inspection"]
 
@@ -49,14 +52,9 @@ def compile_and_import(path: str | Path) -> CompiledModule:
     Raises:
         PipelineInvalidError: the pipeline has errors (the message lists them all).
     """
-    from agentflow.compiler.diagnostics import CompileError
     from agentflow.compiler.emit import emit_module, module_name
-    from agentflow.compiler.load import load_pipeline
 
-    try:
-        loaded = load_pipeline(path)
-    except CompileError as exc:
-        raise PipelineInvalidError(str(exc)) from None
+    loaded = _load_checked(path)
     source = emit_module(loaded)
     name = f"agentflow_generated_{module_name(loaded.spec)}"
     module = types.ModuleType(name)
@@ -91,16 +89,24 @@ def load_for_inspection(path: str | Path) -> CompiledPipeline:
     Raises:
         PipelineInvalidError: the pipeline has errors (the message lists them all).
     """
-    from agentflow.compiler.diagnostics import CompileError
-    from agentflow.compiler.load import load_pipeline
-
-    try:
-        loaded = load_pipeline(path)
-    except CompileError as exc:
-        raise PipelineInvalidError(str(exc)) from None
+    loaded = _load_checked(path)
+    # `Any`: mypy checks this package as `runtime.*` from the repo but the
+    # compiler imports it as `agentflow.runtime.*`; at run time they are one module.
+    spec: Any = loaded.spec
     return compile_spec(
-        loaded.spec,
+        spec,
         loaded.prompts,
         source_path=loaded.source_path.replace("\\", "/"),
         source_sha256=loaded.source_sha256,
     )
+
+
+def _load_checked(path: str | Path) -> LoadedPipeline:
+    """The compiler's load and checks; every diagnostic becomes a `PipelineInvalidError`."""
+    from agentflow.compiler.diagnostics import CompileError
+    from agentflow.compiler.load import load_pipeline
+
+    try:
+        return load_pipeline(path)
+    except CompileError as exc:
+        raise PipelineInvalidError(str(exc)) from None

@@ -7,24 +7,31 @@ WebSocket protocol (`/ws`, JSON text frames):
   events); `{"type": "resync", "reason": ...}` just before the server drops a
   client that stopped reading (the page reconnects and rebuilds from event 0).
 - client -> server: `{"type": "ack", "count": n}` once it has handled the
-  first n events.
+  first n events (n a non-negative integer). Anything else is a protocol
+  error: the client is closed with 1008 (1003 for a binary frame; a message
+  over `MAX_CLIENT_MESSAGE_BYTES` is not parsed). Hypercorn itself refuses
+  larger messages (1009, see server.py) and invalid UTF-8. Nothing a client
+  sends is logged.
 
 Flow control: a client may have at most `UiConfig.ws_window_bytes` of
 unacknowledged events in flight. That is its bounded queue: the events
 themselves live once, in the source, shared by every client. A client whose
 window stays full for `ws_stall_timeout_s` is sent `resync` and closed with
 code 4000. The window is kept well below the kernel's socket buffers, so a
-send to a stalled client never blocks, and a stalled client never slows the
-run or the other clients.
+send to a stalled client rarely blocks; when one does (an event larger than
+the buffers), it is given up after `ws_stall_timeout_s` and the client is
+dropped the same way. A stalled client never slows the run or the others.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass
 from importlib import resources
+from types import TracebackType
 from typing import Any, cast
 
 import trio
@@ -34,7 +41,17 @@ from quart_trio import QuartTrio
 from .graph import pipeline_graph
 from .source import UiSource
 
-__all__ = ["STATIC_FILES", "UiConfig", "UiStats", "create_app", "is_own_authority", "own_names"]
+__all__ = [
+    "MAX_CLIENT_MESSAGE_BYTES",
+    "STATIC_FILES",
+    "UiConfig",
+    "UiStats",
+    "create_app",
+    "is_own_authority",
+    "one_line_logger",
+    "own_names",
+    "parse_ack",
+]
 
 STATIC_FILES = frozenset({"index.html", "app.js", "style.css", "cytoscape.min.js", "VENDORED.md"})
 _CONTENT_TYPES = {
@@ -47,6 +64,12 @@ _COOKIE = "agentflow_ui_token"
 _COALESCE_BELOW = 100  # events: a smaller backlog waits ws_coalesce_s for more
 CLOSE_LAGGING = 4000
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_UNSUPPORTED_DATA = 1003
+MAX_CLIENT_MESSAGE_BYTES = 4096
+"""The longest WebSocket message a client may send (an ack is about 30 bytes)."""
+
+_log = logging.getLogger("agentflow.ui")
 
 
 @dataclass
@@ -57,7 +80,8 @@ class UiConfig:
     non-loopback host: `serve_ui` generates one). `ws_window_bytes`: the most
     unacknowledged event bytes one WebSocket client may have in flight;
     `ws_batch_bytes`: the largest single frame; `ws_stall_timeout_s`: how long
-    a full window may wait for an ack before the client is dropped;
+    a full window may wait for an ack, or one write to a client may wait on
+    its socket, before the client is dropped (for HTTP: the connection reset);
     `ws_coalesce_s`: how long a sender waits after new events arrive so that a
     burst goes out as one frame rather than one frame per event.
     """
@@ -78,6 +102,56 @@ class UiStats:
     clients: int = 0  # Invariant: WebSocket clients currently connected.
     connected_total: int = 0
     dropped: int = 0  # clients closed because they stopped reading
+    rejected: int = 0  # clients closed for sending something other than an ack
+
+
+class _OneLine(logging.Filter):
+    """Reduces a record to one line: its message and the error's type and text, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message}: {describe_error(record.exc_info[1])}"
+        record.msg, record.args = _printable(message), None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def one_line_logger(name: str) -> logging.Logger:
+    """The logger `name`, whose records are one line each (for Hypercorn's error log)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())
+    return logger
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message` of `error` (of each leaf of an exception group), on one line."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(describe_error(leaf) for leaf in error.exceptions)
+    text = str(error)
+    text = text if len(text) <= 200 else text[:200] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _printable(text: str) -> str:
+    """`text` on one line, control characters escaped (a client's bytes may be in it)."""
+    text = " ".join(text.split())
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+class _UiApp(QuartTrio):
+    """The UI's app: an unhandled error is one log line, never a traceback on the terminal."""
+
+    def log_exception(
+        self,
+        exception_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        error = exception_info[1]
+        _log.error(
+            "agentflow UI: error serving a request: %s",
+            _printable(describe_error(error)) if error is not None else "unknown",
+        )
 
 
 def _static_text(name: str) -> str:
@@ -98,7 +172,7 @@ def create_app(
     """
     config = config or UiConfig()
     closing = closing if closing is not None else trio.Event()
-    app = QuartTrio(__name__, static_folder=None)
+    app = _UiApp(__name__, static_folder=None)
     stats = UiStats()
     app.config["AGENTFLOW_UI_STATS"] = stats
     _install_origin_guard(app, config)
@@ -122,9 +196,7 @@ def create_app(
 
     @app.get("/api/config")
     async def api_config() -> Response:
-        graph = pipeline_graph(
-            source.pipeline, model_name=source.model_name, offline=source.offline
-        )
+        graph = pipeline_graph(source.pipeline, model_name=source.model_name)
         graph["run"] = {"events": len(source.lines), "finished": source.finished}
         graph["verification"] = source.verification  # `agentflow serve`: the log's verdict
         return _json_response(source.redact(json.dumps(graph)))
@@ -160,6 +232,7 @@ def create_app(
                     "finished": source.finished,
                     "clients": stats.clients,
                     "dropped": stats.dropped,
+                    "rejected": stats.rejected,
                 }
             )
         )
@@ -183,15 +256,18 @@ def _json_response(body: str) -> Response:
 
 
 def _install_auth(app: QuartTrio, token: str | None) -> None:
-    """Require `token` (query `?token=`, `Authorization: Bearer`, or the page's cookie)."""
+    """Require `token` (query `?token=`, `Authorization: Bearer`, or the page's cookie).
+
+    The scheme name is case-insensitive (RFC 7235: `bearer`, `BEARER` too).
+    """
     if token is None:
         return
 
     def presented() -> str:
         ctx = websocket if _in_websocket() else request
-        bearer = ctx.headers.get("Authorization", "")
-        if bearer.startswith("Bearer "):
-            return bearer[len("Bearer ") :]
+        scheme, _, credentials = ctx.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return credentials.strip()
         return ctx.args.get("token") or ctx.cookies.get(_COOKIE) or ""
 
     async def check() -> None:
@@ -248,6 +324,15 @@ def _forbidden(what: str, value: str, config: UiConfig) -> Response:
     )
 
 
+def _bad_target(target: str) -> Response:
+    return Response(
+        f"400 Bad Request: request target {_printable(target)[:200]!r} is not a path; "
+        "this agentflow UI only serves paths such as /api/config.\n",
+        status=400,
+        content_type="text/plain",
+    )
+
+
 def _install_origin_guard(app: QuartTrio, config: UiConfig) -> None:
     """Refuse requests for foreign Host names and WebSocket handshakes from foreign pages.
 
@@ -255,25 +340,43 @@ def _install_origin_guard(app: QuartTrio, config: UiConfig) -> None:
     read every prompt and output, or rebind its own name to 127.0.0.1. On a
     wildcard bind (0.0.0.0, ::) the UI's names are unknown, but a token is
     always required there, so only a same-origin check is made.
+
+    The request target is checked too: a path, or an absolute URL
+    (`GET http://name:port/path`, which by RFC 9112 overrides `Host`) whose
+    authority passes the same check as `Host`; anything else (`*`, a bare
+    authority) is a 400.
     """
     wildcard = config.host.lower() in _WILDCARD_HOSTS and config.token is not None
 
-    def check_host(headers: Any) -> str:
+    def is_own(authority: str, host: str) -> bool:
+        if wildcard:
+            return authority.lower() == host.lower()
+        return is_own_authority(authority, config)
+
+    def check_host(headers: Any, scope: Any) -> str:
         host = str(headers.get("Host", ""))
         if not wildcard and not is_own_authority(host, config):
             abort(_forbidden("Host", host, config))
+        target = bytes(scope.get("raw_path") or b"/").decode("latin-1")
+        if not target.startswith("/"):
+            scheme, sep, rest = target.partition("://")
+            authority = rest.split("/", 1)[0]
+            if not (sep and scheme.lower() in ("http", "ws") and authority):
+                abort(_bad_target(target))
+            if not is_own(authority, host):
+                abort(_forbidden("request target", target, config))
         return host
 
     async def check_request() -> None:
-        check_host(request.headers)
+        check_host(request.headers, request.scope)
 
     async def check_websocket() -> None:
-        host = check_host(websocket.headers)
+        host = check_host(websocket.headers, websocket.scope)
         origin = websocket.headers.get("Origin")
         if origin is None:  # not a browser: browsers always send Origin on WebSockets
             return
         scheme, _, authority = origin.lower().partition("://")
-        same = authority == host.lower() if wildcard else is_own_authority(authority, config)
+        same = is_own(authority, host)
         if not (authority and scheme == "http" and "/" not in authority and same):
             abort(_forbidden("Origin", origin, config))
 
@@ -283,6 +386,25 @@ def _install_origin_guard(app: QuartTrio, config: UiConfig) -> None:
 
 def _in_websocket() -> bool:
     return has_websocket_context()
+
+
+def parse_ack(message: str | bytes) -> int | None:
+    """The count of an ack (`{"type": "ack", "count": n}`, n >= 0), or None for anything else.
+
+    Never raises: `1e999`, deep nesting, non-JSON, bytes and wrong types are all None.
+    """
+    if not isinstance(message, str) or len(message) > MAX_CLIENT_MESSAGE_BYTES:
+        return None
+    try:
+        value = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict) or value.get("type") != "ack":
+        return None
+    count = value.get("count")
+    if type(count) is not int or count < 0:  # not bool, not float (1e999 is inf)
+        return None
+    return count
 
 
 class _WsClient:
@@ -301,9 +423,9 @@ class _WsClient:
         self.acked = trio.Event()
 
     async def serve(self, closing: trio.Event) -> None:
-        """Stream events until the client leaves, stalls, or `closing` is set."""
+        """Stream events until the client leaves, stalls, misbehaves, or `closing` is set."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read_acks)
+            nursery.start_soon(self._read_acks, nursery)
             nursery.start_soon(self._send_events, nursery)
             await closing.wait()
             nursery.cancel_scope.cancel()
@@ -311,15 +433,13 @@ class _WsClient:
             with trio.move_on_after(1):
                 await self.ws.close(CLOSE_GOING_AWAY)
 
-    async def _read_acks(self) -> None:
+    async def _read_acks(self, nursery: trio.Nursery) -> None:
         while True:
-            try:
-                message = json.loads(await self.ws.receive())
-                count = int(message["count"]) if message.get("type") == "ack" else None
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
+            message = await self.ws.receive()
+            count = parse_ack(message)
             if count is None:
-                continue
+                await self._reject(nursery, binary=not isinstance(message, str))
+                return
             while self.inflight and self.inflight[0][0] <= count:
                 self.inflight_bytes -= self.inflight.popleft()[1]
             self.acked.set()
@@ -327,12 +447,13 @@ class _WsClient:
 
     async def _send_events(self, nursery: trio.Nursery) -> None:
         lines = self.source.lines
+        stall_timeout = self.config.ws_stall_timeout_s
         while True:
             await self.source.wait_beyond(self.sent)
             if len(lines) - self.sent < _COALESCE_BELOW:
                 await trio.sleep(self.config.ws_coalesce_s)
             if self.inflight_bytes + self.config.ws_batch_bytes > self.config.ws_window_bytes:
-                with trio.move_on_after(self.config.ws_stall_timeout_s) as scope:
+                with trio.move_on_after(stall_timeout) as scope:
                     await self.acked.wait()
                 if scope.cancelled_caught:
                     await self._drop(nursery)
@@ -344,10 +465,25 @@ class _WsClient:
                 size += len(lines[end]) + 1
                 end += 1
             frame = f'{{"type":"events","start":{start},"events":[{",".join(lines[start:end])}]}}'
-            await self.ws.send(frame)
+            # One event can be larger than the socket buffers; a client that
+            # does not take it within the stall timeout is dropped (a frame cut
+            # short aborts the connection: see transport.py).
+            with trio.move_on_after(stall_timeout) as sending:
+                await self.ws.send(frame)
+            if sending.cancelled_caught:
+                await self._drop(nursery)
+                return
             self.sent = end
             self.inflight.append((end, len(frame)))
             self.inflight_bytes += len(frame)
+
+    async def _reject(self, nursery: trio.Nursery, *, binary: bool) -> None:
+        """Close a client that sent something other than an ack; end this connection."""
+        self.stats.rejected += 1
+        code = CLOSE_UNSUPPORTED_DATA if binary else CLOSE_POLICY_VIOLATION
+        with trio.move_on_after(1):
+            await self.ws.close(code, 'expected {"type": "ack", "count": N}')
+        nursery.cancel_scope.cancel()
 
     async def _drop(self, nursery: trio.Nursery) -> None:
         """Tell a stalled client to resync, close it, and end this connection."""

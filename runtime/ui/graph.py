@@ -11,21 +11,35 @@ from typing import Any
 from ..pipeline import CompiledPipeline, derive_transitions
 from ..spec import AGENT_EVENTS, AgentSpec, PipelineSpec
 
-__all__ = ["fan_out_agents", "pipeline_graph"]
+__all__ = ["fan_out_agents", "model_badge", "pipeline_graph"]
 
 
-def pipeline_graph(pipeline: CompiledPipeline, *, model_name: str, offline: bool) -> dict[str, Any]:
+def model_badge(model_name: str) -> dict[str, Any]:
+    """What the page says about the run's model: `{"name", "offline", "label"}`.
+
+    Offline replay and a dry run call no model (`offline`); only another named
+    model is LIVE. An unknown model ("") has no label.
+    """
+    lowered = model_name.lower()
+    if "replay" in lowered:
+        return {"name": model_name, "offline": True, "label": "OFFLINE REPLAY"}
+    if "dry-run" in lowered:
+        return {"name": model_name, "offline": True, "label": "DRY RUN"}
+    return {
+        "name": model_name,
+        "offline": False,
+        "label": f"LIVE: {model_name}" if model_name else "",
+    }
+
+
+def pipeline_graph(pipeline: CompiledPipeline, *, model_name: str) -> dict[str, Any]:
     """Describe `pipeline` for the page: agents, edges, states, transitions, model."""
     spec = pipeline.spec
     gates = set(spec.aggregation.gates) if spec.aggregation else set()
     per_item = fan_out_agents(spec)
     return {
         "pipeline": {"name": spec.name, "version": spec.version},
-        "model": {
-            "name": model_name,
-            "offline": offline,
-            "label": "OFFLINE REPLAY" if offline else (f"LIVE: {model_name}" if model_name else ""),
-        },
+        "model": model_badge(model_name),
         "entry": spec.entry_agent,
         "agents": [_agent(spec, agent, gates, per_item) for agent in spec.agents],
         "edges": _edges(spec),

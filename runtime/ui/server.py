@@ -4,7 +4,10 @@
         url = await nursery.start(serve_ui, hub, pipeline, UiConfig(port=0), shutdown=done)
 
 `serve_ui` returns when `shutdown` is set: open WebSockets are closed with
-1001 first, so shutdown does not wait for Hypercorn's graceful timeout.
+1001 first, so shutdown does not wait for Hypercorn's graceful timeout. No
+client can hold up a shutdown or Ctrl-C: socket writes are bounded
+(`transport.py`), and a client that stops reading is dropped after
+`UiConfig.ws_stall_timeout_s`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from ..errors import AgentflowError
 from ..hub import EventHub
 from ..pipeline import CompiledPipeline
-from .app import UiConfig, create_app
+from .app import UiConfig, create_app, one_line_logger
 from .source import UiSource
+from .transport import serve_connections
 
 __all__ = [
     "PortInUseError",
@@ -42,7 +45,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("agentflow.ui")
+_server_log = one_line_logger("agentflow.ui.server")
 SEND_BUFFER = 1024 * 1024
+MAX_BUFFERED_MESSAGE_BYTES = 64 * 1024
 
 
 class PortInUseError(AgentflowError):
@@ -139,7 +144,9 @@ async def serve_source(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(source.run)
         async with trio.open_nursery() as server:
-            binds: list[str] = await server.start(_worker, app, hyper, sockets, shutdown)
+            binds: list[str] = await server.start(
+                _worker, app, hyper, sockets, shutdown, config.ws_stall_timeout_s
+            )
             url = _public_url(binds[0], config)
             _log.info("agentflow UI on %s", url)
             task_status.started(url)
@@ -152,14 +159,16 @@ async def _worker(
     hyper: Config,
     sockets: Any,
     shutdown: trio.Event,
+    stall_timeout_s: float,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    await worker_serve(
+    await serve_connections(
         wrap_app(app, hyper.wsgi_max_body_size, None),
         hyper,
-        sockets=sockets,
-        shutdown_trigger=shutdown.wait,
+        sockets,
+        shutdown,
+        stall_timeout_s=stall_timeout_s,
         task_status=task_status,
     )
 
@@ -169,8 +178,12 @@ def _hypercorn_config(config: UiConfig) -> Config:
     host = f"[{config.host}]" if ":" in config.host else config.host
     hyper.bind = [f"{host}:{config.port}"]
     hyper.accesslog = None
-    hyper.errorlog = _log
+    hyper.errorlog = _server_log  # one line per error, never a traceback on the terminal
     hyper.graceful_timeout = 1.0
+    # A client only ever sends acks (about 30 bytes; the app closes anything over
+    # MAX_CLIENT_MESSAGE_BYTES with 1008). Hypercorn closes a message over this
+    # with 1009 before buffering more, so no client can make the UI hold megabytes.
+    hyper.websocket_max_message_size = MAX_BUFFERED_MESSAGE_BYTES
     return hyper
 
 
@@ -185,8 +198,9 @@ def _bind(hyper: Config, config: UiConfig) -> Any:
     for sock in sockets.insecure_sockets:
         # Accepted sockets inherit this: a send buffer larger than a client's
         # WebSocket window (UiConfig.ws_window_bytes) means a send to a client
-        # that stopped reading completes instead of blocking (Hypercorn shields
-        # sends from cancellation), so the stall timer can drop that client.
+        # that stopped reading usually completes instead of blocking. When it
+        # cannot (an event larger than the buffer), the bounded writes of
+        # transport.py drop the client after the stall timeout.
         sock.setsockopt(
             socket.SOL_SOCKET, socket.SO_SNDBUF, max(SEND_BUFFER, 4 * config.ws_window_bytes)
         )

@@ -26,6 +26,7 @@ from ..errors import CannotStartError
 from ..hub import EventHub
 from ..pipeline import CompiledPipeline
 from ..verify import VerifyReport, verify_run_log
+from .graph import model_badge
 
 __all__ = ["SUBSCRIPTION_BUFFER", "Redactor", "RunLogError", "UiSource"]
 
@@ -228,8 +229,8 @@ class UiSource:
 
     @property
     def offline(self) -> bool:
-        """True when the run's model is offline replay (the UI says so loudly)."""
-        return "replay" in self.model_name.lower()
+        """True when no model is called: offline replay or a dry run (the UI says so loudly)."""
+        return bool(model_badge(self.model_name)["offline"])
 
     def select(
         self,

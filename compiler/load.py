@@ -95,6 +95,11 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
     diagnostics: list[Diagnostic] = []
     root = _resolved_root(base_dir)
     for index, agent in enumerate(spec.agents):
+        if agent.instructions is not None:
+            prompts.setdefault(agent.id, agent.instructions)
+            continue
+        if agent.prompt is None:
+            continue
         shown = os.path.normpath(os.path.join(os.path.dirname(path), agent.prompt))
         prompt_files[agent.id] = shown
         content, problem = _read_prompt(root, agent.prompt, shown)

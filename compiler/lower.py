@@ -12,16 +12,27 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from agentflow.runtime.spec import Loc, PipelineSpec
+from agentflow.runtime.spec import Loc, PipelineSpec, StateMachineSpec, StateSpec
 
 from .diagnostics import CompileError, Diagnostic, did_you_mean, sort_diagnostics
 from .naming import IDENTIFIER_PATTERN, suggest_identifier
 from .parse import Parsed, Path, SourceMap
+from .shapes import lower_shape
 
 __all__ = ["lower"]
 
-_PLAIN_MAPS = frozenset({"config"})
-"""Keys whose mapping is user data (dict[str, str]), not an IR node: no `loc` added."""
+_PLAIN_MAPS = frozenset({"config", "input", "output", "pipeline"})
+"""Keys whose mapping is user data (`config`) or read by `lower_shape`: no `loc` added."""
+
+DEFAULT_STATE_MACHINE = StateMachineSpec(
+    initial="running",
+    terminal=("complete", "failed"),
+    states=(StateSpec(id="running"), StateSpec(id="complete"), StateSpec(id="failed")),
+)
+"""The state machine of a pipeline that declares none (DSL v2 section 7)."""
+
+_AGENT_KINDS = ("prompt", "instructions", "handler")
+"""What an agent is: exactly one of these keys (`pipeline:` comes with DSL v2 part 2)."""
 
 
 def lower(parsed: Parsed) -> PipelineSpec:
@@ -30,12 +41,68 @@ def lower(parsed: Parsed) -> PipelineSpec:
     Raises:
         CompileError: every value the IR rejects, each at its source position.
     """
-    data = _with_locs(parsed.data, (), parsed.source)
+    source = parsed.source
+    data = _with_locs(parsed.data, (), source)
+    problems = _lower_v2_parts(data, source)
     try:
-        return PipelineSpec.model_validate(data)
+        spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        diagnostics = [_diagnostic(error, parsed) for error in exc.errors()]
-        raise CompileError(sort_diagnostics(diagnostics, parsed.source.file)) from None
+        problems += [_diagnostic(error, parsed) for error in exc.errors()]
+    if problems:
+        raise CompileError(sort_diagnostics(problems, source.file))
+    return spec
+
+
+def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]:
+    """Read the DSL v2 parts pydantic cannot (shapes, the agent kind, the default state
+    machine) into `data` in place; the problems found, each at its position."""
+    problems: list[Diagnostic] = []
+    if "input" in data:
+        shape, found = lower_shape(data["input"], ("input",), source, "'input'")
+        data["input"], problems = shape, problems + found
+    if "state_machine" not in data:
+        data["state_machine"] = DEFAULT_STATE_MACHINE
+        data["implicit_state_machine"] = True
+    agents = data.get("agents")
+    for index, agent in enumerate(agents if isinstance(agents, list) else ()):
+        if not isinstance(agent, dict):
+            continue
+        path: Path = ("agents", index)
+        name = f"agent '{agent['id']}'" if isinstance(agent.get("id"), str) else "an agent"
+        if "output" in agent:
+            what = f"the output of {name}"
+            shape, found = lower_shape(agent["output"], (*path, "output"), source, what)
+            agent["output"], problems = shape, problems + found
+        if "pipeline" in agent:
+            loc = source.key((*path, "pipeline"))
+            problems.append(
+                Diagnostic(
+                    loc.file,
+                    loc.line,
+                    loc.column,
+                    f"{name}: 'pipeline:' (a sub-pipeline) is not supported yet; it comes "
+                    "with DSL v2 part 2",
+                )
+            )
+            del agent["pipeline"]
+            continue
+        kinds = [key for key in _AGENT_KINDS if key in agent]
+        if len(kinds) == 1:
+            continue
+        if kinds:
+            loc = source.key((*path, kinds[1]))
+            message = (
+                f"{name} has both '{kinds[0]}' and '{kinds[1]}'; an agent is exactly one "
+                "of 'prompt' (a file), 'instructions' (inline text) or 'handler' (a function)"
+            )
+        else:
+            loc = source.key(path)
+            message = (
+                f"{name} needs one of 'prompt: prompts/x.md', 'instructions: \"inline "
+                "text\"' or 'handler: \"package.module:function\"'"
+            )
+        problems.append(Diagnostic(loc.file, loc.line, loc.column, message))
+    return problems
 
 
 def _with_locs(value: Any, path: Path, source: SourceMap) -> Any:

@@ -37,7 +37,7 @@ from strictyaml.ruamel.reader import Reader
 from strictyaml.ruamel.resolver import VersionedResolver
 from strictyaml.ruamel.scanner import Scanner
 
-from agentflow.runtime.spec import Loc, PipelineSpec
+from agentflow.runtime.spec import AgentSpec, Loc, PipelineSpec, ShapeSpec
 
 from .diagnostics import CompileError, Diagnostic
 
@@ -115,9 +115,19 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float | None:
         return None
 
 
+_NOT_YAML_KEYS = frozenset({"loc", "implicit_state_machine"})
+"""IR fields the compiler fills in itself; a pipeline file may not write them."""
+_EXTRA_KEYS: dict[type[BaseModel], tuple[str, ...]] = {AgentSpec: ("pipeline",)}
+"""Keys the DSL reserves beyond the IR: accepted here so lowering can say they are not
+supported yet (an agent's `pipeline:` comes with DSL v2 part 2)."""
+
+
 def _validator_for(annotation: Any) -> Any:
     """The strictyaml validator for one IR field type."""
     origin = get_origin(annotation)
+    if annotation is ShapeSpec:
+        # A declared shape is free-form YAML (`name: type`); lowering reads and checks it.
+        return strictyaml.Any()
     if origin in (Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
         return _validator_for(inner[0])
@@ -141,10 +151,12 @@ def _validator_for(annotation: Any) -> Any:
 def _map_for(model: type[BaseModel]) -> Any:
     fields: dict[Any, Any] = {}
     for name, info in model.model_fields.items():
-        if name == "loc":
+        if name in _NOT_YAML_KEYS:
             continue
         # Every key is optional here: the IR reports all missing keys at once, with paths.
         fields[strictyaml.Optional(name)] = _validator_for(info.annotation)
+    for name in _EXTRA_KEYS.get(model, ()):
+        fields[strictyaml.Optional(name)] = strictyaml.Any()
     return strictyaml.Map(fields)
 
 
@@ -176,6 +188,56 @@ def parse_text(text: str, path: str) -> Parsed:
             '(use a quoted escape such as "\\t" if you need it in a value)'
         )
         raise CompileError([Diagnostic(path, line, column, message)])
+    text, brackets_hidden = _hide_type_brackets(text)
+    parsed = _parse_checked(text, path)
+    if brackets_hidden:
+        parsed = Parsed(data=_show_type_brackets(parsed.data), source=parsed.source)
+    return parsed
+
+
+_OPEN_TYPE, _CLOSE_TYPE = "\u27e6", "\u27e7"
+"""Stand-ins for the brackets of `list[T]` / `optional[T]` while the YAML is parsed (one
+character each, so every line and column stays where it was written)."""
+_TYPE_START = re.compile(r"(?<![\w.])(?:list|optional)\[")
+
+
+def _hide_type_brackets(text: str) -> tuple[str, bool]:
+    """`text` with the brackets of every `list[...]`/`optional[...]` replaced by stand-ins.
+
+    `[` and `]` are YAML flow indicators, so `{email: optional[str]}` (DSL v2's own
+    example) would otherwise be a syntax error inside a flow mapping.
+    """
+    if _OPEN_TYPE in text or _CLOSE_TYPE in text or _TYPE_START.search(text) is None:
+        return text, False
+    chars = list(text)
+    for match in _TYPE_START.finditer(text):
+        opening = match.end() - 1
+        depth = 0
+        for index in range(opening, len(text)):
+            char = text[index]
+            if char == "\n":
+                break
+            if char == "[":
+                depth += 1
+            elif char == "]":
+                depth -= 1
+                if depth == 0:
+                    chars[opening], chars[index] = _OPEN_TYPE, _CLOSE_TYPE
+                    break
+    return "".join(chars), True
+
+
+def _show_type_brackets(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_OPEN_TYPE, "[").replace(_CLOSE_TYPE, "]")
+    if isinstance(value, dict):
+        return {key: _show_type_brackets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_show_type_brackets(item) for item in value]
+    return value
+
+
+def _parse_checked(text: str, path: str) -> Parsed:
     fast = _fast_parse(text, path)
     if fast is not None:
         return fast
@@ -240,12 +302,14 @@ class _EventLoader(Reader, Scanner, Parser, VersionedResolver):  # type: ignore[
 
 
 _FastSpec = Any
-"""'str' | 'int' | 'float' | 'strmap' | ('seq', item spec) | dict of field name -> spec."""
+"""'str' | 'int' | 'float' | 'strmap' | 'any' | ('seq', item spec) | dict of name -> spec."""
 
 
 def _fast_spec(annotation: Any) -> _FastSpec:
     """The fast-path rule for one IR field type; mirrors `_validator_for`."""
     origin = get_origin(annotation)
+    if annotation is ShapeSpec:
+        return "any"
     if origin in (Union, types.UnionType):
         return _fast_spec(next(a for a in get_args(annotation) if a is not type(None)))
     if origin is Annotated:
@@ -261,11 +325,12 @@ def _fast_spec(annotation: Any) -> _FastSpec:
     if origin is dict:
         return "strmap"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return {
+        rules = {
             name: _fast_spec(info.annotation)
             for name, info in annotation.model_fields.items()
-            if name != "loc"
+            if name not in _NOT_YAML_KEYS
         }
+        return rules | {name: "any" for name in _EXTRA_KEYS.get(annotation, ())}
     raise TypeError(f"no fast-path rule for IR field type {annotation!r}")
 
 
@@ -355,22 +420,24 @@ def _fast_value(loader: _EventLoader, spec: _FastSpec, path: Path, source: Sourc
         if event.style not in _PLAIN_STYLES:
             raise _GiveUp
         return _fast_scalar(event.value, spec)
-    if kind is MappingStartEvent and (spec == "strmap" or isinstance(spec, dict)):
+    if kind is MappingStartEvent and (spec in ("strmap", "any") or isinstance(spec, dict)):
         return _fast_mapping(loader, spec, path, source)
-    if kind is SequenceStartEvent and isinstance(spec, tuple):
+    if kind is SequenceStartEvent and (spec == "any" or isinstance(spec, tuple)):
         items: list[Any] = []
         while type(loader.peek_event()) is not SequenceEndEvent:
             mark = loader.peek_event().start_mark
             item_path = (*path, len(items))
             source.keys[item_path] = source.values[item_path] = (mark.line + 1, mark.column + 1)
-            items.append(_fast_value(loader, spec[1], item_path, source))
+            items.append(
+                _fast_value(loader, "any" if spec == "any" else spec[1], item_path, source)
+            )
         loader.get_event()
         return items
     raise _GiveUp
 
 
 def _fast_scalar(value: str, spec: _FastSpec) -> Any:
-    if spec == "str":
+    if spec in ("str", "any"):
         return value
     if value == "" and (spec == "strmap" or isinstance(spec, tuple)):
         return {} if spec == "strmap" else []  # strictyaml's EmptyDict / EmptyList
@@ -392,15 +459,15 @@ def _fast_mapping(
         key = key_event.value
         if key_event.tag is not None or key_event.style not in _PLAIN_STYLES:
             raise _GiveUp
-        if key in result or key in ("", "<<") or (spec != "strmap" and key not in spec):
+        free = spec in ("strmap", "any")
+        if key in result or key in ("", "<<") or (not free and key not in spec):
             raise _GiveUp
         key_path = (*path, key)
         value_mark = loader.peek_event().start_mark
         source.keys[key_path] = (key_event.start_mark.line + 1, key_event.start_mark.column + 1)
         source.values[key_path] = (value_mark.line + 1, value_mark.column + 1)
-        result[key] = _fast_value(
-            loader, "str" if spec == "strmap" else spec[key], key_path, source
-        )
+        rule = "str" if spec == "strmap" else "any" if spec == "any" else spec[key]
+        result[key] = _fast_value(loader, rule, key_path, source)
     loader.get_event()
     return result
 

@@ -19,10 +19,13 @@ __all__ = [
     "AggregationTransition",
     "DefaultsSpec",
     "DispatchSpec",
+    "FieldSpec",
     "Loc",
+    "NamedField",
     "OnFailSpec",
     "PipelineSpec",
     "RetrySpec",
+    "ShapeSpec",
     "StateMachineSpec",
     "StateSpec",
     "ToolSpec",
@@ -145,9 +148,42 @@ class OnFailSpec(_Node):
     feedback_path: str = "$.issues"
 
 
+FieldKind = Literal["str", "int", "float", "bool", "enum", "list", "object"]
+
+
+class FieldSpec(_Node):
+    """One field's type in a declared shape (DSL v2 `output:` / `input:`)."""
+
+    kind: FieldKind
+    values: tuple[str, ...] = ()
+    """The enum's values (kind "enum")."""
+    items: FieldSpec | None = None
+    """The element type (kind "list")."""
+    fields: tuple[NamedField, ...] = ()
+    """The nested fields (kind "object")."""
+    optional: bool = False
+    description: str | None = None
+
+
+class NamedField(_Node):
+    name: str
+    type: FieldSpec
+
+
+class ShapeSpec(_Node):
+    """A declared data shape: an agent's `output:` or the pipeline's `input:`."""
+
+    fields: tuple[NamedField, ...]
+
+
 class AgentSpec(_Node):
+    """One agent. Exactly one of `prompt` (a file), `instructions` (inline) or `handler`."""
+
     id: Identifier
-    prompt: str
+    prompt: str | None = None
+    instructions: str | None = None
+    handler: str | None = None
+    output: ShapeSpec | None = None
     tools: tuple[Identifier, ...] = ()
     model: str | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
@@ -180,8 +216,11 @@ class PipelineSpec(_Node):
     version: str = "0.1.0"
     entry: Identifier | None = None
     defaults: DefaultsSpec = DefaultsSpec()
+    input: ShapeSpec | None = None
     tools: tuple[ToolSpec, ...] = ()
     state_machine: StateMachineSpec
+    implicit_state_machine: bool = False
+    """True when the YAML left out `state_machine` and lower.py filled the default one."""
     agents: tuple[AgentSpec, ...]
     aggregation: AggregationSpec | None = None
 
@@ -205,3 +244,6 @@ class PipelineSpec(_Node):
     @property
     def entry_agent(self) -> str:
         return self.entry or self.agents[0].id
+
+
+FieldSpec.model_rebuild()

@@ -28,6 +28,18 @@ defaults:
   base_url: http://127.0.0.1:9
   max_cost_usd: 1.5
   max_total_tokens: 100000
+input:
+  ticket: str
+  tier:
+    enum: [free, pro]
+    description: The customer's plan.
+    optional: true
+  steps:
+    type: list
+    items: {title: str, done: bool}
+  author:
+    type: object
+    fields: {name: str, email: optional[str]}
 tools:
   - id: filesystem
     type: builtin
@@ -74,7 +86,9 @@ agents:
     on_fail:
       action: abort
   - id: worker_agent
-    prompt: p.md
+    instructions: "Work on {{ item }}."
+    output:
+      summary: str
     tools:
       - filesystem
       - word_count
@@ -90,7 +104,7 @@ agents:
       target: worker_agent
       feedback_path: "$.issues[*]"
   - id: qa_two
-    prompt: p.md
+    handler: my_pkg.qa:check
     on_fail:
       action: feedback_and_retry
       target: worker_agent
@@ -151,7 +165,7 @@ def test_kitchen_sink_uses_every_dsl_key_and_compiles(prompt_dir: Path) -> None:
     for node in _nodes(spec):
         seen.setdefault(type(node).__name__, set()).update(node.model_fields_set)
     for node in _nodes(spec):
-        expected = set(type(node).model_fields) - {"loc"}
+        expected = set(type(node).model_fields) - {"loc", "implicit_state_machine"}
         assert expected <= seen[type(node).__name__], (type(node).__name__, expected)
     assert spec.defaults.timeout_s == 30.5
     assert spec.agent("planner_agent").temperature == 0.0

@@ -172,7 +172,8 @@ def test_all_ir_errors_are_reported_at_once_in_line_order() -> None:
         "p.yaml:5:1: error: 'state_machine' is missing the required key 'terminal'",
         "p.yaml:6:12: error: 'Start' is not a valid id for 'state_machine.initial': ids must "
         "match [a-z][a-z0-9_]* because they become Python identifiers (try 'start')",
-        "p.yaml:8:5: error: agent 'w' is missing the required key 'prompt'",
+        "p.yaml:8:5: error: agent 'w' needs one of 'prompt: prompts/x.md', "
+        "'instructions: \"inline text\"' or 'handler: \"package.module:function\"'",
     ]
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "open_websocket",
     "raw_request",
     "read_close_code",
+    "stalled_http_get",
     "stalled_websocket",
 ]
 
@@ -61,6 +62,16 @@ def _handshake(sock: socket.socket, port: int) -> None:
         assert chunk, f"the server closed the handshake: {head!r}"
         head += chunk
     assert head.startswith(b"HTTP/1.1 101 "), head
+
+
+def stalled_http_get(port: int, target: str, *, timeout: float = 30) -> socket.socket:
+    """An HTTP client that sends `GET target` and never reads the response."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    return sock
 
 
 def drain_until_closed(sock: socket.socket) -> int:

@@ -1,9 +1,10 @@
-"""Ctrl-C stops the real `agentflow run` while a WebSocket client has stopped reading.
+"""Ctrl-C stops the real `agentflow run` while clients have stopped reading.
 
-The client completes the handshake with a small receive buffer and then never
-reads; the run's first event carries a multi-megabyte input, so the server's
-first write to that client fills every socket buffer and cannot complete.
-Before the fix that write was shielded from cancellation and Ctrl-C hung.
+A WebSocket client completes the handshake with a small receive buffer and
+then never reads; an HTTP client asks for the events and never reads the
+answer. The run's first event carries a multi-megabyte input, so the server's
+first write to each fills every socket buffer and cannot complete. Before the
+fix those writes were shielded from cancellation and Ctrl-C hung.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agentflow.runtime.runner import run_pipeline
 from agentflow.runtime.sinks.file import FileSink
 
 from .cli_process import SAFETY_TIMEOUT, CliProcess, start_cli
-from .raw_client import stalled_websocket
+from .raw_client import stalled_http_get, stalled_websocket
 
 ITEMS = 200
 BIG_INPUT_BYTES = 8 * 1024 * 1024  # more than any socket buffer here (wmem_max 4 MiB)
@@ -158,6 +159,7 @@ def test_ctrl_c_mid_run_exits_130_with_a_client_that_never_reads(
     cli = _run(slow, cassette, tmp_path, log)
     try:
         stalled = stalled_websocket(cli.port)
+        stalled_http = stalled_http_get(cli.port, "/api/events?limit=10000")
         # Every item has failed QA once and waits out its 10-minute backoff: mid-run.
         deadline = time.monotonic() + SAFETY_TIMEOUT
         while _retries_scheduled(cli) < ITEMS:
@@ -166,6 +168,7 @@ def test_ctrl_c_mid_run_exits_130_with_a_client_that_never_reads(
             time.sleep(0.1)
         code = cli.interrupt()
         stalled.close()
+        stalled_http.close()
     finally:
         cli.kill()
     stdout, stderr = cli.output()
@@ -188,8 +191,10 @@ def test_ctrl_c_after_the_run_exits_with_a_client_that_never_reads(
     try:
         stalled = stalled_websocket(cli.port)
         cli.wait_for_output("ctrl+c to exit")
+        stalled_http = stalled_http_get(cli.port, "/api/events?limit=10000")
         code = cli.interrupt()
         stalled.close()
+        stalled_http.close()
     finally:
         cli.kill()
     stdout, stderr = cli.output()

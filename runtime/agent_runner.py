@@ -1,8 +1,8 @@
-"""`run_default_agent`: run one agent from its prompt on the run's model.
+"""`run_default_agent` / `run_typed_agent`: run one agent from its prompt on the run's model.
 
 The runner owns the conversation: it renders the system prompt, builds the
 user message, loops model turns while the model asks for tools, validates the
-structured answer QA and fan-out agents must give, and emits one event per
+structured answer QA, fan-out and typed (`output:`) agents must give, and emits one event per
 model request, streamed-text batch, response, tool call and tool result. The
 `model_response` payload is the replay cassette format.
 """
@@ -14,9 +14,9 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .agents import AgentContext, AgentOutput, QAVerdict, Usage, WorkItems
 from .errors import AgentflowError, ModelError, OutputValidationError, ToolError
@@ -24,6 +24,7 @@ from .events import EventKind
 from .hub import EventHub
 from .models.base import (
     STRUCTURED_TOOL_NAMES,
+    AnswerKind,
     Model,
     ModelRequest,
     ModelTurn,
@@ -37,7 +38,10 @@ from .run_services import RunServices
 from .spec import STRUCTURED_REASKS, AgentSpec
 from .tools.base import Tool
 
-__all__ = ["output_kind", "run_default_agent", "user_message"]
+__all__ = ["output_kind", "run_default_agent", "run_typed_agent", "user_message"]
+
+_Typed = TypeVar("_Typed", bound=BaseModel)
+_Answer = TypeVar("_Answer")
 
 _FLUSH_BYTES = 2048
 _FLUSH_SECONDS = 0.2
@@ -56,7 +60,7 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def user_message(ctx: AgentContext, kind: OutputKind = "text") -> str:
+def user_message(ctx: AgentContext, kind: AnswerKind = "text") -> str:
     """The plain-text user turn: input or upstream output, the work item, the feedback."""
     if ctx.upstream is None:
         parts = [f"Input:\n{_as_text(ctx.input)}"]
@@ -288,7 +292,7 @@ def _agent_tools(services: RunServices, agent: AgentSpec) -> dict[str, Tool]:
 
 
 def _reask(
-    agent: str, kind: OutputKind, result: ModelTurn, exc: Exception, reasks: int
+    agent: str, kind: AnswerKind, result: ModelTurn, exc: Exception, reasks: int
 ) -> list[dict[str, Any]]:
     """The turns that ask again for a structured answer; raises after `STRUCTURED_REASKS`."""
     tool = STRUCTURED_TOOL_NAMES[kind]
@@ -325,8 +329,51 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
         BudgetExceededError: this turn took the run over its budget.
     """
     services = _services(ctx)
+    kind = output_kind(services.pipeline, ctx.spec)
+
+    def answer(result: ModelTurn, usage: Usage) -> AgentOutput:
+        if kind == "text":
+            return AgentOutput(text=result.text, usage=usage)
+        return _structured_output(kind, result, usage)
+
+    return await _converse(ctx, services, kind, None, answer)
+
+
+async def run_typed_agent(ctx: AgentContext, output_model: type[_Typed]) -> _Typed:
+    """Run `ctx.agent` from its prompt; its answer is an `output_model` instance.
+
+    The model answers through a forced `submit_output` tool whose input schema is
+    `output_model`'s JSON schema; the input is validated into `output_model`, with
+    one re-ask carrying the validation error. Usage is charged per model call.
+
+    Raises:
+        OutputValidationError: the answer did not validate, even after one re-ask.
+        AgentflowError, ModelError, BudgetExceededError: as `run_default_agent`.
+    """
+    services = _services(ctx)
+    schema = output_model.model_json_schema()
+
+    def answer(result: ModelTurn, usage: Usage) -> _Typed:
+        if result.structured is None:
+            raise ValueError("the model answered without calling `submit_output`")
+        return output_model.model_validate(dict(result.structured))
+
+    return await _converse(ctx, services, "output", schema, answer)
+
+
+async def _converse(
+    ctx: AgentContext,
+    services: RunServices,
+    kind: AnswerKind,
+    schema: Mapping[str, Any] | None,
+    answer: Callable[[ModelTurn, Usage], _Answer],
+) -> _Answer:
+    """The agent's conversation: model turns, tool rounds, and re-asks until `answer` accepts.
+
+    `answer` turns the final turn (no tool calls) into the agent's result; a
+    ValidationError or ValueError from it re-asks once for a structured `kind`.
+    """
     defaults, agent = services.pipeline.spec.defaults, ctx.spec
-    kind = output_kind(services.pipeline, agent)
     tools = _agent_tools(services, agent)
     request = functools.partial(
         ModelRequest, agent=ctx.agent, item=ctx.item.id, attempt=ctx.attempt,
@@ -337,6 +384,7 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
         output=kind,
         temperature=defaults.temperature if agent.temperature is None else agent.temperature,
         timeout_s=defaults.timeout_s,
+        output_schema=schema,
     )  # fmt: skip
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "text", "text": user_message(ctx, kind)}]}
@@ -360,10 +408,10 @@ async def run_default_agent(ctx: AgentContext) -> AgentOutput:
             results["content"] += structured_error_result(result, _EARLY_ANSWER.format(kind=kind))
             messages.append(results)
         elif kind == "text":
-            return AgentOutput(text=result.text, usage=usage)
+            return answer(result, usage)
         else:
             try:
-                return _structured_output(kind, result, usage)
+                return answer(result, usage)
             except (ValidationError, ValueError) as exc:
                 reasks += 1
                 messages += _reask(ctx.agent, kind, result, exc, reasks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -110,6 +111,16 @@ class AgentOutput(BaseModel):
     usage: Usage = Field(default_factory=Usage)
 
 
+def typed_agent_output(output: BaseModel) -> AgentOutput:
+    """The `AgentOutput` the engine passes on for a typed agent's `output`.
+
+    `data` is the output as JSON data; `text` the same as compact JSON text (what
+    the next agent's user message and `upstream` show).
+    """
+    data = output.model_dump(mode="json")
+    return AgentOutput(text=json.dumps(data, ensure_ascii=False), data=data)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """A unit of work flowing through the agents: `main` for the run, children for fan-outs."""
@@ -127,7 +138,10 @@ class AgentContext:
     `input` is the run's input; `upstream` the output of the agent that dispatched
     to this one (None for the entry agent); `feedback` the QA issues to address on
     a retry (empty on a first attempt); `attempt` counts this agent's runs on this
-    work item, from 1.
+    work item, from 1. `outputs` maps each agent that already ran on this item or
+    an ancestor item (the item a fan-out started from) to its latest output, the
+    item's own first: a typed agent's output model instance, else a `TextOutput`.
+    `history` maps each agent that ran on this item to all its outputs, oldest first.
     """
 
     run_id: str
@@ -138,6 +152,8 @@ class AgentContext:
     upstream: AgentOutput | None = None
     feedback: tuple[QAIssue, ...] = ()
     services: RunServices | None = field(default=None, repr=False, compare=False)
+    outputs: Mapping[str, BaseModel] = field(default_factory=dict)
+    history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict)
 
     @property
     def spec(self) -> AgentSpec:
@@ -159,6 +175,10 @@ class AgentContext:
             "feedback": [issue.model_dump() for issue in self.feedback],
             "attempt": self.attempt,
             "agent": self.agent,
+            "outputs": {a: out.model_dump(mode="json") for a, out in self.outputs.items()},
+            "history": {
+                a: [out.model_dump(mode="json") for out in outs] for a, outs in self.history.items()
+            },
         }
 
 

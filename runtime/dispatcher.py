@@ -18,13 +18,14 @@ is one write, and whenever the run waits its events are on disk (page cache).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
+from pydantic import BaseModel
 
 from . import aggregator
-from .agents import AgentContext, AgentOutput, QAIssue, WorkItem
+from .agents import AgentContext, AgentOutput, QAIssue, TextOutput, WorkItem, typed_agent_output
 from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
 from .events import EventKind
 from .governor import RetryGovernor
@@ -78,6 +79,7 @@ class Dispatcher:
         self.aggregation = pipeline.spec.aggregation
         self.plans = build_plans(pipeline, max_concurrency)
         self.handlers = handlers
+        self.output_models: Mapping[str, type[BaseModel]] = pipeline.output_models
         self.machine: StateMachine[Any, Any] = StateMachine(
             pipeline.transitions, pipeline.initial, pipeline.terminal
         )
@@ -179,21 +181,39 @@ class Dispatcher:
         ctx = AgentContext(
             self.run_id, agent, item.item, attempt, self.input, upstream,
             feedback if type(feedback) is tuple else tuple(feedback), self.services,
+            item.visible_outputs(), dict(item.history),
         )  # fmt: skip
         self.hub.flush()  # the run may wait here: its events go to the audit log first
         try:
-            out = await self.handlers[agent](ctx)
-            if not isinstance(out, AgentOutput):
-                raise TypeError(
-                    f"handler for '{agent}' returned {type(out).__name__}, not AgentOutput"
-                )
+            answer = await self.handlers[agent](ctx)
+            out, typed = self._agent_output(agent, answer)
         except FATAL_ERRORS:
             raise
         except Exception as exc:
             self.fail_item(plan, item, exc)
             return None
-        self._record(plan, item, out, attempt)
+        self._record(plan, item, out, attempt, typed)
         return out
+
+    def _agent_output(self, agent: str, answer: object) -> tuple[AgentOutput, BaseModel | None]:
+        """The engine's `AgentOutput` for a handler's answer, and the typed output if any.
+
+        An agent with `output:` must answer an instance of its output model; any
+        other agent an `AgentOutput`.
+        """
+        expected = self.output_models.get(agent)
+        if expected is None:
+            if not isinstance(answer, AgentOutput):
+                raise TypeError(
+                    f"handler for '{agent}' returned {type(answer).__name__}, not AgentOutput"
+                )
+            return answer, None
+        if not isinstance(answer, expected):
+            raise TypeError(
+                f"handler for '{agent}' returned {type(answer).__name__}, not "
+                f"{expected.__name__} (the agent's declared output)"
+            )
+        return typed_agent_output(answer), answer
 
     def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
         """Record `plan`'s latest invocation on `item` as failed by `exc`; abort the item."""
@@ -207,9 +227,20 @@ class Dispatcher:
         )
         self.abort_item(item, plan, f"agent '{agent}' failed: {type(exc).__name__}: {exc}")
 
-    def _record(self, plan: AgentPlan, item: ItemState, out: AgentOutput, attempt: int) -> None:
-        """Emit the invocation's verdict or completion and fire its agent event."""
+    def _record(
+        self,
+        plan: AgentPlan,
+        item: ItemState,
+        out: AgentOutput,
+        attempt: int,
+        typed: BaseModel | None,
+    ) -> None:
+        """Record the output on the item, emit the invocation's verdict or completion and
+        fire its agent event. `typed` is a typed agent's output (emitted in full)."""
         agent, item_id = plan.id, item.item.id
+        kept = typed if typed is not None else TextOutput.model_construct(text=out.text)
+        item.outputs[agent] = kept
+        item.history[agent] = (*item.history.get(agent, ()), kept)
         if plan.is_qa:
             item.verdicts[agent] = out.passed
             verdict: dict[str, Any] = {"passed": out.passed}
@@ -222,6 +253,8 @@ class Dispatcher:
         else:
             item.output = out.text
             done: dict[str, Any] = {"text": out.text[:200]}
+            if typed is not None:
+                done["output"] = out.data
             if out.items is not None:
                 done["items"] = len(out.items)
             self.hub.publish(
@@ -311,7 +344,7 @@ class Dispatcher:
         children: list[ItemState] = []
         emit = self.hub.publish
         for index, payload in enumerate(out.items, 1):
-            child = ItemState(WorkItem(f"{prefix}{index}", payload, index, parent))
+            child = ItemState(WorkItem(f"{prefix}{index}", payload, index, parent), item)
             children.append(child)
             shown = payload[:200] if isinstance(payload, str) else payload
             emit(

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from .spec import AGENT_EVENTS, PipelineSpec
 from .tools.base import Tool
 
@@ -34,6 +36,8 @@ class CompiledPipeline:
     "<agent>.<event>" and "aggregation.on_complete" / "aggregation.on_any_abort".
     `prompts` maps agent id to its prompt template text (embedded at compile time).
     `plugin_tools` maps tool id to a zero-argument factory of the plugin instance.
+    `output_models` maps each agent with `output:` to its generated output model;
+    `input_model` is the generated model of the pipeline's `input:` (DSL v2).
     """
 
     spec: PipelineSpec
@@ -46,6 +50,8 @@ class CompiledPipeline:
     source_path: str = ""
     source_sha256: str = ""
     plugin_tools: Mapping[str, Callable[[], Tool]] = field(default_factory=dict)
+    output_models: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    input_model: type[BaseModel] | None = None
 
     @property
     def prompts_sha256(self) -> str:
@@ -62,10 +68,20 @@ class CompiledPipeline:
             return None
 
 
+IMPLICIT_END_TRIGGERS: tuple[tuple[str, str], ...] = (
+    ("run.complete", "complete"),
+    ("run.failed", "failed"),
+)
+"""How a run without `state_machine:` (and no aggregation) ends: `run.complete` when
+every item passed or ended, else `run.failed` (DSL-V2 section 7). No agent trigger
+can take these values: agent events all start with `on_`."""
+
+
 def declared_triggers(spec: PipelineSpec) -> list[tuple[str, str]]:
     """(trigger value, target state) for every agent transition and aggregation outcome.
 
-    Order: agents as listed, events in AGENT_EVENTS order, then aggregation.
+    Order: agents as listed, events in AGENT_EVENTS order, then aggregation (or,
+    for the default state machine, `IMPLICIT_END_TRIGGERS`).
     """
     triggers: list[tuple[str, str]] = []
     for agent in spec.agents:
@@ -80,6 +96,8 @@ def declared_triggers(spec: PipelineSpec) -> list[tuple[str, str]]:
         triggers.append(
             (trigger_value("aggregation", "on_any_abort"), spec.aggregation.on_any_abort.transition)
         )
+    elif spec.implicit_state_machine:  # the default machine's end (run_result.settle)
+        triggers.extend(IMPLICIT_END_TRIGGERS)
     return triggers
 
 

@@ -8,10 +8,13 @@ app's handler object to agent ids.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
-from .agent_runner import output_kind, run_default_agent
+from pydantic import BaseModel
+
+from .agent_runner import output_kind, run_default_agent, run_typed_agent
 from .agents import AgentContext, AgentOutput, WorkItem
 from .errors import PipelineDefinitionError
 from .jsonpath import Step, parse_path
@@ -28,7 +31,7 @@ __all__ = [
     "trigger_member",
 ]
 
-Handler = Callable[[AgentContext], Awaitable[AgentOutput]]
+Handler = Callable[[AgentContext], Awaitable[AgentOutput | BaseModel]]
 Trigger = tuple[Any, str, dict[str, tuple[Any, Any, Any, bool]]]
 _EVENTS = ("on_start", "on_complete", "on_pass", "on_fail", "on_abort")
 
@@ -81,15 +84,28 @@ def build_plans(pipeline: CompiledPipeline, max_concurrency: int) -> dict[str, A
 
 
 def resolve_handlers(pipeline: CompiledPipeline, handlers: object) -> dict[str, Handler]:
-    """One coroutine per agent: `getattr(handlers, agent_id)`; None means all defaults.
+    """One coroutine per agent: `getattr(handlers, agent_id)`; None means all defaults
+    (`run_typed_agent` with its output model for an agent with `output:`).
 
     Raises:
         PipelineDefinitionError: `handlers` lacks a method for an agent.
     """
     resolved: dict[str, Handler] = {}
+    output_models: Mapping[str, type[BaseModel]] = pipeline.output_models
     for agent in pipeline.spec.agents:
         if handlers is None:
-            resolved[agent.id] = run_default_agent
+            if agent.handler is not None:
+                raise PipelineDefinitionError(
+                    f"agent '{agent.id}' runs the function {agent.handler}: pass the "
+                    "generated module's DefaultHandlers() (it imports the function), not "
+                    "handlers=None"
+                )
+            output_model = output_models.get(agent.id)
+            resolved[agent.id] = (
+                run_default_agent
+                if output_model is None
+                else functools.partial(run_typed_agent, output_model=output_model)
+            )
             continue
         method = getattr(handlers, agent.id, None)
         if not callable(method):
@@ -176,10 +192,26 @@ class Deferred(NamedTuple):
 class ItemState:
     """One work item's progress through the run."""
 
-    __slots__ = ("attempts", "inputs", "item", "output", "reason", "status", "verdicts")
+    __slots__ = (
+        "attempts",
+        "history",
+        "inputs",
+        "item",
+        "output",
+        "outputs",
+        "parent",
+        "reason",
+        "status",
+        "verdicts",
+    )
 
-    def __init__(self, item: WorkItem) -> None:
+    def __init__(self, item: WorkItem, parent: ItemState | None = None) -> None:
         self.item = item
+        self.parent = parent  # the item a fan-out started this one from
+        # Invariant: agent id -> its latest output on this item (`AgentContext.outputs`).
+        self.outputs: dict[str, BaseModel] = {}
+        # Invariant: agent id -> every output of it on this item, oldest first.
+        self.history: dict[str, tuple[BaseModel, ...]] = {}
         # Invariant: agent id -> invocations of that agent on this item so far.
         self.attempts: dict[str, int] = {}
         # Invariant: QA agent id -> its latest verdict on this item.
@@ -189,3 +221,9 @@ class ItemState:
         self.output = ""  # text of the latest non-QA output
         self.status: str | None = None  # set when aborted, or when the item finishes
         self.reason: str | None = None
+
+    def visible_outputs(self) -> dict[str, BaseModel]:
+        """The latest output per agent on this item or an ancestor, this item's first."""
+        if self.parent is None:
+            return dict(self.outputs)
+        return {**self.parent.visible_outputs(), **self.outputs}

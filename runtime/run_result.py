@@ -1,7 +1,8 @@
 """How a run ends: its terminal move, its status, `run_finished` and its `RunResult`.
 
 Once the `Dispatcher` has walked every item, `settle` takes the run's terminal
-move (the aggregation's decision, or the last deferred terminal request;
+move (the aggregation's decision, or the last deferred terminal request, or for
+a pipeline without `state_machine:` its implicit end, `run.complete`/`run.failed`;
 docs/semantics.md, "How a run ends"), `run_status` names the outcome, and
 `finish_run` writes `run_finished` and builds the `RunResult`; once the hub is
 closed, `with_audit_outcome` turns a run whose audit log could not be written
@@ -146,9 +147,14 @@ def settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
     else:
         wanted = ("on_abort", "on_fail") if bad else ("on_pass", "on_complete")
         chosen = [d for d in engine.deferred if d.event in wanted]
-        if not chosen:
+        if chosen:
+            trigger, name, agent = chosen[-1].trigger, chosen[-1].name, chosen[-1].agent
+        elif pipeline.spec.implicit_state_machine and not machine.is_terminal:
+            name, agent = "run.failed" if bad else "run.complete", None
+            trigger = trigger_member(pipeline, name)
+            assert trigger is not None  # declared_triggers lists both for the default machine
+        else:
             return
-        trigger, name, agent = chosen[-1].trigger, chosen[-1].name, chosen[-1].agent
     move = machine.fire(trigger, agent)
     hub.publish(
         EventKind.TRANSITION,

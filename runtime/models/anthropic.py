@@ -119,14 +119,14 @@ class _Failure:
 def build_message_params(request: ModelRequest) -> dict[str, Any]:
     """The keyword arguments of `messages.stream` for one request.
 
-    The structured-output tool is appended for "verdict"/"items" requests and
+    The structured-output tool is appended for "verdict"/"items"/"output" requests and
     chosen as described in `structured_tool_choice`. `temperature` is sent
     only when set, through `extra_body` (SDK 2.x no longer has the argument).
     """
     tools = [_tool_param(tool) for tool in request.tools]
     has_other_tools = bool(tools)
     if request.output != "text":
-        tools.append(_tool_param(structured_tool(request.output)))
+        tools.append(_tool_param(structured_tool(request.output, request.output_schema)))
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..agents import Usage
 from ..spec import OutputKind
 
-__all__ = ["Model", "ModelRequest", "ModelTurn", "OutputKind", "TextSink", "ToolCall", "ToolSchema"]
+__all__ = [
+    "AnswerKind",
+    "Model",
+    "ModelRequest",
+    "ModelTurn",
+    "OutputKind",
+    "TextSink",
+    "ToolCall",
+    "ToolSchema",
+]
+
+AnswerKind = Literal["text", "verdict", "items", "output"]
+"""What a turn must answer: an `OutputKind`, or "output", a typed agent's declared shape."""
 
 
 TextSink = Callable[[str], None]
@@ -47,7 +59,9 @@ class ModelRequest:
     `messages` are Anthropic-shaped dicts ({"role": ..., "content": [blocks]}), the
     whole conversation so far. `output` says which structured answer ends the turn
     loop: for "verdict" and "items" the model must call the structured-output tool
-    (`STRUCTURED_TOOL_NAMES[output]`), whose input arrives in `ModelTurn.structured`.
+    (`STRUCTURED_TOOL_NAMES[output]`), whose input arrives in `ModelTurn.structured`;
+    likewise for "output" (an agent with `output:`), whose tool's input schema is
+    `output_schema` (the generated output model's JSON schema).
     (agent, item, attempt, turn) identify the call; replay keys on them.
     """
 
@@ -60,9 +74,10 @@ class ModelRequest:
     system: str
     messages: Sequence[Mapping[str, Any]]
     tools: Sequence[ToolSchema] = ()
-    output: OutputKind = "text"
+    output: AnswerKind = "text"
     temperature: float | None = None
     timeout_s: float = 120.0
+    output_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +98,10 @@ class ModelTurn:
     structured_call_id: str | None = None
 
 
-STRUCTURED_TOOL_NAMES: Mapping[OutputKind, str] = {
+STRUCTURED_TOOL_NAMES: Mapping[AnswerKind, str] = {
     "verdict": "submit_verdict",
     "items": "submit_work_items",
+    "output": "submit_output",
 }
 
 

@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import STRUCTURED_TOOL_NAMES, ModelTurn, OutputKind
+from .base import STRUCTURED_TOOL_NAMES, AnswerKind, ModelTurn
 
 __all__ = ["assistant_message", "conversation_problems", "structured_error_result"]
 
@@ -132,7 +132,7 @@ def conversation_problems(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     return problems
 
 
-def assistant_message(result: ModelTurn, kind: OutputKind) -> dict[str, Any]:
+def assistant_message(result: ModelTurn, kind: AnswerKind) -> dict[str, Any]:
     """The model's turn as the conversation records it.
 
     A structured answer with a `structured_call_id` is kept as the tool_use it

@@ -10,10 +10,17 @@ is called. The answers say what they are:
   first N attempts on every item with one synthetic blocking issue, so the
   feedback loop (and, with N >= max_attempts, the abort path) can be seen;
 * fan-out agents get `items` synthetic work items;
+* typed agents (`output:`) get a valid instance of their output schema, chosen
+  deterministically from (agent, item, attempt): enum values, numbers and
+  booleans vary with that seed, strings say where they come from;
 * no tool is ever called, and usage is zero tokens, zero cost.
 """
 
 from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
 
 import trio
 
@@ -21,7 +28,7 @@ from ..agents import Usage
 from ..errors import AgentflowError
 from .base import ModelRequest, ModelTurn, TextSink
 
-__all__ = ["DryRunModel"]
+__all__ = ["DryRunModel", "schema_instance"]
 
 _CHUNK = 24
 
@@ -74,6 +81,15 @@ class DryRunModel:
             ]
             text = f"{head}: {self.items} synthetic work items"
             turn = ModelTurn(text=text, structured={"items": work}, usage=usage, model=self.name)
+        elif request.output == "output":
+            seed = f"{request.agent}|{request.item}|{request.attempt}"
+            answer = schema_instance(request.output_schema or {}, random.Random(seed))
+            if not isinstance(answer, dict):
+                raise AgentflowError(
+                    f"dry-run: the output schema of '{request.agent}' is not an object schema"
+                )
+            text = f"{head}: a synthetic {request.agent} output"
+            turn = ModelTurn(text=text, structured=answer, usage=usage, model=self.name)
         else:
             prompt = excerpt(request.system, self.excerpt_chars)
             text = f'{head}: "{prompt}"' if prompt else head
@@ -100,3 +116,52 @@ class DryRunModel:
         return ModelTurn(
             text=str(verdict["summary"]), structured=verdict, usage=usage, model=self.name
         )
+
+
+_LIST_LENGTH = 2
+
+
+def schema_instance(
+    schema: Mapping[str, Any],
+    rng: random.Random,
+    defs: Mapping[str, Any] | None = None,
+    label: str = "text",
+) -> Any:
+    """A value valid for the JSON `schema` (as pydantic writes it), drawn from `rng`.
+
+    Covers what output shapes produce: objects (every property, optional ones
+    included), arrays, `enum`/`const`, strings (`"[dry-run] <label>"`, the label
+    being the field name), integers, numbers, booleans, `anyOf` (the first
+    non-null branch) and local `$ref`s into `$defs`.
+    """
+    defs = schema.get("$defs", defs or {})
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return schema_instance(defs[ref.removeprefix("#/$defs/")], rng, defs, label)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return rng.choice(list(schema["enum"]))
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            branches = [b for b in schema[key] if b.get("type") != "null"] or schema[key]
+            return schema_instance(branches[0], rng, defs, label)
+    kind = schema.get("type")
+    if kind == "object":
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        return {name: schema_instance(sub, rng, defs, name) for name, sub in properties.items()}
+    if kind == "array":
+        low = int(schema.get("minItems", 0))
+        count = max(low, min(_LIST_LENGTH, int(schema.get("maxItems", _LIST_LENGTH))))
+        return [schema_instance(schema.get("items", {}), rng, defs, label) for _ in range(count)]
+    if kind == "integer":
+        least = int(schema.get("minimum", 0))
+        return rng.randint(least, int(schema.get("maximum", least + 9)))
+    if kind == "number":
+        bottom = float(schema.get("minimum", 0.0))
+        return round(rng.uniform(bottom, float(schema.get("maximum", bottom + 1.0))), 3)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    return f"[dry-run] {label}"

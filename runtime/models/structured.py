@@ -1,7 +1,8 @@
-"""Tool schemas for structured outputs: a QA verdict or fan-out work items.
+"""Tool schemas for structured outputs: a QA verdict, fan-out work items, a typed output.
 
 A model gives a structured answer by calling a tool whose `input_schema` is
-the JSON Schema of a pydantic model (`QAVerdict`, `WorkItems`). The schema is
+the JSON Schema of a pydantic model (`QAVerdict`, `WorkItems`, or a typed
+agent's generated output model, carried by the request). The schema is
 generated from the model, then made self-contained: pydantic puts nested
 models in `$defs` and points at them with `$ref`; the Messages API takes
 plain inline schemas most reliably, so refs are inlined and `$defs` dropped.
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..agents import QAVerdict, WorkItems
-from .base import STRUCTURED_TOOL_NAMES, OutputKind, ToolSchema
+from .base import STRUCTURED_TOOL_NAMES, AnswerKind, OutputKind, ToolSchema
 
 __all__ = ["STRUCTURED_MODELS", "inline_schema", "structured_tool", "structured_tool_choice"]
 
@@ -24,7 +25,7 @@ STRUCTURED_MODELS: Mapping[OutputKind, type[BaseModel]] = {
     "items": WorkItems,
 }
 
-_DESCRIPTIONS: Mapping[OutputKind, str] = {
+_DESCRIPTIONS: Mapping[AnswerKind, str] = {
     "verdict": (
         "Submit your review verdict. Call this exactly once, when you have finished "
         "reviewing: passed=true if the work is acceptable as it is, otherwise "
@@ -33,6 +34,10 @@ _DESCRIPTIONS: Mapping[OutputKind, str] = {
     "items": (
         "Submit the work items to dispatch. Call this exactly once, when you are done: "
         "one entry per independent unit of work."
+    ),
+    "output": (
+        "Submit your answer. Call this exactly once, when you are done, with input "
+        "that matches the schema: it is your whole answer."
     ),
 }
 
@@ -63,21 +68,29 @@ def inline_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def structured_tool(output: OutputKind) -> ToolSchema:
-    """The tool a model calls to give a structured `output` ("verdict" or "items").
+def structured_tool(output: AnswerKind, schema: Mapping[str, Any] | None = None) -> ToolSchema:
+    """The tool a model calls to give a structured `output` ("verdict", "items", "output").
+
+    `schema` is the typed answer's JSON schema (required for "output", ignored otherwise).
 
     Raises:
         KeyError: `output` is "text", which has no structured tool.
+        ValueError: `output` is "output" and `schema` is None.
     """
-    model = STRUCTURED_MODELS[output]
+    if output == "output":
+        if schema is None:
+            raise ValueError("a typed answer ('output') needs its JSON schema")
+        input_schema = inline_schema(schema)
+    else:
+        input_schema = inline_schema(STRUCTURED_MODELS[output].model_json_schema())
     return ToolSchema(
         name=STRUCTURED_TOOL_NAMES[output],
         description=_DESCRIPTIONS[output],
-        input_schema=inline_schema(model.model_json_schema()),
+        input_schema=input_schema,
     )
 
 
-def structured_tool_choice(output: OutputKind, *, has_other_tools: bool) -> dict[str, Any] | None:
+def structured_tool_choice(output: AnswerKind, *, has_other_tools: bool) -> dict[str, Any] | None:
     """The `tool_choice` for a turn: None (the API's "auto") for plain text.
 
     Without other tools the structured tool is forced by name. With other tools

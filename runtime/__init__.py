@@ -4,6 +4,7 @@ Generated modules import from here; so do apps that plug in their own
 handlers, tools, models and sinks.
 """
 
+from .agent_runner import run_default_agent, run_typed_agent
 from .agents import AgentContext, AgentOutput, QAIssue, QAVerdict, TextOutput, Usage, WorkItem
 from .errors import (
     AgentflowError,
@@ -66,5 +67,7 @@ __all__ = [
     "Usage",
     "WorkItem",
     "compile_spec",
+    "run_default_agent",
     "run_pipeline",
+    "run_typed_agent",
 ]

@@ -186,6 +186,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_input = _given_input(args)
     if run_input is _NO_INPUT:
         run_input = recording.input if recording is not None else ""
+    from .runner import RunInputError, validated_input
+
+    try:  # before any file is touched: a wrong input is a usage error
+        run_input = validated_input(compiled, run_input)
+    except RunInputError as exc:
+        raise UsageError(f"--input: {exc}") from None
     log_path = Path(args.jsonl) if args.jsonl else _default_log_path(compiled)
     _check_log_path(log_path, args)
     try:

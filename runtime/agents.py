@@ -94,6 +94,25 @@ class TextOutput(BaseModel):
     text: str
 
 
+_TEXT_OUTPUT_FIELDS = frozenset({"text"})
+_new_object = object.__new__
+_set = object.__setattr__
+
+
+def text_output(text: str) -> TextOutput:
+    """`TextOutput(text=text)` without validation (~0.6 us, a tenth of the validated one).
+
+    The engine records one per text agent invocation; pinned against a
+    validated instance by test_v2_outputs.py::test_text_output_is_a_valid_model.
+    """
+    output: TextOutput = _new_object(TextOutput)
+    _set(output, "__dict__", {"text": text})
+    _set(output, "__pydantic_fields_set__", set(_TEXT_OUTPUT_FIELDS))
+    _set(output, "__pydantic_extra__", None)
+    _set(output, "__pydantic_private__", None)
+    return output
+
+
 class AgentOutput(BaseModel):
     """What an agent returns.
 

@@ -25,7 +25,7 @@ import trio
 from pydantic import BaseModel
 
 from . import aggregator
-from .agents import AgentContext, AgentOutput, QAIssue, TextOutput, WorkItem, typed_agent_output
+from .agents import AgentContext, AgentOutput, QAIssue, WorkItem, text_output, typed_agent_output
 from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
 from .events import EventKind
 from .governor import RetryGovernor
@@ -186,7 +186,10 @@ class Dispatcher:
         self.hub.flush()  # the run may wait here: its events go to the audit log first
         try:
             answer = await self.handlers[agent](ctx)
-            out, typed = self._agent_output(agent, answer)
+            if type(answer) is AgentOutput and agent not in self.output_models:
+                out, typed = answer, None  # the common case, without a call
+            else:
+                out, typed = self._agent_output(agent, answer)
         except FATAL_ERRORS:
             raise
         except Exception as exc:
@@ -238,7 +241,7 @@ class Dispatcher:
         """Record the output on the item, emit the invocation's verdict or completion and
         fire its agent event. `typed` is a typed agent's output (emitted in full)."""
         agent, item_id = plan.id, item.item.id
-        kept = typed if typed is not None else TextOutput.model_construct(text=out.text)
+        kept = typed if typed is not None else text_output(out.text)
         item.outputs[agent] = kept
         item.history[agent] = (*item.history.get(agent, ()), kept)
         if plan.is_qa:

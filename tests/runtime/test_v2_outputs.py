@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.runtime.agents import AgentContext, AgentOutput, QAIssue, TextOutput
+from agentflow.runtime.agents import AgentContext, AgentOutput, QAIssue, TextOutput, text_output
 from agentflow.runtime.events import EventKind as K
 from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.pipeline import CompiledPipeline
@@ -212,3 +212,11 @@ async def test_prompts_see_outputs_as_json_like_dicts() -> None:
         f"Category {classified['category']}, urgency {classified['urgency'] + 1}; seen 1"
         in responder_text
     )
+
+
+def test_text_output_is_a_valid_model() -> None:
+    fast = text_output("draft")
+    validated = TextOutput(text="draft")
+    assert fast == validated and fast.model_dump() == validated.model_dump()
+    assert fast.model_fields_set == validated.model_fields_set
+    assert TextOutput.model_validate(fast.model_dump()) == fast

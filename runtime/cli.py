@@ -115,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflow` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse gives an optional positional its (empty) value at its place, so a
+    # TOPIC after options (`run x.yaml --no-ui "topic"`) arrives as an extra.
+    if args.command == "run" and args.topic is None and len(extra) == 1 and extra[0][:1] != "-":
+        args.topic, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run" and args.topic is not None and args.input_text is not None:
         parser.error("give the run input once: as TOPIC or as --input, not both")
     if args.command == "run" and args.fail_first and args.model != "dry-run":

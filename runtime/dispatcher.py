@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import aggregator
 from .agents import AgentContext, AgentOutput, QAIssue, WorkItem, text_output, typed_agent_output
@@ -201,8 +201,10 @@ class Dispatcher:
     def _agent_output(self, agent: str, answer: object) -> tuple[AgentOutput, BaseModel | None]:
         """The engine's `AgentOutput` for a handler's answer, and the typed output if any.
 
-        An agent with `output:` must answer an instance of its output model; any
-        other agent an `AgentOutput`.
+        An agent with `output:` must answer its output model: an instance, or a
+        pydantic model that validates as one (the same generated class imported
+        under another module name: `agentflow run` executes the generated code
+        under a private name); any other agent an `AgentOutput`.
         """
         expected = self.output_models.get(agent)
         if expected is None:
@@ -212,10 +214,18 @@ class Dispatcher:
                 )
             return answer, None
         if not isinstance(answer, expected):
-            raise TypeError(
-                f"handler for '{agent}' returned {type(answer).__name__}, not "
-                f"{expected.__name__} (the agent's declared output)"
-            )
+            if not isinstance(answer, BaseModel) or isinstance(answer, AgentOutput):
+                raise TypeError(
+                    f"handler for '{agent}' returned {type(answer).__name__}, not "
+                    f"{expected.__name__} (the agent's declared output)"
+                )
+            try:
+                answer = expected.model_validate(answer.model_dump())
+            except ValidationError as exc:
+                raise TypeError(
+                    f"handler for '{agent}' returned {type(answer).__name__}, which does not "
+                    f"validate as {expected.__name__} (the agent's declared output): {exc}"
+                ) from None
         return typed_agent_output(answer), answer
 
     def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:

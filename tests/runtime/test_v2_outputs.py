@@ -171,7 +171,7 @@ async def test_a_handler_that_returns_the_wrong_type_fails_its_item_naming_the_t
     result, events = await run(compiled, "x", wrong)
     assert result.status == "failed"
     assert (
-        "returned Other, not ClassifierOutput"
+        "returned Other, which does not validate as ClassifierOutput"
         in kinds(events, K.AGENT_FAILED)[0].payload["message"]
     )
     # An agent without `output:` still must answer AgentOutput.
@@ -183,6 +183,26 @@ async def test_a_handler_that_returns_the_wrong_type_fails_its_item_naming_the_t
         "returned ClassifierOutput, not AgentOutput"
         in kinds(events, K.AGENT_FAILED)[0].payload["message"]
     )
+
+
+async def test_the_same_model_from_another_module_copy_is_accepted_as_the_declared_one() -> None:
+    # `agentflow run` executes the generated module under a private name; a handler
+    # that imports the class from generated/x.py gets a twin class of the same shape.
+    class ClassifierOutputTwin(BaseModel):
+        category: str
+        urgency: int
+        summary: str
+
+    twin = ClassifierOutputTwin(category="bug", urgency=1, summary="s")
+    scripted = Handlers(classifier=lambda ctx: twin, responder=lambda ctx: text("r"))
+    compiled = with_outputs(
+        compile_dict(chain_spec("classifier", "responder")), {"classifier": ClassifierOutput}
+    )
+    result, _ = await run(compiled, "x", _typed(scripted))
+    assert result.ok, result.reason
+    responder = scripted.contexts[1]
+    assert type(responder.outputs["classifier"]) is ClassifierOutput  # recorded as declared
+    assert responder.outputs["classifier"].model_dump() == twin.model_dump()
 
 
 async def test_prompts_see_outputs_as_json_like_dicts() -> None:

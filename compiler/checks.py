@@ -27,10 +27,16 @@ from .checks_flow import (
     check_state_graph,
     parse_feedback_path,
 )
+from .checks_v2 import (
+    check_agent_kinds,
+    check_failure_reaches_terminal,
+    check_verdict_transitions,
+)
 from .diagnostics import Diagnostic, did_you_mean, sort_diagnostics
+from .flow import dominates, immediate_dominators
 from .naming import is_python_identifier, module_name
 from .parse import Path
-from .prompt_checks import template_problems
+from .prompt_checks import reference_problems, template_problems
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -278,10 +284,25 @@ def check_settings(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def check_prompts(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Prompt templates parse and use only PROMPT_VARIABLES (reported in the prompt file)."""
+    spec = ctx.spec
+    entry_ok = bool(spec.agents) and (spec.entry is None or spec.entry in ctx.agent_ids)
+    idom = immediate_dominators(spec) if entry_ok and ctx.graph_valid else None
+
+    def runs_before(first: str, reader: str) -> bool:
+        assert idom is not None
+        return reader not in idom or dominates(idom, first, reader)
+
     for agent_id, text in ctx.prompts.items():
         display = ctx.prompt_files.get(agent_id, agent_id)
-        for line, message in template_problems(text):
-            yield Diagnostic(display, line, 1, f"{message} (prompt of agent '{agent_id}')")
+        first = ctx.prompt_lines.get(agent_id, 1)
+        problems = template_problems(text)
+        if not problems:
+            order = runs_before if idom is not None else None
+            problems = reference_problems(text, agent_id, spec, order)
+        for line, message in problems:
+            yield Diagnostic(
+                display, first + line - 1, 1, f"{message} (prompt of agent '{agent_id}')"
+            )
 
 
 CHECKS: tuple[Check, ...] = (
@@ -296,6 +317,9 @@ CHECKS: tuple[Check, ...] = (
     check_qa_single_path,
     check_on_fail,
     check_aggregation,
+    check_agent_kinds,
+    check_verdict_transitions,
+    check_failure_reaches_terminal,
     check_tools,
     check_settings,
     check_encodable_text,

@@ -26,14 +26,17 @@ __all__ = [
 class CheckContext:
     """What every check reads: the IR, where each part came from, and the prompts' text.
 
-    `prompts` maps agent id to prompt text for the prompts that could be read;
-    `prompt_files` maps agent id to the prompt path shown in diagnostics.
+    `prompts` maps agent id to prompt text for the prompts that could be read (a
+    file's, or inline `instructions`); `prompt_files` maps agent id to the file shown
+    in diagnostics; `prompt_lines` maps an agent with inline instructions to the
+    pipeline-file line where its text starts (a prompt file starts at line 1).
     """
 
     spec: PipelineSpec
     source: SourceMap
     prompts: Mapping[str, str] = field(default_factory=dict)
     prompt_files: Mapping[str, str] = field(default_factory=dict)
+    prompt_lines: Mapping[str, int] = field(default_factory=dict)
 
     def at(self, path: Path, message: str, severity: Severity = "error") -> Diagnostic:
         """A diagnostic at the value found at `path` (or its nearest spelled-out parent)."""

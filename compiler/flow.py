@@ -612,3 +612,52 @@ def _targets(agent: AgentSpec) -> Iterable[str]:
     if agent.dispatch.strategy == "parallel_broadcast":
         return agent.dispatch.targets
     return (agent.dispatch.target,) if agent.dispatch.target else ()
+
+
+def immediate_dominators(spec: PipelineSpec) -> dict[str, str | None] | None:
+    """Each agent reachable from the entry -> the agent that runs right before it on every
+    dispatch path (its immediate dominator; None for the entry), or None for a cyclic graph.
+
+    Every dispatch edge counts (a fan-out's children are items whose ancestor ran the
+    parent). One pass in topological order, intersecting the predecessors' dominator
+    chains (Cooper, Harvey and Kennedy), with no recursion.
+    """
+    graph: dict[str, list[str]] = {a.id: [] for a in spec.agents}
+    for edge in dispatch_edges(spec):
+        graph.setdefault(edge.source, []).append(edge.target)
+    start = spec.entry_agent
+    try:
+        order = _topological(graph, start)
+    except _Unbounded:
+        return None
+    position = {agent: index for index, agent in enumerate(order)}
+    predecessors: dict[str, list[str]] = {agent: [] for agent in order}
+    for source in order:
+        for target in graph.get(source, ()):
+            predecessors[target].append(source)
+    idom: dict[str, str | None] = {start: None}
+    for agent in order[1:]:
+        found: str | None = None
+        for pred in predecessors[agent]:
+            if found is None:
+                found = pred
+                continue
+            a, b = found, pred
+            while a != b:  # walk the later one up its chain until the two chains meet
+                if position[a] > position[b]:
+                    a = idom[a] or start
+                else:
+                    b = idom[b] or start
+            found = a
+        idom[agent] = found
+    return idom
+
+
+def dominates(idom: dict[str, str | None], runs_first: str, reader: str) -> bool:
+    """True if `runs_first` runs before `reader` on every path (strictly: not itself)."""
+    node = idom.get(reader)
+    while node is not None:
+        if node == runs_first:
+            return True
+        node = idom.get(node)
+    return False

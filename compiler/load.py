@@ -18,7 +18,7 @@ from agentflow.runtime.spec import PipelineSpec
 from .checks import CheckContext, run_checks
 from .diagnostics import CompileError, Diagnostic, sort_diagnostics
 from .lower import lower
-from .parse import parse_text
+from .parse import Parsed, parse_text
 
 __all__ = ["PROMPT_MAX_BYTES", "LoadedPipeline", "load_pipeline", "load_pipeline_text"]
 
@@ -92,11 +92,14 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
     spec = lower(parsed)
     prompts: dict[str, str] = {}
     prompt_files: dict[str, str] = {}
+    prompt_lines: dict[str, int] = {}
     diagnostics: list[Diagnostic] = []
     root = _resolved_root(base_dir)
     for index, agent in enumerate(spec.agents):
         if agent.instructions is not None:
-            prompts.setdefault(agent.id, agent.instructions)
+            prompts[agent.id] = agent.instructions
+            prompt_files[agent.id] = path
+            prompt_lines[agent.id] = _instructions_line(text, parsed, index)
             continue
         if agent.prompt is None:
             continue
@@ -108,7 +111,7 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
         else:
             loc = parsed.source.value(("agents", index, "prompt"))
             diagnostics.append(Diagnostic(loc.file, loc.line, loc.column, problem))
-    ctx = CheckContext(spec, parsed.source, prompts, prompt_files)
+    ctx = CheckContext(spec, parsed.source, prompts, prompt_files, prompt_lines)
     diagnostics += run_checks(ctx)
     diagnostics = sort_diagnostics(diagnostics, path)
     if any(d.severity == "error" for d in diagnostics):
@@ -120,6 +123,14 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
         source_sha256=digest,
         warnings=diagnostics,
     )
+
+
+def _instructions_line(text: str, parsed: Parsed, index: int) -> int:
+    """The YAML line holding the first line of agent `index`'s inline `instructions`."""
+    loc = parsed.source.value(("agents", index, "instructions"))
+    lines = text.splitlines()
+    written = lines[loc.line - 1][loc.column - 1 :] if loc.line <= len(lines) else ""
+    return loc.line + 1 if written.startswith(("|", ">")) else loc.line
 
 
 def _resolved_root(base_dir: Path) -> Path | None:

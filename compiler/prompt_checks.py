@@ -3,20 +3,39 @@
 Prompts are rendered at run time in a sandboxed jinja2 environment with
 `AgentContext.prompt_variables()`; a typo such as `{{ imput }}` would render as
 an empty string and silently degrade the prompt, so the compiler rejects it.
+The same goes for field paths into declared shapes (`{{ input.ticket }}`,
+`{{ outputs.classifier.category }}`, `{{ history.writer }}`): `reference_problems`
+checks them against the shapes, and `outputs.X` only where X has surely run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import TemplateSyntaxError, meta, nodes
 
 from agentflow.runtime.agents import PROMPT_VARIABLES
 from agentflow.runtime.prompting import PromptSandbox
+from agentflow.runtime.spec import FieldSpec, NamedField, PipelineSpec
 
 from .diagnostics import did_you_mean
 
-__all__ = ["template_problems"]
+__all__ = ["Reference", "reference_problems", "template_problems", "template_references"]
+
+_CHECKED_ROOTS = frozenset({"input", "outputs", "history"})
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`outputs.classifier.category` in a template: its root name, the parts after it
+    (attribute names as str, constant indexes as int), and its line."""
+
+    root: str
+    parts: tuple[str | int, ...]
+    line: int
+
 
 _ENV = PromptSandbox()  # the runtime's sandbox: compiling folds constants through it
 
@@ -59,3 +78,140 @@ def _first_use(text: str, name: str) -> int:
     except TemplateSyntaxError:
         pass
     return 1
+
+
+@lru_cache(maxsize=256)
+def template_references(text: str) -> tuple[Reference, ...]:
+    """Every maximal `input.…`/`outputs.…`/`history.…` access chain in a template
+    (none for a template that does not parse: `template_problems` reports it)."""
+    try:
+        tree = _ENV.parse(text)
+    except (TemplateSyntaxError, RecursionError, SyntaxError, MemoryError):
+        return ()
+    found: list[Reference] = []
+    pending: list[nodes.Node] = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            parts: list[str | int] = []
+            base: nodes.Node = node
+            while isinstance(base, nodes.Getattr | nodes.Getitem):
+                if isinstance(base, nodes.Getattr):
+                    parts.append(base.attr)
+                elif isinstance(base.arg, nodes.Const) and isinstance(base.arg.value, str | int):
+                    parts.append(base.arg.value)
+                else:  # a computed index: check the chain up to it, and the index itself
+                    pending.append(base.arg)
+                    parts.clear()
+                base = base.node
+            if isinstance(base, nodes.Name) and base.name in _CHECKED_ROOTS and parts:
+                found.append(Reference(base.name, tuple(reversed(parts)), node.lineno))
+            elif not isinstance(base, nodes.Name):
+                pending.append(base)
+            continue
+        pending.extend(node.iter_child_nodes())
+    return tuple(sorted(found, key=lambda ref: (ref.line, ref.root, str(ref.parts))))
+
+
+def reference_problems(
+    text: str,
+    reader: str,
+    spec: PipelineSpec,
+    runs_before: Callable[[str, str], bool] | None,
+) -> list[tuple[int, str]]:
+    """(template line, message) for each field path that the shapes or the order of
+    agents rule out. `runs_before(x, reader)` says whether x runs before the reader on
+    every path (None: the dispatch graph is broken, which is reported elsewhere)."""
+    problems: list[tuple[int, str]] = []
+    agents = {agent.id: agent for agent in spec.agents}
+    for ref in template_references(text):
+        if ref.root == "input":
+            if spec.input is not None:
+                problem = _path_problem(spec.input.fields, ref.parts, "input", "the input")
+                if problem:
+                    problems.append((ref.line, problem))
+            continue
+        name = ref.parts[0]
+        if not isinstance(name, str) or name not in agents:
+            problems.append(
+                (
+                    ref.line,
+                    f"'{ref.root}.{name}' names no agent{did_you_mean(str(name), agents)}",
+                )
+            )
+            continue
+        written = f"{ref.root}.{name}"
+        if ref.root == "outputs":
+            if name == reader:
+                problems.append(
+                    (
+                        ref.line,
+                        f"'{written}': an agent cannot read its own latest output; use "
+                        f"'history.{name}' for its earlier ones",
+                    )
+                )
+                continue
+            if runs_before is not None and not runs_before(name, reader):
+                problems.append(
+                    (
+                        ref.line,
+                        f"'{written}': agent '{name}' does not run before '{reader}' on every "
+                        "path that reaches it, so its output may not be there; read it only "
+                        f"from agents that '{name}' dispatches to (directly or through others)",
+                    )
+                )
+                continue
+            rest = ref.parts[1:]
+        else:
+            rest = ref.parts[1:]
+            if not rest:
+                continue
+            if not isinstance(rest[0], int):
+                if rest[0] in _LIST_METHODS:
+                    continue
+                problems.append(
+                    (
+                        ref.line,
+                        f"'{written}' is a list of outputs, oldest first; index it "
+                        f"('{written}[-1].…') or loop over it",
+                    )
+                )
+                continue
+            rest = rest[1:]
+        output = agents[name].output
+        fields = output.fields if output is not None else _TEXT_FIELDS
+        what = f"agent '{name}'" + ("" if output is not None else " (which answers text)")
+        problem = _path_problem(fields, rest, written, what)
+        if problem:
+            problems.append((ref.line, problem))
+    return problems
+
+
+_LIST_METHODS = frozenset({"count", "index"})
+_TEXT_FIELDS = (NamedField(name="text", type=FieldSpec(kind="str")),)
+"""An agent without `output:` answers `TextOutput`: one field, `text`."""
+
+
+def _path_problem(
+    fields: tuple[NamedField, ...], parts: tuple[str | int, ...], written: str, what: str
+) -> str | None:
+    """The first part of `parts` the shape `fields` does not have, as a message."""
+    current: tuple[NamedField, ...] | None = fields
+    spec: FieldSpec | None = None
+    for part in parts:
+        if current is None:
+            if spec is not None and spec.kind == "list" and isinstance(part, int):
+                spec = spec.items
+                current = spec.fields if spec is not None and spec.kind == "object" else None
+                continue
+            return None  # a scalar's own attributes (`.upper()`), or a list method
+        if not isinstance(part, str):
+            return f"'{written}' is an object; index it by field name, not [{part}]"
+        by_name = {field.name: field for field in current}
+        if part not in by_name:
+            hint = did_you_mean(part, by_name) or f"; its fields: {', '.join(by_name)}"
+            return f"'{written}.{part}': {what} has no field '{part}'{hint}"
+        written = f"{written}.{part}"
+        spec = by_name[part].type
+        current = spec.fields if spec.kind == "object" else None
+    return None

@@ -16,11 +16,59 @@ __all__ = ["SCHEMA_DIALECT", "pipeline_json_schema", "schema_text"]
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+_TYPE_TEXT = r"^\s*((list|optional)\s*\[\s*)*(str|int|float|bool)(\s*\])*\s*$"
+
+_SHAPE: dict[str, Any] = {
+    "description": "A data shape: field name -> field type (docs/dsl.md, 'Typed data').",
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_]*$"},
+    "additionalProperties": {"$ref": "#/$defs/FieldType"},
+}
+_FIELD_TYPE: dict[str, Any] = {
+    "description": (
+        "str, int, float, bool, list[T], optional[T], or a mapping: {type: ...}, "
+        "{enum: [...]}, {type: list, items: ...}, {type: object, fields: {...}}; any "
+        "mapping may add description and optional: true."
+    ),
+    "anyOf": [
+        {"type": "string", "pattern": _TYPE_TEXT},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string"},
+                "enum": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "items": {"anyOf": [{"$ref": "#/$defs/FieldType"}, {"$ref": "#/$defs/Shape"}]},
+                "fields": {"$ref": "#/$defs/Shape"},
+                "description": {"type": "string"},
+                "optional": {"type": "boolean"},
+            },
+        },
+    ],
+}
+
+
+def _yaml_form(generated: dict[str, Any]) -> None:
+    """Describe the keys as written in YAML where the IR differs: shapes are `name: type`
+    mappings, and the compiler fills `implicit_state_machine` (state_machine is optional)."""
+    defs = generated["$defs"]
+    for name in ("FieldSpec", "NamedField", "ShapeSpec"):
+        defs.pop(name, None)
+    defs["Shape"], defs["FieldType"] = _SHAPE, _FIELD_TYPE
+    shape_ref = {"$ref": "#/$defs/Shape"}
+    generated["properties"]["input"] = shape_ref
+    defs["AgentSpec"]["properties"]["output"] = shape_ref
+    generated["properties"].pop("implicit_state_machine", None)
+    generated["required"] = [key for key in generated["required"] if key != "state_machine"]
+
+
 def pipeline_json_schema() -> dict[str, Any]:
     """The JSON Schema of a pipeline YAML file, as a dict."""
     generated = PipelineSpec.model_json_schema()
     generated.pop("title", None)
     generated.pop("description", None)
+    _yaml_form(generated)
     return {
         "$schema": SCHEMA_DIALECT,
         "title": "agentflow pipeline",

@@ -120,7 +120,7 @@ class _Lowering:
         if rest not in SCALAR_TYPES:
             self.fail(path, _unknown_type(rest, text, name))
             return None
-        spec = FieldSpec(kind=rest, loc=self.loc(path))  # type: ignore[arg-type]
+        spec = FieldSpec(kind=rest, loc=self.loc(path))
         optional = False
         for wrapper in reversed(wrappers):
             if wrapper == "optional":

@@ -26,6 +26,7 @@ from agentflow.runtime.pipeline import declared_triggers, derive_transitions
 from agentflow.runtime.spec import AgentSpec, PipelineSpec, ToolSpec
 
 from . import naming
+from .emit_models import V2Parts, has_v2_parts, v2_parts
 from .flow import agent_summary, pipeline_summary
 from .pysource import (
     Atom,
@@ -185,7 +186,12 @@ def _view_model(loaded: LoadedLike, source: str, *, relative: bool) -> dict[str,
     )
     spec_names: set[str] = set()
     pipeline = fmt(_model_expr(spec, spec_names), indent=0, prefix=len("PIPELINE: Final = "))
+    typed = has_v2_parts(spec)
+    taken = _RESERVED | {p.factory for p in plugins} | {f"_handler_{a.id}" for a in spec.agents}
+    v2 = v2_parts(spec, taken) if typed else V2Parts()
     return {
+        "typed": typed,
+        "v2": v2,
         "version": compiler_version(),
         "source_comment": one_line(source),
         "relative": relative,
@@ -213,7 +219,7 @@ def _view_model(loaded: LoadedLike, source: str, *, relative: bool) -> dict[str,
         "transitions": _transitions(spec),
         "prompts": _prompts(spec, loaded.prompts),
         "pipeline": pipeline,
-        "handlers": [_handler(agent, spec) for agent in spec.agents],
+        "handlers": [_handler(agent, spec, v2) for agent in spec.agents],
         "plugins": plugins,
         "plugin_check": plugin_check,
         "plugin_table": fmt(
@@ -242,6 +248,8 @@ def _transitions(spec: PipelineSpec) -> str:
 def _prompts(spec: PipelineSpec, prompts: Mapping[str, str]) -> str:
     entries: list[tuple[Expr, Expr, str | None]] = []
     for agent in spec.agents:
+        if agent.handler is not None:
+            continue  # a handler agent runs a function, not a prompt
         if agent.id not in prompts:
             raise EmitError(
                 f"no prompt text for agent '{agent.id}'; the loader must read every prompt file."
@@ -258,15 +266,17 @@ def _member(name: str, value: str) -> str:
     return assign(name, py_str(value), indent=4)
 
 
-def _handler(agent: AgentSpec, spec: PipelineSpec) -> dict[str, str]:
-    """The Protocol stub, the default method's signature and its docstring body."""
+def _handler(agent: AgentSpec, spec: PipelineSpec, v2: V2Parts) -> dict[str, str]:
+    """The Protocol stub, the default method's signature, docstring body and body."""
     first, *rest = [docstring_text(line) for line in agent_summary(agent, spec)]
     indent = "\n" + " " * 8
     head, params = f"async def {agent.id}", "self, ctx: AgentContext"
+    returns = v2.return_types.get(agent.id, "AgentOutput")
     return {
-        "stub": signature(head, params, " -> AgentOutput: ...", indent=4),
-        "signature": signature(head, params, " -> AgentOutput:", indent=4),
+        "stub": signature(head, params, f" -> {returns}: ...", indent=4),
+        "signature": signature(head, params, f" -> {returns}:", indent=4),
         "doc": first + "\n" + indent + indent.join(rest) + indent,
+        "body": v2.bodies.get(agent.id, "return await run_default_agent(ctx)"),
     }
 
 

@@ -589,8 +589,14 @@ def pipeline_summary(spec: PipelineSpec, source: str) -> str:
 def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
     """Docstring lines for an agent's default handler (first line: the summary)."""
     model = agent.model or spec.defaults.model
-    details = [f"Prompt: {agent.prompt}. Model: {model}."]
-    details.append(f"Tools: {', '.join(agent.tools) or 'none'}.")
+    if agent.handler is not None:
+        details = [f"Handler: {agent.handler}."]
+    else:
+        prompt = agent.prompt if agent.prompt is not None else "inline instructions"
+        details = [f"Prompt: {prompt}. Model: {model}."]
+        details.append(f"Tools: {', '.join(agent.tools) or 'none'}.")
+    if agent.output is not None:
+        details.append(f"Output: {', '.join(f.name for f in agent.output.fields)}.")
     if agent.dispatch is not None:
         targets = _targets(agent)
         details.append(f"Dispatch: {agent.dispatch.strategy} -> {', '.join(targets)}.")
@@ -600,7 +606,11 @@ def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
             f"On a failing verdict: {agent.on_fail.action}{to} "
             f"(at most {max_attempts(agent, spec)} attempts per item)."
         )
-    lines = [f"Run {agent.id} from its prompt on its model (the default behaviour)."]
+    if agent.handler is not None:
+        first = f"Run {agent.id}'s handler function (named in the pipeline file)."
+    else:
+        first = f"Run {agent.id} from its prompt on its model (the default behaviour)."
+    lines = [first]
     for detail in details:
         lines.extend(_wrap(detail, 84))
     return lines

@@ -47,8 +47,11 @@ _ALIASES = {
 }
 _MAPPING_KEYS = ("type", "enum", "items", "fields", "description", "optional")
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_RESERVED_NAMES = frozenset(name for name in dir(BaseModel) if not name.startswith("__"))
-"""Names a pydantic model already has (`json`, `copy`, `schema`, ...): not usable as fields."""
+_RESERVED_NAMES = frozenset(name for name in dir(BaseModel) if not name.startswith("__")) | {
+    "str", "int", "float", "bool", "list", "Literal", "Field", "BaseModel", "ConfigDict", "None",
+}  # fmt: skip
+"""Names a pydantic model already has (`json`, `copy`, `schema`, ...), or that its annotations
+use: not usable as fields (a field `str` would shadow the type in the class body)."""
 
 
 class _Lowering:
@@ -200,7 +203,7 @@ class _Lowering:
                 return None
             items_path = (*path, "items")
             items = written["items"]
-            if isinstance(items, dict):
+            if isinstance(items, dict) and not _is_type_mapping(items):
                 fields = self.fields(items, items_path, depth + 2, f"the items of '{name}'")
                 if fields is None:
                     return None
@@ -240,6 +243,12 @@ class _Lowering:
         return FieldSpec(kind="enum", values=tuple(raw), loc=self.loc(path))
 
 
+def _is_type_mapping(items: dict[str, Any]) -> bool:
+    """`items: {enum: [...]}` / `items: {type: ...}` is the element's type; any other
+    mapping (`items: {title: str}`) lists the fields of object elements."""
+    return ("enum" in items or "type" in items) and all(key in _MAPPING_KEYS for key in items)
+
+
 def _name_problem(name: str) -> str | None:
     if not _FIELD_NAME.match(name):
         return (
@@ -250,7 +259,7 @@ def _name_problem(name: str) -> str | None:
         return f"field name '{name}' is a Python keyword; rename it (e.g. '{name}_')"
     if name in _RESERVED_NAMES or name.startswith("model_"):
         return (
-            f"field name '{name}' clashes with a pydantic model attribute; rename it "
+            f"field name '{name}' clashes with a name the generated pydantic model uses; rename it "
             f"(e.g. '{name}_value')"
         )
     return None

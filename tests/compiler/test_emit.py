@@ -74,7 +74,8 @@ def test_example_module_matches_its_ir(path: str, tmp_path: Path) -> None:
     assert compiled.source_path == path and compiled.source_sha256 == loaded.source_sha256
     for agent in spec.agents:
         method = getattr(module.DefaultHandlers(), agent.id)
-        assert method.__doc__.startswith(f"Run {agent.id} from its prompt")
+        how = "'s handler function" if agent.handler is not None else " from its prompt"
+        assert method.__doc__.startswith(f"Run {agent.id}{how}")
 
 
 def test_transitions_and_prompts_are_read_only(tmp_path: Path) -> None:

@@ -166,15 +166,15 @@ def _agent_output(fields: str) -> str:
             "      json: str\n",
             "json",
             7,
-            "field name 'json' clashes with a pydantic model attribute; rename it "
+            "field name 'json' clashes with a name the generated pydantic model uses; rename it "
             "(e.g. 'json_value')",
         ),
         (
             "      model_name: str\n",
             "model_name",
             7,
-            "field name 'model_name' clashes with a pydantic model attribute; rename it "
-            "(e.g. 'model_name_value')",
+            "field name 'model_name' clashes with a name the generated pydantic model uses; "
+            "rename it (e.g. 'model_name_value')",
         ),
         (
             '      "my field": str\n',

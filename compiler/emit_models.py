@@ -1,0 +1,231 @@
+"""Emit the DSL v2 parts of a generated module: shape models, handler imports, accessors.
+
+One pydantic model per declared shape (`<Agent>Output`, `PipelineInput`), nested
+objects and list items as their own classes, enums as `Literal` aliases; the
+`OUTPUT_MODELS` / `INPUT_MODEL` tables; `handler:` functions imported under a
+private name and checked to be `async def` on import; and the typed accessors
+`outputs(ctx)` / `history(ctx)`. A v1 pipeline has none of these (`has_v2_parts`),
+so its module is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, field
+
+from agentflow.runtime.spec import AgentSpec, FieldSpec, NamedField, PipelineSpec, ShapeSpec
+
+from .naming import pascal_case
+from .pysource import (
+    LINE_LENGTH,
+    Atom,
+    Call,
+    Concat,
+    Dict,
+    EmitError,
+    Expr,
+    Tuple,
+    fmt,
+    py_str,
+    signature,
+)
+
+__all__ = ["V2Parts", "has_v2_parts", "v2_parts"]
+
+MODEL_IMPORTS = frozenset(
+    {
+        "BaseModel", "ConfigDict", "Field", "Literal", "TextOutput", "run_typed_agent",
+        "inspect", "PipelineDefinitionError", "OUTPUT_MODELS", "INPUT_MODEL", "Outputs",
+        "History", "outputs", "history", "PipelineInput",
+    }
+)  # fmt: skip
+"""Names the v2 parts of a module define or import (model names must avoid them)."""
+
+
+def has_v2_parts(spec: PipelineSpec) -> bool:
+    """True if the module gets any DSL v2 part (shapes or handler functions)."""
+    return spec.input is not None or any(
+        agent.output is not None or agent.handler is not None for agent in spec.agents
+    )
+
+
+@dataclass
+class V2Parts:
+    """Source fragments for the template (each a complete block or line)."""
+
+    model_blocks: list[str] = field(default_factory=list)
+    output_models: str = ""
+    input_model: str = ""
+    handler_imports: list[str] = field(default_factory=list)
+    handler_check: str = ""
+    return_types: dict[str, str] = field(default_factory=dict)
+    bodies: dict[str, str] = field(default_factory=dict)
+    accessors: str = ""
+
+
+class _Models:
+    """Allocates class names and writes the model classes, children before parents."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = taken
+        self.blocks: list[str] = []
+
+    def name(self, wanted: str) -> str:
+        name, number = wanted, 2
+        while name in self.taken:
+            name, number = f"{wanted}{number}", number + 1
+        self.taken.add(name)
+        return name
+
+    def shape(self, shape: ShapeSpec, class_name: str, doc: str) -> str:
+        return self.object(shape.fields, class_name, doc)
+
+    def object(self, fields: tuple[NamedField, ...], wanted: str, doc: str) -> str:
+        name = self.name(wanted)
+        lines = [f"class {name}(BaseModel):", f'    """{doc}"""', ""]
+        lines.append('    model_config = ConfigDict(extra="forbid")')
+        lines.append("")
+        for named in fields:
+            lines.append(self.field_line(named, name))
+        self.blocks.append("\n".join(lines))
+        return name
+
+    def annotation(self, spec: FieldSpec, owner: str, field_name: str) -> str:
+        stem = owner + pascal_case(field_name)
+        text: str
+        if spec.kind in ("str", "int", "float", "bool"):
+            text = spec.kind
+        elif spec.kind == "enum":
+            alias = self.name(stem)
+            values = Tuple(tuple(Atom(py_str(v)) for v in spec.values), braces="[]")
+            literal = fmt(values, indent=0, prefix=len(f"{alias} = Literal"))
+            self.blocks.append(f"{alias} = Literal{literal}")
+            text = alias
+        elif spec.kind == "object":
+            text = self.object(spec.fields, stem, f"Field {field_name} of {owner}.")
+        elif spec.kind == "list":
+            if spec.items is None:  # pragma: no cover - lowering always sets it
+                raise EmitError(f"internal error: list field '{field_name}' has no item type")
+            item_spec = spec.items
+            if item_spec.kind == "object":
+                inner = self.object(item_spec.fields, stem + "Item", f"An item of {field_name}.")
+                if item_spec.optional:
+                    inner += " | None"
+            else:
+                inner = self.annotation(item_spec, owner, field_name)
+            text = f"list[{inner}]"
+        else:  # pragma: no cover - FieldSpec.kind is a closed Literal
+            raise EmitError(f"internal error: unknown field kind {spec.kind!r}")
+        if spec.optional:
+            text += " | None"
+        return text
+
+    def field_line(self, named: NamedField, owner: str) -> str:
+        spec = named.type
+        annotation = self.annotation(spec, owner, named.name)
+        head = f"    {named.name}: {annotation}"
+        args: list[tuple[str | None, Expr]] = []
+        if spec.optional:
+            args.append(("default", Atom("None")))
+        if spec.description is not None:
+            args.append(("description", Concat(spec.description)))
+        if not args:
+            return head
+        if args == [("default", Atom("None"))]:
+            return head + " = None"
+        return head + " = " + fmt(Call("Field", tuple(args)), indent=4, prefix=len(head) + 3)
+
+
+def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
+    """The v2 fragments of `spec`'s module; `taken` holds the module's other names."""
+    parts = V2Parts()
+    models = _Models(set(taken) | MODEL_IMPORTS)
+    output_classes: dict[str, str] = {}
+    if spec.input is not None:
+        models.taken.discard("PipelineInput")
+        name = models.shape(spec.input, "PipelineInput", "The run's input (the `input:` shape).")
+        parts.input_model = f"INPUT_MODEL: Final[type[BaseModel] | None] = {name}"
+    else:
+        parts.input_model = "INPUT_MODEL: Final[type[BaseModel] | None] = None"
+    for agent in spec.agents:
+        if agent.output is not None:
+            wanted = pascal_case(agent.id) + "Output"
+            doc = f"What agent {agent.id} answers (its `output:` shape)."
+            output_classes[agent.id] = models.shape(agent.output, wanted, doc)
+    parts.model_blocks = models.blocks
+    table = Dict(tuple((Atom(py_str(a)), Atom(c), None) for a, c in output_classes.items()))
+    prefix = "OUTPUT_MODELS: Final[Mapping[str, type[BaseModel]]] = "
+    parts.output_models = prefix + fmt(
+        Call("MappingProxyType", ((None, table),)), indent=0, prefix=len(prefix)
+    )
+    checked: list[tuple[Expr, Expr, str | None]] = []
+    for agent in spec.agents:
+        returns = output_classes.get(agent.id, "AgentOutput")
+        parts.return_types[agent.id] = returns
+        if agent.handler is not None:
+            local = _import_handler(agent, parts)
+            parts.bodies[agent.id] = f"return await {local}(ctx)"
+            checked.append(
+                (Atom(py_str(agent.id)), Tuple((Atom(local), Atom(py_str(agent.handler)))), None)
+            )
+        elif agent.id in output_classes:
+            parts.bodies[agent.id] = f"return await run_typed_agent(ctx, {returns})"
+        else:
+            parts.bodies[agent.id] = "return await run_default_agent(ctx)"
+    if checked:
+        call = Call("_check_handlers", ((None, Dict(tuple(checked))),))
+        parts.handler_check = fmt(call, indent=0, prefix=0)
+    parts.accessors = _accessors(spec, output_classes)
+    return parts
+
+
+def _import_handler(agent: AgentSpec, parts: V2Parts) -> str:
+    module, _, function = (agent.handler or "").partition(":")
+    local = f"_handler_{agent.id}"
+    line = f"from {module} import {function} as {local}"
+    if len(line) > LINE_LENGTH:
+        line = f"from {module} import (\n    {function} as {local},\n)"
+    parts.handler_imports.append(line)
+    return local
+
+
+def _accessors(spec: PipelineSpec, output_classes: dict[str, str]) -> str:
+    """`class Outputs` / `class History`: one typed property per agent."""
+    out = [
+        "class Outputs:",
+        '    """Typed view of `ctx.outputs`: the latest output of each agent on this item or',
+        "    an ancestor item. Reading an agent that has not run there raises LookupError.",
+        '    """',
+        "",
+        '    __slots__ = ("_ctx",)',
+        "",
+        "    def __init__(self, ctx: AgentContext) -> None:",
+        "        self._ctx = ctx",
+    ]
+    hist = [
+        "class History:",
+        '    """Typed view of `ctx.history`: every output of each agent on this item, oldest',
+        '    first (empty if it has not run)."""',
+        "",
+        '    __slots__ = ("_ctx",)',
+        "",
+        "    def __init__(self, ctx: AgentContext) -> None:",
+        "        self._ctx = ctx",
+    ]
+    for agent in spec.agents:
+        model = output_classes.get(agent.id, "TextOutput")
+        for lines, function, returns in (
+            (out, "_latest", model),
+            (hist, "_all", f"tuple[{model}, ...]"),
+        ):
+            call = Call(
+                function,
+                ((None, Atom("self._ctx")), (None, Atom(py_str(agent.id))), (None, Atom(model))),
+            )
+            lines += [
+                "",
+                "    @property",
+                "    " + signature(f"def {agent.id}", "self", f" -> {returns}:", indent=4),
+                "        return " + fmt(call, indent=8, prefix=len("        return ")),
+            ]
+    return "\n".join(out) + "\n\n\n" + "\n".join(hist)

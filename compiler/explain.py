@@ -16,6 +16,7 @@ from agentflow.runtime.spec import STRUCTURED_REASKS, PipelineSpec
 
 from .flow import (
     WorstCase,
+    describe_shape,
     dispatch_cycles,
     dispatch_edges,
     feedback_edges,
@@ -42,6 +43,7 @@ def explain(loaded: _Loaded) -> str:
     sections = [
         [f"Pipeline {spec.name!r} v{spec.version} ({loaded.source_path!r})"],
         _state_graph(spec),
+        _agents(spec),
         _agent_graph(spec),
         _cycles(spec),
         _costs(spec, worst_case(spec)),
@@ -81,6 +83,31 @@ def _state_graph(spec: PipelineSpec) -> list[str]:
     lines.append(
         f"  legal moves: {open_states} non-terminal states x {len(triggers)} triggers = {rows}"
     )
+    if spec.implicit_state_machine:
+        lines.append(
+            "  (the default state machine: no `state_machine:` in the file; the run ends "
+            "complete when every item passed or ended, else failed)"
+        )
+    return lines
+
+
+def _agents(spec: PipelineSpec) -> list[str]:
+    """What each agent is (prompt file, inline instructions, handler) and what it answers."""
+    lines = ["Agents and data"]
+    if spec.input is not None:
+        lines.append(f"  input: {describe_shape(spec.input.fields)} (validated before the run)")
+    for agent in spec.agents:
+        if agent.handler is not None:
+            kind = f"handler {agent.handler} (your async function; no model call)"
+        elif agent.instructions is not None:
+            kind = "inline instructions"
+        else:
+            kind = f"prompt {agent.prompt}"
+        if agent.output is not None:
+            answer = f"answers {describe_shape(agent.output.fields)}"
+        else:
+            answer = f"answers {spec.output_kind(agent)}"
+        lines.append(f"  {agent.id}: {kind}; {answer}")
     return lines
 
 
@@ -152,7 +179,7 @@ def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
         lines.append(f"  where {symbol} = work items one run of {agent} produces")
     lines.append(
         "  (an invocation is one model call, up to max_tool_rounds + 1 with tools, plus "
-        f"{STRUCTURED_REASKS} re-ask for an invalid QA verdict or item list; "
+        f"{STRUCTURED_REASKS} re-ask for an invalid QA verdict, item list or typed output; "
         + ", ".join(f"{a.id} <= {max_model_calls(a, spec)}" for a in spec.agents)
         + ")"
     )

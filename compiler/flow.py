@@ -33,7 +33,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agentflow.runtime.spec import STRUCTURED_REASKS, AgentSpec, PipelineSpec
+from agentflow.runtime.spec import (
+    STRUCTURED_REASKS,
+    AgentSpec,
+    FieldSpec,
+    NamedField,
+    PipelineSpec,
+)
 
 __all__ = [
     "Edge",
@@ -100,12 +106,34 @@ def max_model_calls(agent: AgentSpec, spec: PipelineSpec) -> int:
     """Model calls one invocation may make.
 
     1, or `max_tool_rounds + 1` with tools; an agent with a structured answer
-    (QA verdict, fan-out items) may be asked again `STRUCTURED_REASKS` times.
+    (QA verdict, fan-out items, a typed `output:`) may be asked again
+    `STRUCTURED_REASKS` times. A `handler:` agent runs a function: the framework
+    makes no model call for it (whatever the function itself does is not counted).
     """
+    if agent.handler is not None:
+        return 0
     calls = (agent.max_tool_rounds or spec.defaults.max_tool_rounds) + 1 if agent.tools else 1
-    if spec.output_kind(agent) != "text":
+    if spec.output_kind(agent) != "text" or agent.output is not None:
         calls += STRUCTURED_REASKS
     return calls
+
+
+def describe_type(spec: FieldSpec) -> str:
+    """A field type in the DSL's own notation: `list[str]`, `optional[int]`, `{a: str}`."""
+    if spec.kind == "enum":
+        text = "enum[" + ", ".join(spec.values) + "]"
+    elif spec.kind == "list" and spec.items is not None:
+        text = f"list[{describe_type(spec.items)}]"
+    elif spec.kind == "object":
+        text = describe_shape(spec.fields)
+    else:
+        text = spec.kind
+    return f"optional[{text}]" if spec.optional else text
+
+
+def describe_shape(fields: tuple[NamedField, ...]) -> str:
+    """`{category: enum[billing, bug], urgency: int}` (depth is bounded by MAX_SHAPE_DEPTH)."""
+    return "{" + ", ".join(f"{f.name}: {describe_type(f.type)}" for f in fields) + "}"
 
 
 def same_item_graph(spec: PipelineSpec) -> dict[str, list[str]]:

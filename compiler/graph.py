@@ -1,6 +1,8 @@
 """`agentflowc --graph mermaid|dot`: the agent graph and the state graph as diagram source.
 
-Agent graph: dispatch edges labelled by strategy, QA feedback edges dashed.
+Agent graph: dispatch edges labelled by strategy, QA feedback edges dashed. A
+`handler:` agent is drawn as a subroutine (mermaid `[[...]]`, dot `component`);
+an agent with `output:` lists its output fields under its id (DSL v2).
 State graph: one edge per (state, target) pair, labelled with the triggers
 that take it (every trigger is legal from every non-terminal state, so the
 full table would repeat each trigger per state; it is merged per pair).
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from agentflow.runtime.pipeline import derive_transitions
-from agentflow.runtime.spec import PipelineSpec
+from agentflow.runtime.spec import AgentSpec, PipelineSpec
 
 from .flow import dispatch_edges, feedback_edges, max_attempts
 
@@ -55,6 +57,16 @@ def _state_edges(spec: PipelineSpec) -> list[tuple[str, str, list[str]]]:
     return [(s, t, triggers) for (s, t), triggers in merged.items()]
 
 
+def _agent_label_lines(agent: AgentSpec) -> list[str]:
+    """The node label: the id, then `handler` and/or the output fields (v2 agents only)."""
+    lines = [agent.id]
+    if agent.handler is not None:
+        lines.append(f"handler {agent.handler}")
+    if agent.output is not None:
+        lines.append("output: " + ", ".join(f.name for f in agent.output.fields))
+    return lines
+
+
 def _feedback_label(spec: PipelineSpec, qa: str) -> str:
     return f"feedback, max {max_attempts(spec.agent(qa), spec)} attempts"
 
@@ -76,7 +88,9 @@ def _mermaid(spec: PipelineSpec) -> str:
         '    subgraph agents ["agents"]',
     ]
     for agent in spec.agents:
-        lines.append(f'        agent_{agent.id}["{agent.id}"]')
+        label = "<br/>".join(_mermaid_text(line) for line in _agent_label_lines(agent))
+        shape = ("[[", "]]") if agent.handler is not None else ("[", "]")
+        lines.append(f'        agent_{agent.id}{shape[0]}"{label}"{shape[1]}')
     for edge in dispatch_edges(spec):
         lines.append(f"        agent_{edge.source} -->|{edge.kind}| agent_{edge.target}")
     for edge in feedback_edges(spec):
@@ -108,7 +122,9 @@ def _dot(spec: PipelineSpec) -> str:
         '        label="agents";',
     ]
     for agent in spec.agents:
-        lines.append(f'        agent_{agent.id} [label="{agent.id}", shape=box];')
+        label = "\\n".join(_dot_text(line) for line in _agent_label_lines(agent))
+        shape = "component" if agent.handler is not None else "box"
+        lines.append(f'        agent_{agent.id} [label="{label}", shape={shape}];')
     for edge in dispatch_edges(spec):
         lines.append(f'        agent_{edge.source} -> agent_{edge.target} [label="{edge.kind}"];')
     for edge in feedback_edges(spec):

@@ -1,0 +1,1 @@
+"""Example code the repository's pipelines use, installed as `agentflow.examples`."""

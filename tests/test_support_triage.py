@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -182,3 +184,22 @@ async def test_the_generated_run_validates_its_input_before_any_event(
     assert sink.events == []
     typed = support_triage.PipelineInput(ticket="x", tier="free")
     assert support_triage.INPUT_MODEL is type(typed)
+
+
+def test_the_readme_command_runs_as_written(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (command,) = [
+        block.strip()
+        for block in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL)
+        if "support_triage" in block
+    ]
+    for name in ("pipelines", "generated"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["bash", "-c", f"{command} --no-ui"],  # as written, the UI would wait for Ctrl-C
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCEEDED in state 'complete'" in done.stdout

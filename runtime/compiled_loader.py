@@ -62,15 +62,16 @@ def compile_and_import(path: str | Path) -> CompiledModule:
     sys.modules[name] = module  # dataclasses and pydantic resolve annotations through it
     try:
         exec(compile(source, module.__file__, "exec"), module.__dict__)
-    except ImportError as exc:  # a plugin tool's module (the only imports YAML adds)
+    except ImportError as exc:  # a plugin tool's or handler's module (the imports YAML adds)
         del sys.modules[name]
-        plugins = ", ".join(
-            f"'{tool.id}' ({tool.plugin})" for tool in loaded.spec.tools if tool.plugin
-        )
+        named = [
+            f"plugin tool '{tool.id}' ({tool.plugin})" for tool in loaded.spec.tools if tool.plugin
+        ]
+        named += [f"handler of '{a.id}' ({a.handler})" for a in loaded.spec.agents if a.handler]
         raise PipelineInvalidError(
-            f"{loaded.source_path}: cannot import a plugin tool: {exc}. Plugin tools: "
-            f"{plugins}. Install the package that provides it, or add its directory to "
-            "PYTHONPATH."
+            f"{loaded.source_path}: cannot import a module the pipeline names: {exc}. It "
+            f"names: {', '.join(named)}. Install the package that provides it, or add its "
+            "directory to PYTHONPATH."
         ) from None
     except PipelineDefinitionError as exc:  # a plugin that is not a Tool class
         del sys.modules[name]

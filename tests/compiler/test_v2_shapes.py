@@ -254,3 +254,18 @@ def test_empty_shapes_are_rejected(tmp_path: Path) -> None:
 def test_a_v1_pipeline_lowers_without_v2_parts(tmp_path: Path) -> None:
     spec = compile_text("name: s\nagents:\n  - id: a\n    prompt: p.md\n", tmp_path).spec
     assert spec.input is None and spec.agent("a").output is None
+
+
+def test_strictyaml_path_reads_shapes_like_the_fast_path(tmp_path: Path) -> None:
+    from agentflow.compiler.parse import _fast_parse, _hide_type_brackets
+
+    reader = "Text {{ outputs.classifier.summary }}."
+    slow = CONTRACT_EXAMPLE + f"  - id: extra\n    instructions: |\n      {reader}\n"
+    fast = CONTRACT_EXAMPLE + f"  - id: extra\n    instructions: '{reader}\n\n'\n"
+    assert _fast_parse(_hide_type_brackets(slow)[0], "v.yaml") is None  # strictyaml's path
+    assert _fast_parse(_hide_type_brackets(fast)[0], "v.yaml") is not None
+    slow_spec = compile_text(slow, tmp_path).spec
+    fast_spec = compile_text(fast, tmp_path).spec
+    assert slow_spec.input == fast_spec.input is not None
+    assert slow_spec.agent("classifier").output == fast_spec.agent("classifier").output
+    assert slow_spec.agent("extra").instructions == fast_spec.agent("extra").instructions

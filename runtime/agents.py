@@ -171,8 +171,8 @@ class AgentContext:
     upstream: AgentOutput | None = None
     feedback: tuple[QAIssue, ...] = ()
     services: RunServices | None = field(default=None, repr=False, compare=False)
-    outputs: Mapping[str, BaseModel] = field(default_factory=dict)
-    history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict)
+    outputs: Mapping[str, BaseModel] = field(default_factory=dict, hash=False)
+    history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict, hash=False)
 
     @property
     def spec(self) -> AgentSpec:

@@ -240,3 +240,10 @@ def test_text_output_is_a_valid_model() -> None:
     assert fast == validated and fast.model_dump() == validated.model_dump()
     assert fast.model_fields_set == validated.model_fields_set
     assert TextOutput.model_validate(fast.model_dump()) == fast
+
+
+def test_a_context_stays_hashable_as_before_outputs_existed() -> None:
+    from agentflow.runtime.agents import WorkItem
+
+    ctx = AgentContext("run-1", "a", WorkItem("main"), 1, "x")
+    assert hash(ctx) == hash(AgentContext("run-1", "a", WorkItem("main"), 1, "x"))

@@ -28,6 +28,7 @@ from .pysource import (
     fmt,
     py_str,
     signature,
+    width,
 )
 
 __all__ = ["V2Parts", "has_v2_parts", "v2_parts"]
@@ -82,7 +83,10 @@ class _Models:
 
     def object(self, fields: tuple[NamedField, ...], wanted: str, doc: str) -> str:
         name = self.name(wanted)
-        lines = [f"class {name}(BaseModel):", f'    """{doc}"""', ""]
+        header = f"class {name}(BaseModel):"
+        if width(header) > LINE_LENGTH:  # as ruff lays it out
+            header = f"class {name}(\n    BaseModel\n):"
+        lines = [header, f'    """{doc}"""', ""]
         lines.append('    model_config = ConfigDict(extra="forbid")')
         lines.append("")
         for named in fields:
@@ -130,6 +134,9 @@ class _Models:
         if spec.description is not None:
             args.append(("description", Concat(spec.description)))
         if not args:
+            fits_alone = width(annotation) + 8 <= LINE_LENGTH
+            if width(head) > LINE_LENGTH and _is_name(annotation) and fits_alone:  # as ruff does
+                return f"    {named.name}: (\n        {annotation}\n    )"
             return head
         if args == [("default", Atom("None"))]:
             return head + " = None"
@@ -164,12 +171,13 @@ def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
         parts.return_types[agent.id] = returns
         if agent.handler is not None:
             local = _import_handler(agent, parts)
-            parts.bodies[agent.id] = f"return await {local}(ctx)"
+            parts.bodies[agent.id] = _return_await(Call(local, ((None, Atom("ctx")),)))
             checked.append(
                 (Atom(py_str(agent.id)), Tuple((Atom(local), Atom(py_str(agent.handler)))), None)
             )
         elif agent.id in output_classes:
-            parts.bodies[agent.id] = f"return await run_typed_agent(ctx, {returns})"
+            call = Call("run_typed_agent", ((None, Atom("ctx")), (None, Atom(returns))))
+            parts.bodies[agent.id] = _return_await(call)
         else:
             parts.bodies[agent.id] = "return await run_default_agent(ctx)"
     if checked:
@@ -177,6 +185,15 @@ def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
         parts.handler_check = fmt(call, indent=0, prefix=0)
     parts.accessors = _accessors(spec, output_classes)
     return parts
+
+
+def _is_name(annotation: str) -> bool:
+    return annotation.isidentifier()
+
+
+def _return_await(call: Call) -> str:
+    """`return await f(...)` in a method body (indented by 8), wrapped as ruff does."""
+    return "return await " + fmt(call, indent=8, prefix=len("        return await "))
 
 
 def _import_handler(agent: AgentSpec, parts: V2Parts) -> str:
@@ -222,10 +239,13 @@ def _accessors(spec: PipelineSpec, output_classes: dict[str, str]) -> str:
                 function,
                 ((None, Atom("self._ctx")), (None, Atom(py_str(agent.id))), (None, Atom(model))),
             )
+            head = f"def {agent.id}(self) -> {returns}:"
+            if width(head) + 4 > LINE_LENGTH:  # ruff gives a lone `self` its trailing comma
+                head = signature(f"def {agent.id}", "self,", f" -> {returns}:", indent=4)
             lines += [
                 "",
                 "    @property",
-                "    " + signature(f"def {agent.id}", "self", f" -> {returns}:", indent=4),
+                "    " + head,
                 "        return " + fmt(call, indent=8, prefix=len("        return ")),
             ]
     return "\n".join(out) + "\n\n\n" + "\n".join(hist)

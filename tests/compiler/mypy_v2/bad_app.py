@@ -18,6 +18,11 @@ class WrongShape(typed_app.DefaultHandlers):
         return ArchiverOutput(stored=True)
 
 
+class MissingField(typed_app.DefaultHandlers):
+    async def classifier(self, ctx: AgentContext) -> ClassifierOutput:
+        return ClassifierOutput(category="billing")  # error: call-arg
+
+
 class WrongValue(typed_app.DefaultHandlers):
     async def classifier(self, ctx: AgentContext) -> ClassifierOutput:
         return ClassifierOutput(category="billing", urgency=1, extra=2)  # error: call-arg
@@ -33,3 +38,15 @@ def read(ctx: AgentContext) -> None:
     first: ClassifierOutput = history(ctx).classifier  # error: assignment
     model: type[ClassifierOutput] = typed_app.INPUT_MODEL  # error: assignment
     del urgency, text, first, model
+
+
+def make_input() -> None:
+    typed_app.PipelineInput(tiket="x", tier="free")  # error: call-arg
+
+
+def tier_is_one(given: typed_app.PipelineInput) -> bool:
+    return given.tier == 1  # error: comparison-overlap
+
+
+def is_other(ctx: AgentContext) -> bool:
+    return outputs(ctx).classifier.category == "other"  # error: comparison-overlap

@@ -269,3 +269,21 @@ def test_strictyaml_path_reads_shapes_like_the_fast_path(tmp_path: Path) -> None
     assert slow_spec.input == fast_spec.input is not None
     assert slow_spec.agent("classifier").output == fast_spec.agent("classifier").output
     assert slow_spec.agent("extra").instructions == fast_spec.agent("extra").instructions
+
+
+def test_items_may_be_a_type_mapping_or_object_fields(tmp_path: Path) -> None:
+    text = _agent_output(
+        "      labels: {type: list, items: {enum: [x, y]}}\n"
+        "      counts: {type: list, items: {type: int, description: A count.}}\n"
+        "      pairs: {type: list, items: {type: str, other: int}}\n"
+    )
+    output = compile_text(text, tmp_path).spec.agent("a").output
+    assert output is not None
+    assert _field(output, "labels") == FieldSpec(
+        kind="list", items=FieldSpec(kind="enum", values=("x", "y"))
+    )
+    assert _field(output, "counts") == FieldSpec(
+        kind="list", items=FieldSpec(kind="int", description="A count.")
+    )
+    pairs = _field(output, "pairs")  # not only type keys: the fields of object elements
+    assert pairs.items is not None and [f.name for f in pairs.items.fields] == ["type", "other"]

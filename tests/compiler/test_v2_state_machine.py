@@ -140,3 +140,21 @@ aggregation:
   on_any_abort: {transition: failed}
 """
     assert compile_text(text, tmp_path).warnings == []
+
+
+def test_stranding_names_at_most_three_agents_and_skips_unreachable_ones(tmp_path: Path) -> None:
+    chain = "".join(
+        f"  - id: s{i}\n    instructions: 'Go.'\n    transitions: {{on_complete: done}}\n"
+        + (f"    dispatch: {{strategy: sequential, target: s{i + 1}}}\n" if i < 4 else "")
+        for i in range(5)
+    )
+    text = (
+        "name: s\nstate_machine:\n  initial: start\n  terminal: [done]\n"
+        "  states: [{id: start}, {id: done}]\nagents:\n"
+        + chain
+        + "  - id: orphan\n    instructions: 'Never runs.'\n"
+    )
+    found = errors(text, tmp_path)
+    assert len(found) == 1
+    assert "if any of the agents 's0', 's1', 's2' (and 2 more) fails" in found[0]
+    assert "orphan" not in found[0]

@@ -36,9 +36,10 @@ from typing import Any
 
 import trio
 
-from agentflow.runtime.agents import AgentContext, AgentOutput, QAIssue
+from agentflow.runtime.agents import AgentOutput, QAIssue
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
 from agentflow.runtime.pipeline import CompiledPipeline, compile_spec
-from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.spec import PipelineSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agentflow.runtime.agents import AgentOutput
-from agentflow.runtime.jsonpath import InvalidJsonPath, parse_path
+from agentflow.runtime.engine.jsonpath import InvalidJsonPath, parse_path
 from agentflow.runtime.pipeline import declared_triggers
 from agentflow.runtime.spec import PipelineSpec
 
@@ -332,7 +332,7 @@ def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
 def parse_feedback_path(path: str) -> list[str | int | None] | None:
     """`"$.issues[0]"` -> `["issues", 0]`; `[*]` is `None`. Returns None if malformed.
 
-    The runtime's parser (`agentflow.runtime.jsonpath.parse_path`), so what
+    The runtime's parser (`agentflow.runtime.engine.jsonpath.parse_path`), so what
     compiles is exactly what runs: `$`, then `.key`, `['key']`, `[n]`, `[*]`, `.*`.
     """
     try:

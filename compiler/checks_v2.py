@@ -1,6 +1,6 @@
 """Semantic checks of the DSL v2 part 1 keys: agent kinds, shapes, and section 7's dead ends.
 
-"Gives a verdict" is what the runtime does (`runtime/plan.py`: `is_qa`): an agent
+"Gives a verdict" is what the runtime does (`runtime/engine/plan.py`: `is_qa`): an agent
 answers a QA verdict when `PipelineSpec.output_kind` says "verdict", i.e. it has
 `on_fail` or is an aggregation gate. Only such an agent fires `on_pass`/`on_fail`.
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from agentflow.runtime.agents import PROMPT_VARIABLES
-from agentflow.runtime.prompting import PromptSandbox
+from agentflow.runtime.engine.prompting import PromptSandbox
 from agentflow.runtime.spec import FieldSpec, NamedField, PipelineSpec
 
 from .diagnostics import did_you_mean

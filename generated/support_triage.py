@@ -29,10 +29,10 @@ from agentflow.runtime import (
     TextOutput,
     Tool,
 )
-from agentflow.runtime.agent_runner import run_default_agent, run_typed_agent
+from agentflow.runtime.engine.agent_runner import run_default_agent, run_typed_agent
 from agentflow.runtime.errors import PipelineDefinitionError
-from agentflow.runtime.pipeline_app import Pipeline
-from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
+from agentflow.runtime.engine.pipeline_app import Pipeline
+from agentflow.runtime.engine.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.spec import (
     AgentSpec,
     DispatchSpec,

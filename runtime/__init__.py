@@ -4,8 +4,12 @@ Generated modules import from here; so do apps that plug in their own
 handlers, tools, models and sinks.
 """
 
-from .agent_runner import run_default_agent, run_typed_agent
-from .agents import AgentContext, AgentOutput, QAIssue, QAVerdict, TextOutput, Usage, WorkItem
+from .agents import AgentOutput, QAIssue, QAVerdict, TextOutput, WorkItem
+from .engine.agent_runner import run_default_agent, run_typed_agent
+from .engine.context import AgentContext
+from .engine.pipeline_app import Pipeline
+from .engine.runner import ItemOutcome, RunOptions, RunResult, run_pipeline
+from .engine.state_machine import StateMachine
 from .errors import (
     AgentflowError,
     BudgetExceededError,
@@ -19,16 +23,14 @@ from .errors import (
     RunAbortedError,
     ToolError,
 )
-from .events import EventKind, PipelineEvent
-from .hub import EventHub
+from .events.event import EventKind, PipelineEvent
+from .events.hub import EventHub
+from .events.sink import LogSink
 from .models.base import Model, ModelRequest, ModelTurn, ToolCall, ToolSchema
 from .pipeline import CompiledPipeline, compile_spec
-from .pipeline_app import Pipeline
-from .runner import ItemOutcome, RunOptions, RunResult, run_pipeline
-from .sinks.base import LogSink
 from .spec import PipelineSpec
-from .state_machine import StateMachine
 from .tools.base import Tool
+from .usage import Usage
 
 __all__ = [
     "AgentContext",

@@ -1,25 +1,24 @@
-"""What an agent receives (`AgentContext`) and returns (`AgentOutput`, `QAIssue`)."""
+"""What an agent returns (`AgentOutput`, `QAIssue`, `QAVerdict`) and works on (`WorkItem`).
+
+What it receives, `AgentContext`, is the engine's (`engine/context.py`): it carries
+the run's services.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from .run_services import RunServices
-    from .spec import AgentSpec
+from .usage import Usage
 
 __all__ = [
-    "AgentContext",
     "AgentOutput",
     "QAIssue",
     "QAVerdict",
     "TextOutput",
-    "Usage",
     "WorkItem",
 ]
 
@@ -53,38 +52,6 @@ class WorkItems(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     items: list[str | dict[str, Any]] = Field(description="one entry per work item")
-
-
-class Usage(BaseModel):
-    """Tokens and cost of one or more model calls."""
-
-    model_config = ConfigDict(extra="forbid")
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cost_usd: float = 0.0
-    model_calls: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_creation_input_tokens=self.cache_creation_input_tokens
-            + other.cache_creation_input_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-            model_calls=self.model_calls + other.model_calls,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_input_tokens
-            + self.cache_read_input_tokens
-        )
 
 
 class TextOutput(BaseModel):
@@ -148,57 +115,6 @@ class WorkItem:
     payload: JSON = None
     index: int | None = None
     parent: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentContext:
-    """Everything one agent invocation may read.
-
-    `input` is the run's input; `upstream` the output of the agent that dispatched
-    to this one (None for the entry agent); `feedback` the QA issues to address on
-    a retry (empty on a first attempt); `attempt` counts this agent's runs on this
-    work item, from 1. `outputs` maps each agent that already ran on this item or
-    an ancestor item (the item a fan-out started from) to its latest output, the
-    item's own first: a typed agent's output model instance, else a `TextOutput`.
-    `history` maps each agent that ran on this item to all its outputs, oldest first.
-    """
-
-    run_id: str
-    agent: str
-    item: WorkItem
-    attempt: int
-    input: JSON
-    upstream: AgentOutput | None = None
-    feedback: tuple[QAIssue, ...] = ()
-    services: RunServices | None = field(default=None, repr=False, compare=False)
-    outputs: Mapping[str, BaseModel] = field(default_factory=dict, hash=False)
-    history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict, hash=False)
-
-    @property
-    def spec(self) -> AgentSpec:
-        """The agent's definition; requires a context built by the runtime."""
-        if self.services is None:
-            raise RuntimeError(
-                "this AgentContext was built by hand, without run services; "
-                "build it through agentflow.runtime.run_pipeline"
-            )
-        return self.services.pipeline.spec.agent(self.agent)
-
-    def prompt_variables(self) -> Mapping[str, JSON]:
-        """The variables an agent's prompt template may use (checked by the compiler)."""
-        return {
-            "input": self.input,
-            "item": self.item.payload,
-            "item_id": self.item.id,
-            "upstream": self.upstream.text if self.upstream is not None else "",
-            "feedback": [issue.model_dump() for issue in self.feedback],
-            "attempt": self.attempt,
-            "agent": self.agent,
-            "outputs": {a: out.model_dump(mode="json") for a, out in self.outputs.items()},
-            "history": {
-                a: [out.model_dump(mode="json") for out in outs] for a, outs in self.history.items()
-            },
-        }
 
 
 PROMPT_VARIABLES: frozenset[str] = frozenset(

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from agentflow.runtime.events import EventKind
+from agentflow.runtime.engine.runner import RunInputError, RunOptions
+from agentflow.runtime.events.event import EventKind
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.models.conversation import conversation_problems
-from agentflow.runtime.runner import RunInputError, RunOptions
 from agentflow.runtime.sinks.memory import MemorySink
 from tests.fake_anthropic.server import (
     RecordedRequest,
@@ -44,7 +44,7 @@ def agentflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     env["PYTHONPATH"] = str(ROOT / "generated")  # the router imports support_triage
     return subprocess.run(
-        [sys.executable, "-m", "agentflow.runtime.cli", *args],
+        [sys.executable, "-m", "agentflow.runtime.cli.main", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

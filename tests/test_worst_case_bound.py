@@ -15,8 +15,8 @@ import pytest
 from agentflow.compiler.flow import worst_case
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime import EventKind, compile_spec, run_pipeline
+from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.runner import RunOptions
 from agentflow.runtime.sinks.memory import MemorySink
 
 ROOT = Path(__file__).resolve().parents[1]

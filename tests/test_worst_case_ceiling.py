@@ -15,9 +15,9 @@ from agentflow.compiler.explain import explain
 from agentflow.compiler.flow import worst_case
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime import EventKind, compile_spec, run_pipeline
+from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, TextSink
 from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.runner import RunOptions
 from agentflow.runtime.sinks.memory import MemorySink
 
 PIPELINE = Path(__file__).resolve().parent / "worst_case" / "two_loops_one_target.yaml"

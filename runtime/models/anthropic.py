@@ -58,8 +58,8 @@ from urllib.parse import urlsplit
 
 import trio
 
-from ..agents import Usage
 from ..errors import AgentflowError, ModelError, ModelRequestRejected
+from ..usage import Usage
 from .base import STRUCTURED_TOOL_NAMES, ModelRequest, ModelTurn, TextSink, ToolCall, ToolSchema
 from .pricing import PriceTable
 from .redaction import RedactingTextSink, SecretRedactor

@@ -1,6 +1,6 @@
 """The `Model` protocol: one model turn in, one turn out.
 
-The agent runner (agentflow.runtime.agent_runner) owns the conversation and the
+The agent runner (agentflow.runtime.engine.agent_runner) owns the conversation and the
 tool-use loop; a model only answers one request. That keeps every model (offline
 replay, Anthropic, a user's own) small, and makes each turn a `model_response`
 event, so a run's own audit log can be replayed as a cassette.
@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..agents import Usage
 from ..spec import OutputKind
+from ..usage import Usage
 
 __all__ = [
     "AnswerKind",

@@ -24,8 +24,8 @@ from typing import Any
 
 import trio
 
-from ..agents import Usage
 from ..errors import AgentflowError
+from ..usage import Usage
 from .base import ModelRequest, ModelTurn, TextSink
 
 __all__ = ["DryRunModel", "schema_instance"]

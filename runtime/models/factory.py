@@ -12,7 +12,7 @@ configures the live model from the pipeline (base URL, timeout, retries);
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -174,25 +174,15 @@ def describe_model(model: Model) -> str:
     return f"{model.name} model ({type(model).__name__})"
 
 
-def _runs_default_body(handler: object) -> bool:
-    """Whether `handler` is the default agent body: `run_default_agent`, or a method a
-    generated module's `DefaultHandlers` defines (a subclass override is the app's own)."""
-    from ..agent_runner import run_default_agent
-
-    if handler is run_default_agent:
-        return True
-    function = getattr(handler, "__func__", handler)
-    return str(getattr(function, "__qualname__", "")).startswith("DefaultHandlers.")
-
-
 def model_for_run(
-    spec: PipelineSpec | CompiledPipeline, handlers: Mapping[str, object]
+    spec: PipelineSpec | CompiledPipeline, default_agents: Sequence[str]
 ) -> AnthropicModel | None:
     """The model `run_pipeline(model=None)` opens: live Claude when a default agent body runs.
 
     Args:
         spec: the pipeline (configures the live model, see `anthropic_model`).
-        handlers: agent id -> the coroutine that runs it (`resolve_handlers`).
+        default_agents: the agents whose handler is the default agent body (they run
+            from their prompt: `plan.runs_default_body`).
 
     Returns:
         An unopened AnthropicModel when some agent runs from its prompt and
@@ -201,13 +191,12 @@ def model_for_run(
     Raises:
         NoModelError: an agent runs from its prompt and no key is set.
     """
-    defaults = [agent for agent, handler in handlers.items() if _runs_default_body(handler)]
-    if not defaults:
+    if not default_agents:
         return None
     if os.environ.get("ANTHROPIC_API_KEY"):
         return anthropic_model(spec)
     raise NoModelError(
-        f"agent '{defaults[0]}' runs from its prompt and needs a model, but none was given "
+        f"agent '{default_agents[0]}' runs from its prompt and needs a model, but none was given "
         "(model=None) and ANTHROPIC_API_KEY is not set. Set ANTHROPIC_API_KEY for live "
         "Claude, pass model=ReplayModel(path) to replay a recorded cassette, or "
         "model=DryRunModel() to walk the pipeline with synthetic answers "

@@ -25,8 +25,8 @@ from typing import Any
 import trio
 from pydantic import ValidationError
 
-from ..agents import Usage
 from ..errors import CassetteMissError, ModelError
+from ..usage import Usage
 from .base import ModelRequest, ModelTurn, TextSink, ToolCall
 
 __all__ = ["CassetteKey", "ReplayModel", "load_cassette"]

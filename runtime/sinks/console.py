@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any, Literal, TextIO
 
-from ..events import EventKind, PipelineEvent
+from ..events.event import EventKind, PipelineEvent
 
 __all__ = ["ConsoleSink", "printable", "redact", "summarize"]
 

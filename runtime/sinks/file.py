@@ -25,7 +25,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..events import PipelineEvent
+from ..events.event import PipelineEvent
 
 __all__ = ["FileSink"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..events import EventKind, PipelineEvent
+from ..events.event import EventKind, PipelineEvent
 
 __all__ = ["MemorySink"]
 

@@ -29,7 +29,7 @@ import httpx
 import trio
 
 from ..errors import AgentflowError
-from ..events import PipelineEvent
+from ..events.event import PipelineEvent
 
 __all__ = ["WebhookDeliveryError", "WebhookSink", "redacted_url"]
 

@@ -26,7 +26,7 @@ from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 
 from ..errors import AgentflowError
-from ..hub import EventHub
+from ..events.hub import EventHub
 from ..pipeline import CompiledPipeline
 from .app import UiConfig, create_app, one_line_logger
 from .source import UiSource

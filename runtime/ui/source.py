@@ -23,9 +23,9 @@ from typing import Any
 import trio
 
 from ..errors import CannotStartError
-from ..hub import EventHub
+from ..events.hub import EventHub
+from ..events.verify import VerifyReport, verify_run_log
 from ..pipeline import CompiledPipeline
-from ..verify import VerifyReport, verify_run_log
 from .graph import model_badge
 
 __all__ = ["SUBSCRIPTION_BUFFER", "Redactor", "RunLogError", "UiSource"]

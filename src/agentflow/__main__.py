@@ -2,6 +2,6 @@
 
 import sys
 
-from agentflow.runtime.cli import main
+from agentflow.runtime.cli.main import main
 
 sys.exit(main())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.runtime.events import EventKind, PipelineEvent
+from agentflow.runtime.events.event import EventKind, PipelineEvent
 from agentflow.runtime.sinks.console import ConsoleSink, summarize
 
 REPO = Path(__file__).resolve().parents[2]

@@ -141,7 +141,7 @@ def test_serve_a_non_utf8_or_garbage_log_is_a_clear_error(
         content = b"".join(lines)
     (tmp_path / "run.jsonl").write_bytes(content)
     done = agentflow("serve", "run.jsonl", "--pipeline", str(HELLO), "--port", "0", cwd=tmp_path)
-    # A log serve cannot read is a run UI that cannot start: exit 2 (runtime/cli.py), never
+    # A log serve cannot read is a run UI that cannot start: exit 2 (runtime/cli/main.py), never
     # 70 with a traceback. (`agentflow verify` of the same log exits 1: it does not verify.)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr

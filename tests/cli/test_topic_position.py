@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.runtime.cli import main
+from agentflow.runtime.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = str(ROOT / "pipelines" / "hello_world.yaml")

@@ -20,8 +20,8 @@ from agentflow.compiler.explain import explain
 from agentflow.compiler.flow import path_counts, qa_loops, same_item_graph, worst_case
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime import EventKind, compile_spec, run_pipeline
+from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.runner import RunOptions
 from agentflow.runtime.sinks.memory import MemorySink
 
 HEADER = """\
@@ -179,7 +179,7 @@ async def test_five_hundred_deep_sequential_pipeline_runs(tmp_path: Path) -> Non
 
 def test_five_hundred_deep_sequential_pipeline_runs_from_the_cli(tmp_path: Path) -> None:
     path = chain(tmp_path, 500)
-    command = [sys.executable, "-m", "agentflow.runtime.cli", "run", str(path), "--no-ui"]
+    command = [sys.executable, "-m", "agentflow.runtime.cli.main", "run", str(path), "--no-ui"]
     done = subprocess.run(
         [*command, "--model", "dry-run", "--quiet", "--jsonl", str(tmp_path / "r.jsonl")],
         capture_output=True,

@@ -25,13 +25,13 @@ import trio
 from agentflow.compiler.diagnostics import CompileError
 from agentflow.compiler.load import PROMPT_MAX_BYTES, load_pipeline
 from agentflow.runtime import compile_spec, run_pipeline
-from agentflow.runtime.compiled_loader import (
+from agentflow.runtime.cli.compiled_loader import (
     PipelineInvalidError,
     compile_and_import,
     load_for_inspection,
 )
+from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.runner import RunOptions
 from agentflow.runtime.tools.registry import plugin_class_problem
 
 PIPELINE = """\
@@ -98,7 +98,7 @@ def _cli(*args: str, cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     env.pop("ANTHROPIC_API_KEY", None)
     return subprocess.run(
-        [sys.executable, "-m", "agentflow.runtime.cli", *args],
+        [sys.executable, "-m", "agentflow.runtime.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -221,7 +221,7 @@ def test_serve_imports_no_plugin(tmp_path: Path) -> None:
     log = tmp_path / "run.jsonl"
     _log_of(path, log)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    command = [sys.executable, "-m", "agentflow.runtime.cli", "serve", str(log)]
+    command = [sys.executable, "-m", "agentflow.runtime.cli.main", "serve", str(log)]
     with subprocess.Popen(
         [*command, "--pipeline", str(path), "--port", "0"],
         stdout=subprocess.PIPE,

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from agentflow.compiler.emit import emit_module
 from agentflow.compiler.load import load_pipeline_text
 from agentflow.runtime import AgentContext, TextOutput, WorkItem
+from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.errors import PipelineDefinitionError
 from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.runner import RunOptions
 
 from .emit_helpers import ROOT, import_source
 

@@ -773,7 +773,7 @@ def plugins() -> None:
         "canary_class_not_tool": ("hostile_canary:Boom", {"x": "y"}),
         "canary_instance": ("hostile_canary:instance", {}),
         "pathlib_path": ("pathlib:Path", {}),
-        "agentflow_cli_main": ("agentflow.runtime.cli:main", {"argv": "run"}),
+        "agentflow_cli_main": ("agentflow.runtime.cli.main:main", {"argv": "run"}),
     }
     for key, (path, config) in cases.items():
         add(

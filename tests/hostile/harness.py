@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import agentflow.compiler.cli as compiler_cli
-import agentflow.runtime.cli as runtime_cli
+import agentflow.runtime.cli.main as runtime_cli
 
 __all__ = [
     "CORPUS",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from agentflow.runtime.events import PipelineEvent
+from agentflow.runtime.events.event import PipelineEvent
 
 
 def chained(path: Path) -> bool:

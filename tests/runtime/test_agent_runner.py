@@ -8,13 +8,13 @@ from typing import Any
 
 import trio
 
-from agentflow.runtime.agents import Usage
+from agentflow.runtime.engine.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.errors import ToolError
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, TextSink, ToolCall
 from agentflow.runtime.models.conversation import conversation_problems
-from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
+from agentflow.runtime.usage import Usage
 
 from .test_engine_fakes import compile_dict, fanout_spec, hello_spec, kinds
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow.runtime.aggregator import decide, gate_verdicts, satisfied
+from agentflow.runtime.engine.aggregator import decide, gate_verdicts, satisfied
 from agentflow.runtime.spec import AggregationSpec
 
 

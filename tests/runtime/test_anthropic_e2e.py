@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from agentflow.compiler.load import load_pipeline
-from agentflow.runtime.events import EventKind, PipelineEvent
+from agentflow.runtime.engine.runner import RunOptions, RunResult, run_pipeline
+from agentflow.runtime.events.event import EventKind, PipelineEvent
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.models.conversation import conversation_problems
 from agentflow.runtime.models.replay import ReplayModel
 from agentflow.runtime.pipeline import CompiledPipeline, compile_spec
-from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 from agentflow.runtime.tools.filesystem import FilesystemTool
 from tests.fake_anthropic.cassette import replies_from_cassette

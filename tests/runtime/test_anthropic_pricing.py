@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.runtime.agents import QAVerdict, Usage, WorkItems
+from agentflow.runtime.agents import QAVerdict, WorkItems
 from agentflow.runtime.models.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, PricingError
 from agentflow.runtime.models.structured import (
     inline_schema,
     structured_tool,
     structured_tool_choice,
 )
+from agentflow.runtime.usage import Usage
 
 USAGE = Usage(
     input_tokens=2_000_000,

@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 import trio
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
-from agentflow.runtime.run_result import with_audit_outcome
-from agentflow.runtime.runner import RunOptions, run_pipeline
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.run_result import with_audit_outcome
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
+from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
-from agentflow.runtime.verify import verify_log
 
 from .test_engine_fakes import Handlers, compile_dict, hello_spec, text, verdict
 

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentflow.runtime.compiled_loader import compile_and_import
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.cli.compiled_loader import compile_and_import
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
+from agentflow.runtime.events.verify import VerifyReport, verify_log
 from agentflow.runtime.pipeline import derive_transitions
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
-from agentflow.runtime.verify import VerifyReport, verify_log
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "pipelines" / "hello_world.yaml"

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from agentflow.runtime.engine.runner import RunOptions, RunResult
 from agentflow.runtime.errors import AgentflowError
-from agentflow.runtime.events import EventKind as K
-from agentflow.runtime.events import PipelineEvent
+from agentflow.runtime.events.event import EventKind as K
+from agentflow.runtime.events.event import PipelineEvent
 from agentflow.runtime.models.base import ModelRequest
 from agentflow.runtime.models.dry_run import DryRunModel, excerpt
-from agentflow.runtime.runner import RunOptions, RunResult
 from agentflow.runtime.sinks.memory import MemorySink
 
 ROOT = Path(__file__).resolve().parents[2]

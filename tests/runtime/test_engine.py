@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
 from agentflow.runtime.errors import PipelineDefinitionError
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.factory import NoModelError
-from agentflow.runtime.runner import RunOptions, run_pipeline
 
 from .test_engine_fakes import Handlers, compile_dict, hello_spec, kinds, run, text, verdict
 
@@ -257,7 +258,7 @@ async def test_backoff_waits_with_jitter(autojump_clock: object) -> None:
 
 
 async def test_caller_owned_hub_is_used_and_left_running() -> None:
-    from agentflow.runtime.hub import EventHub
+    from agentflow.runtime.events.hub import EventHub
     from agentflow.runtime.sinks.memory import MemorySink
 
     sink = MemorySink()
@@ -289,7 +290,7 @@ async def test_run_id_default_shape() -> None:
 
 
 async def test_item_outcome_is_a_valid_model() -> None:
-    from agentflow.runtime.runner import ItemOutcome, RunResult
+    from agentflow.runtime.engine.runner import ItemOutcome, RunResult
 
     handlers = Handlers(writer_agent=lambda c: text("d"), reviewer_agent=review_fails_first)
     result, _ = await run(compile_dict(hello_spec()), "x", handlers)

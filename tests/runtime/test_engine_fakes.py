@@ -9,10 +9,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from agentflow.runtime.agents import AgentContext, AgentOutput, QAIssue
-from agentflow.runtime.events import EventKind, PipelineEvent
+from agentflow.runtime.agents import AgentOutput, QAIssue
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, RunResult, run_pipeline
+from agentflow.runtime.events.event import EventKind, PipelineEvent
 from agentflow.runtime.pipeline import CompiledPipeline, compile_spec
-from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 from agentflow.runtime.spec import PipelineSpec
 

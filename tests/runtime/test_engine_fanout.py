@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 import trio
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind as K
-from agentflow.runtime.runner import RunOptions, run_pipeline
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.sinks.memory import MemorySink
 
 from .test_engine_fakes import Handlers, compile_dict, fanout_spec, kinds, run, text, verdict

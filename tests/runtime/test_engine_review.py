@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 import trio
 
-from agentflow.runtime.agents import AgentContext, AgentOutput, Usage
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunInputError, RunOptions, run_pipeline
 from agentflow.runtime.errors import PipelineDefinitionError
-from agentflow.runtime.events import EventKind as K
-from agentflow.runtime.hub import EventHub
-from agentflow.runtime.runner import RunInputError, RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.memory import MemorySink
+from agentflow.runtime.usage import Usage
 
 from .test_engine_fakes import (
     Handlers,

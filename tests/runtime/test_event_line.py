@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from agentflow.runtime.events import EventKind, LineEncoder, PipelineEvent, new_event
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind, LineEncoder, PipelineEvent, new_event
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.file import FileSink
 
 from .audit_chain import chained

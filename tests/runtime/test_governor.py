@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow.runtime.governor import RetryGovernor
+from agentflow.runtime.engine.governor import RetryGovernor
 from agentflow.runtime.spec import PipelineSpec
 
 from .test_engine_fakes import hello_spec

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import pytest
 import trio
 
-from agentflow.runtime import hub as hub_module
-from agentflow.runtime import subscription as subscription_module
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events import hub as hub_module
+from agentflow.runtime.events import subscription as subscription_module
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.memory import MemorySink
 
 

@@ -9,16 +9,17 @@ from typing import Any
 
 import trio
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.engine.state_machine import StateMachine
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
+from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.pipeline import compile_spec
-from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
 from agentflow.runtime.spec import PipelineSpec
-from agentflow.runtime.state_machine import StateMachine
-from agentflow.runtime.verify import verify_log
 
 from .audit_chain import chained
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
-from agentflow.runtime.runner import RunOptions, run_pipeline
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
+from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
-from agentflow.runtime.verify import verify_log
 
 from .audit_chain import chained
 from .test_engine_fakes import Handlers, compile_dict, hello_spec, text, verdict

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentflow.runtime.agents import AgentOutput, QAIssue
+from agentflow.runtime.engine.jsonpath import InvalidJsonPath, feedback_issues, parse_path, select
 from agentflow.runtime.errors import OutputValidationError, PipelineDefinitionError
-from agentflow.runtime.jsonpath import InvalidJsonPath, feedback_issues, parse_path, select
 
 OUT = AgentOutput(
     passed=False,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from agentflow.runtime.events import EventKind
+from agentflow.runtime.events.event import EventKind
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.models.redaction import REDACTED, SecretRedactor
 from tests.fake_anthropic.server import (

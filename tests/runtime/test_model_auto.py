@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from agentflow.runtime.agents import AgentContext, AgentOutput, QAIssue
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.agents import AgentOutput, QAIssue
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.conversation import conversation_problems
 from agentflow.runtime.models.factory import NoModelError
-from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 from tests.fake_anthropic.server import (
     ErrorReply,

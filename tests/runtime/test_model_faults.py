@@ -15,9 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from agentflow.compiler.load import load_pipeline
+from agentflow.runtime.engine.governor import RetryGovernor
 from agentflow.runtime.errors import ModelError, ModelRequestRejected
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.governor import RetryGovernor
+from agentflow.runtime.events.event import EventKind
 from agentflow.runtime.models.anthropic import DEFAULT_MAX_RESPONSE_BYTES
 from agentflow.runtime.spec import MAX_BACKOFF_MS, DefaultsSpec, RetrySpec
 from tests.fake_anthropic.server import (

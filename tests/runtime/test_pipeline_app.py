@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agentflow.runtime import AgentContext, AgentOutput, PipelineDefinitionError
-from agentflow.runtime.compiled_loader import compile_and_import
+from agentflow.runtime.cli.compiled_loader import compile_and_import
 from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.sinks.memory import MemorySink
 
@@ -62,8 +62,8 @@ def test_registering_an_undeclared_tool_or_a_non_tool_fails_clearly() -> None:
 
 async def test_run_options_audit_log_writes_a_verifiable_log(tmp_path: Path) -> None:
     from agentflow.runtime import RunOptions
+    from agentflow.runtime.events.verify import verify_log
     from agentflow.runtime.pipeline import derive_transitions
-    from agentflow.runtime.verify import verify_log
 
     log = tmp_path / "logs" / "run.jsonl"
     log.parent.mkdir()

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from agentflow.compiler.prompt_checks import template_problems
-from agentflow.runtime.prompting import PromptRenderer, PromptRenderError
+from agentflow.runtime.engine.prompting import PromptRenderer, PromptRenderError
 
 BOMBS = [
     "{{ 'x' * 10**10 }}",
@@ -44,7 +44,7 @@ def test_compiling_and_rendering_bombs_stays_small() -> None:
     code = (
         "import sys\n"
         "from agentflow.compiler.prompt_checks import template_problems\n"
-        "from agentflow.runtime.prompting import PromptRenderer, PromptRenderError\n"
+        "from agentflow.runtime.engine.prompting import PromptRenderer, PromptRenderError\n"
         "for bomb in sys.argv[1:]:\n"
         "    assert template_problems(bomb) == [], bomb\n"
         "    try:\n"

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.runtime.agents import Usage
 from agentflow.runtime.errors import CassetteMissError, ModelError
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.events.hub import EventHub
+from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, ToolCall
 from agentflow.runtime.models.replay import ReplayModel, load_cassette
 from agentflow.runtime.pipeline import derive_transitions
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
-from agentflow.runtime.verify import verify_log
+from agentflow.runtime.usage import Usage
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 HELLO_CASSETTE = PIPELINES / "hello_world.cassette.jsonl"
@@ -125,8 +125,8 @@ async def test_example_cassettes_drive_a_real_run(
     name: str, min_events: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Engine + tools + hub + file sink, offline: the run succeeds and its log verifies."""
-    from agentflow.runtime.compiled_loader import compile_and_import
-    from agentflow.runtime.runner import RunOptions, run_pipeline
+    from agentflow.runtime.cli.compiled_loader import compile_and_import
+    from agentflow.runtime.engine.runner import RunOptions, run_pipeline
 
     monkeypatch.chdir(tmp_path)
     loaded = compile_and_import(PIPELINES / f"{name}.yaml")

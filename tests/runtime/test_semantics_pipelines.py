@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from agentflow.compiler.load import load_pipeline
-from agentflow.runtime.agents import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, ToolCall
 from agentflow.runtime.pipeline import CompiledPipeline, compile_spec
-from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 
 from .test_agent_runner import ScriptedModel

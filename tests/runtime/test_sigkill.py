@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from agentflow.runtime.events import PipelineEvent
-from agentflow.runtime.verify import verify_log
+from agentflow.runtime.events.event import PipelineEvent
+from agentflow.runtime.events.verify import verify_log
 
 WRITER = """
 import sys, trio
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.file import FileSink
 
 async def main():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import trio
 
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.console import ConsoleSink, printable, redact
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink

@@ -15,8 +15,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from agentflow.runtime.events import EventKind, PipelineEvent
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.memory import MemorySink
 from agentflow.runtime.sinks.webhook import WebhookDeliveryError, WebhookSink, redacted_url
 

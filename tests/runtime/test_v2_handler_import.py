@@ -15,7 +15,7 @@ def test_an_unimportable_handler_module_is_named_as_a_handler(tmp_path: Path) ->
     )
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     done = subprocess.run(
-        [sys.executable, "-m", "agentflow.runtime.cli", "run", "p.yaml", "--no-ui",
+        [sys.executable, "-m", "agentflow.runtime.cli.main", "run", "p.yaml", "--no-ui",
          "--model", "dry-run", "--jsonl", "run.jsonl"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind as K
-from agentflow.runtime.runner import RunOptions, run_pipeline
-from agentflow.runtime.verify import verify_run_log
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
+from agentflow.runtime.events.verify import verify_run_log
 
 from .test_engine_fakes import Handlers, compile_dict, kinds, run
 

@@ -8,9 +8,10 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.runtime.agents import AgentContext, AgentOutput
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunInputError, RunOptions, run_pipeline
 from agentflow.runtime.pipeline import CompiledPipeline
-from agentflow.runtime.runner import RunInputError, RunOptions, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 
 from .test_engine_fakes import Handlers, compile_dict, hello_spec, run

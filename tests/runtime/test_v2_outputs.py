@@ -11,11 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.runtime.agents import AgentContext, AgentOutput, QAIssue, TextOutput, text_output
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.agents import AgentOutput, QAIssue, TextOutput, text_output
+from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.pipeline import CompiledPipeline
-from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.sinks.memory import MemorySink
 
 from .test_engine_fakes import Handlers, compile_dict, fanout_spec, hello_spec, kinds, run, text

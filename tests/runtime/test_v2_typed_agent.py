@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.engine.runner import RunOptions, RunResult, run_pipeline
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.models.dry_run import DryRunModel, schema_instance
 from agentflow.runtime.models.replay import ReplayModel
 from agentflow.runtime.pipeline import CompiledPipeline
-from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.sinks.file import FileSink
 from agentflow.runtime.sinks.memory import MemorySink
 from tests.fake_anthropic.server import RecordedRequest, open_fake_anthropic, tool_reply

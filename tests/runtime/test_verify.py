@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentflow.runtime.agents import Usage
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.events.hub import EventHub
+from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.pipeline import derive_transitions
 from agentflow.runtime.spec import (
     AgentSpec,
@@ -15,7 +15,7 @@ from agentflow.runtime.spec import (
     StateSpec,
     TransitionsSpec,
 )
-from agentflow.runtime.verify import verify_log
+from agentflow.runtime.usage import Usage
 
 SPEC = PipelineSpec(
     name="t",

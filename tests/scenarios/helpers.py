@@ -12,9 +12,9 @@ from types import ModuleType
 from typing import Any
 
 from agentflow.runtime import AgentContext, AgentOutput, QAIssue
-from agentflow.runtime.events import EventKind, PipelineEvent
+from agentflow.runtime.engine.runner import RunOptions, RunResult
+from agentflow.runtime.events.event import EventKind, PipelineEvent
 from agentflow.runtime.models.base import Model
-from agentflow.runtime.runner import RunOptions, RunResult
 from agentflow.runtime.sinks.memory import MemorySink
 
 __all__ = [

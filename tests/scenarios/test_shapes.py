@@ -11,10 +11,10 @@ from pathlib import Path
 import trio
 
 from agentflow.runtime import AgentContext, AgentOutput
-from agentflow.runtime.events import EventKind as K
+from agentflow.runtime.engine.runner import RunOptions
+from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.models.replay import ReplayModel
-from agentflow.runtime.runner import RunOptions
 from agentflow.runtime.sinks.memory import MemorySink
 
 from .conftest import Compiled

@@ -14,8 +14,8 @@ import strictyaml
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.pipeline import CompiledPipeline, compile_spec
 from agentflow.runtime.spec import PipelineSpec
 from agentflow.runtime.ui import UiConfig, serve_ui

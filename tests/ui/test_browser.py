@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import trio
 
-from agentflow.runtime.compiled_loader import compile_and_import
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.cli.compiled_loader import compile_and_import
+from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.models.factory import choose_model
-from agentflow.runtime.runner import RunOptions, run_pipeline
 from agentflow.runtime.ui import UiConfig, serve_ui
 
 from .conftest import BrowserThread

@@ -13,7 +13,7 @@ import httpx
 import trio
 from trio_websocket import open_websocket_url
 
-from agentflow.runtime.events import EventKind
+from agentflow.runtime.events.event import EventKind
 from agentflow.runtime.ui import UiConfig
 from agentflow.runtime.ui.app import parse_ack
 from agentflow.runtime.ui.graph import pipeline_graph

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from agentflow.runtime.compiled_loader import compile_and_import
+from agentflow.runtime.cli.compiled_loader import compile_and_import
 from agentflow.runtime.ui import UiConfig
 from agentflow.runtime.ui.server import serve_log
 

@@ -11,8 +11,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from agentflow.runtime.events import EventKind
-from agentflow.runtime.hub import EventHub
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.ui import PortInUseError, RunLogError, UiConfig, UiSource
 from agentflow.runtime.ui.server import is_loopback, resolve_token, serve_log, serve_ui
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from agentflow.runtime.compiled_loader import compile_and_import
+from agentflow.runtime.cli.compiled_loader import compile_and_import
+from agentflow.runtime.engine.runner import run_pipeline
 from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.runner import run_pipeline
 from agentflow.runtime.sinks.file import FileSink
 
 from .cli_process import SAFETY_TIMEOUT, CliProcess, start_cli

@@ -6,7 +6,7 @@ import hello_world
 import trio
 
 from agentflow.runtime import AgentContext, AgentOutput
-from agentflow.runtime.runner import RunResult
+from agentflow.runtime.engine.runner import RunResult
 
 
 class MyHandlers(hello_world.DefaultHandlers):

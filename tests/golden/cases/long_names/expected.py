@@ -18,9 +18,9 @@ from types import MappingProxyType
 from typing import Final, Protocol
 
 from agentflow.runtime import AgentContext, AgentOutput, CompiledPipeline, LogSink, Model, Tool
-from agentflow.runtime.agent_runner import run_default_agent
-from agentflow.runtime.pipeline_app import Pipeline
-from agentflow.runtime.runner import RunOptions, RunResult, run_pipeline
+from agentflow.runtime.engine.agent_runner import run_default_agent
+from agentflow.runtime.engine.pipeline_app import Pipeline
+from agentflow.runtime.engine.runner import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.spec import (
     AgentSpec,
     PipelineSpec,

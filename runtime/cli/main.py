@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 from agentflow import __version__
 
-from .cli_commands import cmd_run, cmd_serve, cmd_verify
+from ..errors import AgentflowError, CannotStartError
+from .commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
-from .errors import AgentflowError, CannotStartError
 
 __all__ = ["EXIT_STATUS", "build_parser", "main"]
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 import trio
 
-from .agents import Usage
-from .errors import BudgetExceededError, PipelineDefinitionError
-from .events import EventKind
-from .hub import EventHub
-from .models.base import Model
-from .pipeline import CompiledPipeline
+from ..errors import BudgetExceededError, PipelineDefinitionError
+from ..events.event import EventKind
+from ..events.hub import EventHub
+from ..models.base import Model
+from ..pipeline import CompiledPipeline
+from ..tools.base import Tool
+from ..usage import Usage
 from .prompting import PromptRenderer
-from .tools.base import Tool
 
 __all__ = ["RunBudget", "RunServices", "ToolTable"]
 
@@ -132,7 +132,7 @@ class ToolTable(Mapping[str, Tool]):
                 f"plugin tool '{tool_id}' ({spec.plugin}) has no factory in the compiled "
                 "pipeline; recompile it, or pass an instance with run_pipeline(tools=...)"
             )
-        from .tools.registry import builtin_tool  # lazy: most runs need no builtin
+        from ..tools.registry import builtin_tool  # lazy: most runs need no builtin
 
         tool: Tool = builtin_tool(tool_id, dict(spec.config))
         return tool

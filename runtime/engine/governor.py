@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from .spec import MAX_BACKOFF_MS, PipelineSpec, RetrySpec
+from ..spec import MAX_BACKOFF_MS, PipelineSpec, RetrySpec
 
 __all__ = ["RetryGovernor"]
 

@@ -1,4 +1,4 @@
-"""The `agentflow` subcommands (argument parsing lives in cli.py).
+"""The `agentflow` subcommands (argument parsing lives in main.py).
 
 A run that cannot start (a bad argument, a missing file, an invalid pipeline,
 a busy UI port, an audit log another run holds) is refused before any file is
@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
+from ..errors import AgentflowError, CannotStartError
+from ..events.hub import EventHub
+from ..events.run_ids import new_run_id
+from ..models.base import Model
+from ..pipeline import CompiledPipeline
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
-from .errors import AgentflowError, CannotStartError
-from .hub import EventHub
 from .log_lock import LogInUseError, LogLock
-from .models.base import Model
-from .pipeline import CompiledPipeline
-from .run_ids import new_run_id
 
 if TYPE_CHECKING:
-    from .verify import VerifyReport
+    from ..events.verify import VerifyReport
 
 __all__ = ["UsageError", "cmd_run", "cmd_serve", "cmd_verify"]
 
@@ -143,7 +143,7 @@ def _check_log_path(log_path: Path, args: argparse.Namespace) -> None:
 def _choose_model(
     args: argparse.Namespace, pipeline_path: Path, compiled: CompiledPipeline
 ) -> Model:
-    from .models.factory import choose_model
+    from ..models.factory import choose_model
 
     cassette = (
         Path(args.cassette) if args.cassette else pipeline_path.with_suffix(".cassette.jsonl")
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_input = _given_input(args)
     if run_input is _NO_INPUT:
         run_input = recording.input if recording is not None else ""
-    from .runner import RunInputError, validated_input
+    from ..engine.runner import RunInputError, validated_input
 
     try:  # before any file is touched: a wrong input is a usage error
         run_input = validated_input(compiled, run_input)
@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
-    from .models.factory import describe_model
+    from ..models.factory import describe_model
 
     description = describe_model(model)
     if model.name in ("replay", "dry-run"):
@@ -237,10 +237,10 @@ def _print_banner(model: Model, log_path: Path, ui_url: str | None) -> None:
 
 
 async def _run_async(plan: _RunPlan) -> int:
-    from .run_result import with_audit_outcome
-    from .runner import RunOptions, run_pipeline
-    from .sinks.console import ConsoleSink
-    from .sinks.file import FileSink
+    from ..engine.run_result import with_audit_outcome
+    from ..engine.runner import RunOptions, run_pipeline
+    from ..sinks.console import ConsoleSink
+    from ..sinks.file import FileSink
 
     args, model, log_path = plan.args, plan.model, plan.log_path
     compiled = plan.compiled_module.compiled
@@ -313,7 +313,7 @@ async def _start_ui(
     shutdown: trio.Event,
     model_name: str,
 ) -> str:
-    from .ui.server import PortInUseError, UiConfig, serve_ui
+    from ..ui.server import PortInUseError, UiConfig, serve_ui
 
     config = UiConfig(host=args.host, port=args.port)
     serve = functools.partial(serve_ui, model_name=model_name)
@@ -393,7 +393,7 @@ def _report_replay(
     """Say where the replay departs from the recording, and whether its pipeline or
     input changed: recorded answers replayed against new prompts prove nothing about
     what Claude would answer now."""
-    from .replay_diff import compare_logs
+    from ..events.replay_diff import compare_logs
 
     recorded = recording.path
     divergence = compare_logs(recorded, new_log)
@@ -447,7 +447,7 @@ def _check_log_matches(log: Path, compiled: CompiledPipeline) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     """`agentflow verify`: exit 0 only for a sound, sealed log (hash chain, seq, seal,
     run_finished against its events, and transitions against the pipeline's table)."""
-    from .verify import verify_log, verify_run_log
+    from ..events.verify import verify_log, verify_run_log
 
     log = Path(args.log)
     if args.pipeline:
@@ -489,7 +489,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(args: argparse.Namespace, compiled: CompiledPipeline) -> int:
-    from .ui.server import UiConfig, UiSource, serve_log
+    from ..ui.server import UiConfig, UiSource, serve_log
 
     log = Path(args.log)
     source = UiSource.from_log(log, compiled)  # a clear error for a log it cannot read

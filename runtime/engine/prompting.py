@@ -18,7 +18,7 @@ from jinja2 import filters as jinja_filters
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import AgentflowError, PipelineDefinitionError
+from ..errors import AgentflowError, PipelineDefinitionError
 
 __all__ = ["MAX_TEMPLATE_VALUE", "PromptRenderError", "PromptRenderer", "PromptSandbox"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ..events import PipelineEvent
+from .event import PipelineEvent
 
 __all__ = ["BatchLogSink", "LogSink"]
 

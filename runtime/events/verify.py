@@ -37,9 +37,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .events import EventKind, PipelineEvent, seal_event
-from .pipeline import derive_transitions
-from .spec import PipelineSpec
+from ..pipeline import derive_transitions
+from ..spec import PipelineSpec
+from .event import EventKind, PipelineEvent, seal_event
 
 __all__ = ["Problem", "VerifyReport", "verify_log", "verify_run_log"]
 

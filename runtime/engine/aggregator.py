@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .spec import AggregationSpec
+from ..spec import AggregationSpec
 
 __all__ = ["AggregateDecision", "decide", "gate_verdicts", "item_status", "satisfied"]
 

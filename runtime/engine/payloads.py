@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic_core import to_json as _to_json
 
-from .agents import QAIssue
+from ..agents import QAIssue
 
 __all__ = ["issue_dicts", "json_problem"]
 

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from typing import Generic, TypeVar
 
-from .errors import InvalidTransition
+from ..errors import InvalidTransition
 
 __all__ = ["Move", "StateMachine"]
 

@@ -6,33 +6,66 @@ feedback, after the governor's backoff), aborts the item (`on_fail: abort`, or
 `max_attempts` exhausted), or stands (a gate without `on_fail`, or gates that
 already satisfy the aggregation). See docs/semantics.md, "QA feedback loop".
 
-These functions take the run's `Dispatcher` as their first argument and use
-only its public methods (`run_agent`, `dispatch`, `abort_item`, `fail_item`).
+These functions take the run's engine as their first argument: anything that
+is a `QAEngine` (the `Dispatcher` is), so this module does not import the
+dispatcher that calls it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import trio
 
+from ..agents import AgentOutput, QAIssue
+from ..errors import OutputValidationError
+from ..events.event import EventKind
+from ..events.hub import EventHub
+from ..spec import AggregationSpec
 from . import aggregator
-from .agents import AgentOutput, QAIssue
-from .errors import OutputValidationError
-from .events import EventKind
+from .governor import RetryGovernor
 from .jsonpath import feedback_issues
 from .plan import AgentPlan, ItemState
 
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
+__all__ = ["QAEngine", "handle_failures", "join_verdicts"]
 
-__all__ = ["handle_failures", "join_verdicts"]
+
+class QAEngine(Protocol):
+    """What the QA loop uses of the run's engine (`dispatcher.Dispatcher`)."""
+
+    @property
+    def fatal(self) -> BaseException | None: ...
+    @property
+    def plans(self) -> Mapping[str, AgentPlan]: ...
+    @property
+    def aggregation(self) -> AggregationSpec | None: ...
+    @property
+    def governor(self) -> RetryGovernor: ...
+    @property
+    def hub(self) -> EventHub: ...
+
+    async def run_agent(
+        self,
+        item: ItemState,
+        agent: str,
+        upstream: AgentOutput | None,
+        feedback: Sequence[QAIssue],
+        source: str | None,
+    ) -> None: ...
+
+    async def dispatch(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None: ...
+
+    def abort_item(self, item: ItemState, plan: AgentPlan, reason: str) -> None: ...
+
+    def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None: ...
+
 
 _RETRY_SCHEDULED = EventKind.RETRY_SCHEDULED  # Enum member lookups cost ~0.7 us each
 
 
 async def join_verdicts(
-    engine: Dispatcher, plan: AgentPlan, item: ItemState, verdicts: dict[str, AgentOutput]
+    engine: QAEngine, plan: AgentPlan, item: ItemState, verdicts: dict[str, AgentOutput]
 ) -> None:
     """Join a finished broadcast's QA verdicts on `item`: handle the failing ones, then
     dispatch the passing ones onward (unless a retry or an abort took over)."""
@@ -48,7 +81,7 @@ async def join_verdicts(
 
 
 async def handle_failures(
-    engine: Dispatcher, item: ItemState, failing: list[tuple[AgentPlan, AgentOutput]]
+    engine: QAEngine, item: ItemState, failing: list[tuple[AgentPlan, AgentOutput]]
 ) -> bool:
     """Retry, abort, or accept failing verdicts (docs/semantics.md, QA feedback loop).
 
@@ -96,7 +129,7 @@ async def handle_failures(
 
 
 async def _retry(
-    engine: Dispatcher,
+    engine: QAEngine,
     item: ItemState,
     first: AgentPlan,
     failing: list[tuple[AgentPlan, AgentOutput]],

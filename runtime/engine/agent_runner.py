@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .agents import AgentContext, AgentOutput, QAVerdict, Usage, WorkItems
-from .errors import AgentflowError, ModelError, OutputValidationError, ToolError
-from .events import EventKind
-from .hub import EventHub
-from .models.base import (
+from ..agents import AgentOutput, QAVerdict, WorkItems
+from ..errors import AgentflowError, ModelError, OutputValidationError, ToolError
+from ..events.event import EventKind
+from ..events.hub import EventHub
+from ..models.base import (
     STRUCTURED_TOOL_NAMES,
     AnswerKind,
     Model,
@@ -32,11 +32,13 @@ from .models.base import (
     ToolCall,
     ToolSchema,
 )
-from .models.conversation import assistant_message, structured_error_result
-from .pipeline import CompiledPipeline
+from ..models.conversation import assistant_message, structured_error_result
+from ..pipeline import CompiledPipeline
+from ..spec import STRUCTURED_REASKS, AgentSpec
+from ..tools.base import Tool
+from ..usage import Usage
+from .context import AgentContext
 from .run_services import RunServices
-from .spec import STRUCTURED_REASKS, AgentSpec
-from .tools.base import Tool
 
 __all__ = ["output_kind", "run_default_agent", "run_typed_agent", "user_message"]
 

@@ -36,8 +36,8 @@ from typing import Any, Literal, cast
 
 import trio
 
-from .events import PipelineEvent
-from .sinks.base import LogSink
+from .event import PipelineEvent
+from .sink import LogSink
 
 __all__ = [
     "DEFAULT_SINK_BUFFER",

@@ -14,12 +14,13 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
+from ..agents import AgentOutput, WorkItem
+from ..errors import PipelineDefinitionError
+from ..pipeline import CompiledPipeline
+from ..spec import AgentSpec, OnFailSpec
 from .agent_runner import output_kind, run_default_agent, run_typed_agent
-from .agents import AgentContext, AgentOutput, WorkItem
-from .errors import PipelineDefinitionError
+from .context import AgentContext
 from .jsonpath import Step, parse_path
-from .pipeline import CompiledPipeline
-from .spec import AgentSpec, OnFailSpec
 
 __all__ = [
     "AgentPlan",
@@ -28,6 +29,7 @@ __all__ = [
     "ItemState",
     "build_plans",
     "resolve_handlers",
+    "runs_default_body",
     "trigger_member",
 ]
 
@@ -81,6 +83,17 @@ def build_plans(pipeline: CompiledPipeline, max_concurrency: int) -> dict[str, A
             _PLANS.clear()
         cached = _PLANS[key] = (pipeline, plans)
     return cached[1]
+
+
+def runs_default_body(handler: object) -> bool:
+    """Whether `handler` is the default agent body: `run_default_agent`, or a method a
+    generated module's `DefaultHandlers` defines (a subclass override is the app's own)."""
+    from ..engine.agent_runner import run_default_agent
+
+    if handler is run_default_agent:
+        return True
+    function = getattr(handler, "__func__", handler)
+    return str(getattr(function, "__qualname__", "")).startswith("DefaultHandlers.")
 
 
 def resolve_handlers(pipeline: CompiledPipeline, handlers: object) -> dict[str, Handler]:

@@ -24,13 +24,14 @@ from typing import Any
 import trio
 from pydantic import BaseModel, ValidationError
 
+from ..agents import AgentOutput, QAIssue, WorkItem, text_output, typed_agent_output
+from ..errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
+from ..events.event import EventKind
+from ..pipeline import CompiledPipeline
 from . import aggregator
-from .agents import AgentContext, AgentOutput, QAIssue, WorkItem, text_output, typed_agent_output
-from .errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
-from .events import EventKind
+from .context import AgentContext
 from .governor import RetryGovernor
 from .payloads import issue_dicts, json_problem
-from .pipeline import CompiledPipeline
 from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans
 from .qa_loop import handle_failures, join_verdicts
 from .run_services import RunServices

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .agents import AgentOutput, QAIssue
-from .errors import OutputValidationError, PipelineDefinitionError
+from ..agents import AgentOutput, QAIssue
+from ..errors import OutputValidationError, PipelineDefinitionError
 
 __all__ = ["InvalidJsonPath", "Step", "feedback_issues", "parse_path", "select"]
 

@@ -8,14 +8,12 @@ ends, so the consumer can resync. Subscribers never slow the hub's `emit`.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
+from typing import cast
 
 import trio
 
-from .events import PipelineEvent
-
-if TYPE_CHECKING:
-    from .hub import EventHub
+from .event import PipelineEvent
 
 __all__ = ["Entry", "Subscription"]
 
@@ -31,10 +29,29 @@ class Subscription:
     True and the consumer should resync (e.g. reconnect and replay the history).
     """
 
-    def __init__(self, hub: EventHub, max_buffer: int) -> None:
-        self._hub = hub
+    def __init__(
+        self,
+        history: Sequence[Entry] | None,
+        subscribers: set[Subscription],
+        max_buffer: int,
+        *,
+        source_closed: bool = False,
+    ) -> None:
+        """Subscribe to a hub's events.
+
+        Args:
+            history: the hub's kept (event, line) list (None when it keeps none),
+                read up to its length now.
+            subscribers: the hub's live set; the hub pushes to it and this
+                subscription leaves it when closed or overflowed.
+            max_buffer: how far behind the live events this subscriber may fall.
+            source_closed: the hub is already closed (no live event will come).
+        """
+        self._subscribers = subscribers
         self.max_buffer = max_buffer
-        history = hub.history or []
+        # Invariant: True once the hub closed (`_end`); iteration ends after the buffer.
+        self._source_closed = source_closed
+        history = history or ()
         # Invariant: history[_hist_index:_hist_end] is still to be yielded, before `_live`.
         self._history = history
         self._hist_index = 0
@@ -49,9 +66,14 @@ class Subscription:
         if len(self._live) >= self.max_buffer:
             self.overflowed = True
             self._live.clear()
-            self._hub._subscribers.discard(self)
+            self._subscribers.discard(self)
         else:
             self._live.append(entry)
+        self._wake()
+
+    def _end(self) -> None:
+        """The hub closed: end the iteration once the buffered events are out."""
+        self._source_closed = True
         self._wake()
 
     def _wake(self) -> None:
@@ -62,7 +84,7 @@ class Subscription:
     def close(self) -> None:
         """Stop receiving events; iteration ends after what is already buffered."""
         self.closed = True
-        self._hub._subscribers.discard(self)
+        self._subscribers.discard(self)
         self._wake()
 
     def __aiter__(self) -> Subscription:
@@ -84,7 +106,7 @@ class Subscription:
             if self._live:
                 await trio.lowlevel.checkpoint()
                 return self._live.popleft()
-            if self.closed or self._hub._closed:
+            if self.closed or self._source_closed:
                 raise StopAsyncIteration
             self._wakeup = trio.Event()
             self._waiting = True

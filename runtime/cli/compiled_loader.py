@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CannotStartError, PipelineDefinitionError
-from .pipeline import CompiledPipeline, compile_spec
+from ..errors import CannotStartError, PipelineDefinitionError
+from ..pipeline import CompiledPipeline, compile_spec
 
 if TYPE_CHECKING:  # the compiler is imported lazily: `agentflow run` pays for it only here
     from agentflow.compiler.load import LoadedPipeline

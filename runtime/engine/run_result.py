@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ..errors import BudgetExceededError
+from ..events.event import EventKind
+from ..events.hub import EventHub
+from ..pipeline import CompiledPipeline
+from ..usage import Usage
 from . import aggregator
-from .agents import Usage
 from .dispatcher import UNFINISHED, Dispatcher
-from .errors import BudgetExceededError
-from .events import EventKind
-from .hub import EventHub
-from .pipeline import CompiledPipeline
 from .plan import ItemState, trigger_member
 from .run_services import RunBudget
 

@@ -14,7 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import AgentflowError
+from ..errors import AgentflowError
 
 __all__ = ["LogInUseError", "LogLock"]
 

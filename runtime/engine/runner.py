@@ -19,21 +19,21 @@ from typing import Any, TypeVar
 import trio
 from pydantic import ValidationError
 
+from ..errors import AgentflowError, InvalidTransition, PipelineDefinitionError
+from ..events.event import EventKind
+from ..events.hub import AuditLogError, EventHub
+from ..events.run_ids import new_run_id
+from ..events.sink import LogSink
+from ..models.base import Model, ModelRequest, ModelTurn, TextSink
+from ..pipeline import CompiledPipeline
+from ..tools.base import Tool
 from .dispatcher import Dispatcher, json_problem
-from .errors import AgentflowError, InvalidTransition, PipelineDefinitionError
-from .events import EventKind
 from .governor import RetryGovernor
-from .hub import AuditLogError, EventHub
-from .models.base import Model, ModelRequest, ModelTurn, TextSink
-from .pipeline import CompiledPipeline
-from .plan import Handler, resolve_handlers
-from .run_ids import new_run_id
+from .plan import Handler, resolve_handlers, runs_default_body
 from .run_result import ItemOutcome, RunResult, finish_run, run_status, settle, with_audit_outcome
 from .run_result import ItemStatus as ItemStatus  # re-exported: their home until run_result.py
 from .run_result import RunStatus as RunStatus
 from .run_services import RunBudget, RunServices, ToolTable
-from .sinks.base import LogSink
-from .tools.base import Tool
 
 __all__ = [
     "ItemOutcome",
@@ -301,9 +301,10 @@ async def run_pipeline(
     _check_call(input, hub, options)
     handler_map = resolve_handlers(pipeline, handlers)
     if model is None:
-        from .models.factory import model_for_run
+        from ..models.factory import model_for_run
 
-        auto = model_for_run(pipeline, handler_map)
+        defaults = [agent for agent, run in handler_map.items() if runs_default_body(run)]
+        auto = model_for_run(pipeline, defaults)
         if auto is not None:
             async with auto:  # the run owns the client: closed when the run ends
                 return await run_pipeline(
@@ -313,7 +314,7 @@ async def run_pipeline(
     own_hub = hub is None
     if hub is None:
         if options.audit_log is not None:
-            from .sinks.file import FileSink
+            from ..sinks.file import FileSink
 
             audit = FileSink(options.audit_log)
             os.truncate(audit.path, 0)  # one run per audit log, as `agentflow run` writes it

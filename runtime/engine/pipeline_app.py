@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import PipelineDefinitionError
-from .models.base import Model
-from .pipeline import CompiledPipeline
+from ..errors import PipelineDefinitionError
+from ..events.sink import LogSink
+from ..models.base import Model
+from ..pipeline import CompiledPipeline
+from ..tools.base import Tool
 from .runner import RunOptions, RunResult, run_pipeline
-from .sinks.base import LogSink
-from .tools.base import Tool
 
 __all__ = ["Pipeline"]
 

@@ -1,0 +1,1 @@
+"""The `agentflow` command (`main.main`): run, verify, serve. See docs/architecture.md."""

@@ -1,0 +1,65 @@
+"""`AgentContext`: what one agent invocation may read, the run's services included."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from ..agents import JSON, AgentOutput, QAIssue, WorkItem
+from ..spec import AgentSpec
+from .run_services import RunServices
+
+__all__ = ["AgentContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentContext:
+    """Everything one agent invocation may read.
+
+    `input` is the run's input; `upstream` the output of the agent that dispatched
+    to this one (None for the entry agent); `feedback` the QA issues to address on
+    a retry (empty on a first attempt); `attempt` counts this agent's runs on this
+    work item, from 1. `outputs` maps each agent that already ran on this item or
+    an ancestor item (the item a fan-out started from) to its latest output, the
+    item's own first: a typed agent's output model instance, else a `TextOutput`.
+    `history` maps each agent that ran on this item to all its outputs, oldest first.
+    """
+
+    run_id: str
+    agent: str
+    item: WorkItem
+    attempt: int
+    input: JSON
+    upstream: AgentOutput | None = None
+    feedback: tuple[QAIssue, ...] = ()
+    services: RunServices | None = field(default=None, repr=False, compare=False)
+    outputs: Mapping[str, BaseModel] = field(default_factory=dict, hash=False)
+    history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict, hash=False)
+
+    @property
+    def spec(self) -> AgentSpec:
+        """The agent's definition; requires a context built by the runtime."""
+        if self.services is None:
+            raise RuntimeError(
+                "this AgentContext was built by hand, without run services; "
+                "build it through agentflow.runtime.run_pipeline"
+            )
+        return self.services.pipeline.spec.agent(self.agent)
+
+    def prompt_variables(self) -> Mapping[str, JSON]:
+        """The variables an agent's prompt template may use (checked by the compiler)."""
+        return {
+            "input": self.input,
+            "item": self.item.payload,
+            "item_id": self.item.id,
+            "upstream": self.upstream.text if self.upstream is not None else "",
+            "feedback": [issue.model_dump() for issue in self.feedback],
+            "attempt": self.attempt,
+            "agent": self.agent,
+            "outputs": {a: out.model_dump(mode="json") for a, out in self.outputs.items()},
+            "history": {
+                a: [out.model_dump(mode="json") for out in outs] for a, outs in self.history.items()
+            },
+        }

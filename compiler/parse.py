@@ -188,11 +188,74 @@ def parse_text(text: str, path: str) -> Parsed:
             '(use a quoted escape such as "\\t" if you need it in a value)'
         )
         raise CompileError([Diagnostic(path, line, column, message)])
+    too_deep = _flow_too_deep(text)
+    if too_deep is not None:
+        line, column = too_deep
+        message = (
+            f"flow collections ('[...]' / '{{...}}') nest deeper than {MAX_FLOW_DEPTH} "
+            "levels here; a pipeline needs a few at most (YAML parsing slows down "
+            "quadratically with this depth)"
+        )
+        raise CompileError([Diagnostic(path, line, column, message)])
     text, brackets_hidden = _hide_type_brackets(text)
     parsed = _parse_checked(text, path)
     if brackets_hidden:
         parsed = Parsed(data=_show_type_brackets(parsed.data), source=parsed.source)
     return parsed
+
+
+MAX_FLOW_DEPTH = 32
+_BLOCK_SCALAR = re.compile(r"^(\s*)(?:-\s+)*(?:[^#'\"]*?:\s+)?[|>][-+0-9]*\s*(?:#.*)?$")
+_NODE_START = frozenset("-:,[{")
+
+
+def _flow_too_deep(text: str) -> tuple[int, int] | None:
+    """(line, column) where `[`/`{` flow collections first nest past MAX_FLOW_DEPTH, if any.
+
+    ruamel's scanner re-checks every open flow level for each token, so 5,000
+    nested `[` took 26-100 s to reject; this linear pass runs first. It follows
+    only what matters for nesting: quoted scalars, comments, block scalars, and
+    brackets where a node may start (`see [1]` in a plain value is text).
+    """
+    depth = 0
+    quote = ""
+    block_indent = -1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if block_indent >= 0:
+            if not line.strip() or len(line) - len(line.lstrip()) > block_indent:
+                continue
+            block_indent = -1
+        if depth == 0 and not quote:
+            block = _BLOCK_SCALAR.match(line)
+            if block is not None:
+                block_indent = len(block.group(1))
+                continue
+        previous = ""  # the last non-space character before this one on the line
+        index = 0
+        while index < len(line):
+            char = line[index]
+            if quote:
+                if char == "\\" and quote == '"':
+                    index += 1
+                elif char == quote:
+                    if quote == "'" and line[index + 1 : index + 2] == "'":
+                        index += 1
+                    else:
+                        quote = ""
+            elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+                break
+            elif char in "\"'" and (not previous or previous in _NODE_START):
+                quote = char
+            elif char in "[{" and (depth > 0 or not previous or previous in "-:"):
+                depth += 1
+                if depth > MAX_FLOW_DEPTH:
+                    return number, index + 1
+            elif char in "]}" and depth > 0:
+                depth -= 1
+            if not char.isspace():
+                previous = char
+            index += 1
+    return None
 
 
 _OPEN_TYPE, _CLOSE_TYPE = "\u27e6", "\u27e7"

@@ -236,11 +236,17 @@ def test_nesting_depth_is_limited(tmp_path: Path) -> None:
 
 
 def test_deep_mapping_nesting_is_limited_without_recursion_error(tmp_path: Path) -> None:
-    nested = "str"
-    for _ in range(40):
-        nested = "{type: object, fields: {x: " + nested + "}}"
-    found = errors(_agent_output(f"      deep: {nested}\n"), tmp_path)
+    def nested(levels: int) -> str:
+        text = "str"
+        for _ in range(levels):
+            text = "{type: object, fields: {x: " + text + "}}"
+        return text
+
+    found = errors(_agent_output(f"      deep: {nested(15)}\n"), tmp_path)
     assert len(found) == 1 and "nests types more than 8 levels deep" in found[0]
+    # deeper still, the YAML front end refuses the flow nesting before parsing it
+    found = errors(_agent_output(f"      deep: {nested(40)}\n"), tmp_path)
+    assert len(found) == 1 and "nest deeper than 32 levels" in found[0]
 
 
 def test_empty_shapes_are_rejected(tmp_path: Path) -> None:

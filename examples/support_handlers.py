@@ -5,9 +5,9 @@ imports it (`from agentflow.examples.support_handlers import route_ticket`), so
 `mypy --strict` checks that it returns the router's declared output,
 `RouterOutput`. This module needs the generated classes, and the generated module
 imports this one, so it imports them only for type checking and, at run time,
-inside the function (by then `support_triage` is fully imported). Run with
-`generated/` on PYTHONPATH, e.g. `PYTHONPATH=generated agentflow run
-pipelines/support_triage.yaml --input '{"ticket": "...", "tier": "pro"}'`.
+inside the function (by then `support_triage` is fully imported; `agentflow run`
+makes that name find the module it runs, or `generated/` on PYTHONPATH does), e.g.
+`agentflow run pipelines/support_triage.yaml --input '{"ticket": "...", "tier": "pro"}'`.
 """
 
 from __future__ import annotations

@@ -40,9 +40,14 @@ TICKET = {"ticket": "I was charged twice for my March invoice.", "tier": "pro", 
 KEY = "sk-ant-api03-SUPPORT-TRIAGE-FAKE-KEY"
 
 
-def agentflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    env["PYTHONPATH"] = str(ROOT / "generated")  # the router imports support_triage
+def agentflow(
+    *args: str, cwd: Path, pythonpath: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess; by default the router's `import support_triage` finds
+    the in-memory module the run executes (no `generated/` on the path)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "PYTHONPATH")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     return subprocess.run(
         [sys.executable, "-m", "agentflow.runtime.cli.main", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
@@ -203,3 +208,22 @@ def test_the_readme_command_runs_as_written(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCEEDED in state 'complete'" in done.stdout
+
+
+def test_the_handler_may_import_the_committed_module_from_the_path_instead(
+    tmp_path: Path,
+) -> None:
+    # With generated/ on PYTHONPATH the router imports the committed module (a real
+    # module of that name is never shadowed); its outputs are re-validated into the
+    # run's own classes, so the run is the same.
+    log = tmp_path / "run.jsonl"
+    done = agentflow(
+        "run", str(PIPELINE), "--no-ui", "--jsonl", str(log), "--input", json.dumps(TICKET),
+        cwd=tmp_path, pythonpath=ROOT / "generated",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert completed_outputs(log)["router"] == {
+        "queue": "billing_team",
+        "sla_hours": 12,
+        "escalate": False,
+    }

@@ -9,6 +9,7 @@ generated module, so nothing a pipeline names (its plugin modules) is imported.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from dataclasses import dataclass
@@ -76,7 +77,27 @@ def compile_and_import(path: str | Path) -> CompiledModule:
     except PipelineDefinitionError as exc:  # a plugin that is not a Tool class
         del sys.modules[name]
         raise PipelineInvalidError(str(exc)) from None
+    _also_as_natural_name(module, module_name(loaded.spec))
     return CompiledModule(module, source, tuple(str(w) for w in loaded.warnings))
+
+
+def _also_as_natural_name(module: types.ModuleType, natural: str) -> None:
+    """Make `import <natural>` find this module, when nothing else has that name.
+
+    A `handler:` function imports the generated module's classes by its natural
+    name (`from support_triage import RouterOutput`). Registering the in-memory
+    module there spares users `PYTHONPATH=generated` and gives the handler the
+    very classes the run uses; a real module of that name (imported already, or
+    importable, e.g. `generated/` on the path) is never shadowed.
+    """
+    if natural in sys.modules:
+        return
+    try:
+        found = importlib.util.find_spec(natural)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        sys.modules[natural] = module
 
 
 def load_for_inspection(path: str | Path) -> CompiledPipeline:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import re
 import signal
@@ -64,10 +65,31 @@ def _given_input(args: argparse.Namespace) -> Any:
     stripped = raw.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return json.loads(stripped)
+            return json.loads(stripped, parse_float=_finite_float, parse_constant=_no_constant)
         except json.JSONDecodeError:
-            pass
+            pass  # not JSON: the input is this text
+        except _NotRecordable as exc:
+            raise UsageError(f"--input: {exc}") from None
+        except ValueError as exc:  # int() of more than sys.get_int_max_str_digits() digits
+            raise UsageError(f"--input: a number in it is too long ({exc})") from None
+        except RecursionError:
+            raise UsageError("--input: its JSON nests too deeply to read") from None
     return raw
+
+
+class _NotRecordable(Exception):
+    """A JSON number the audit log could not record as given (NaN, Infinity, 1e999)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotRecordable(f"the number {text[:40]} is out of range for a 64-bit float")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotRecordable(f"{name} is not a JSON number; write a finite number or a string")
 
 
 @dataclass(frozen=True)

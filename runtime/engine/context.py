@@ -59,7 +59,16 @@ class AgentContext:
             "attempt": self.attempt,
             "agent": self.agent,
             "outputs": {a: out.model_dump(mode="json") for a, out in self.outputs.items()},
+            # every agent has a history, empty until it answers on this item, so
+            # `{% for d in history.writer %}` works on a writer's first attempt
             "history": {
-                a: [out.model_dump(mode="json") for out in outs] for a, outs in self.history.items()
+                **{agent.id: [] for agent in self._pipeline_agents()},
+                **{
+                    a: [out.model_dump(mode="json") for out in outs]
+                    for a, outs in self.history.items()
+                },
             },
         }
+
+    def _pipeline_agents(self) -> tuple[AgentSpec, ...]:
+        return self.services.pipeline.spec.agents if self.services is not None else ()

@@ -111,6 +111,13 @@ class PromptSandbox(SandboxedEnvironment):
             slice=_checked_slice,
         )
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # `outputs.a.items` is the field `items`, not the dict method: prompts see
+        # typed outputs and input as dicts, whose keys must win over their methods.
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
@@ -183,6 +190,5 @@ class PromptRenderer:
         except jinja2.TemplateError as exc:
             raise PromptRenderError(
                 f"prompt of agent '{agent}' failed to render: {exc}. Check the template "
-                "against the variables it gets (input, item, item_id, upstream, feedback, "
-                "attempt, agent)"
+                f"against the variables it gets ({', '.join(sorted(variables))})"
             ) from exc

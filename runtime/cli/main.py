@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="with --model dry-run: each QA agent fails its first N attempts per item",
+        help=(
+            "with --model dry-run: each QA agent that runs on the model fails its first "
+            "N attempts per item"
+        ),
     )
     run.add_argument("--cassette", help="replay cassette (default: <pipeline>.cassette.jsonl)")
     run.add_argument("--replay", metavar="RUN_JSONL", help="re-run offline from a run's audit log")

@@ -181,7 +181,9 @@ def run_status(engine: Dispatcher, budget: RunBudget) -> tuple[RunStatus, str | 
         return "incomplete", f"the run ended in non-terminal state '{state}'"
     bad = [i for i in engine.items if i.status in ("failed", "aborted")]
     if bad:
-        return "failed", f"{len(bad)} item(s) failed or were aborted (first: {bad[0].item.id})"
+        first = bad[0]
+        why = f": {first.reason}" if first.reason else ""
+        return "failed", f"{len(bad)} item(s) failed or were aborted (first: {first.item.id}{why})"
     return "succeeded", None
 
 

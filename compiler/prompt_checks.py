@@ -157,7 +157,8 @@ def reference_problems(
                         ref.line,
                         f"'{written}': agent '{name}' does not run before '{reader}' on every "
                         "path that reaches it, so its output may not be there; read it only "
-                        f"from agents that '{name}' dispatches to (directly or through others)",
+                        f"from agents that every path reaches through '{name}' (where parallel "
+                        "branches meet, read a branch's output inside that branch)",
                     )
                 )
                 continue

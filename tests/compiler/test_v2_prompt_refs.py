@@ -77,7 +77,8 @@ def test_valid_references_compile(tmp_path: Path) -> None:
             "{{ outputs.right.text }}\n",
             "left.md:1:1: error: 'outputs.right': agent 'right' does not run before 'left' on "
             "every path that reaches it, so its output may not be there; read it only from "
-            "agents that 'right' dispatches to (directly or through others)",
+            "agents that every path reaches through 'right' (where parallel branches meet, "
+            "read a branch's output inside that branch)",
         ),
         (
             "{{ outputs.left.text }}\n",

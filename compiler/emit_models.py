@@ -57,6 +57,7 @@ class V2Parts:
     model_blocks: list[str] = field(default_factory=list)
     output_models: str = ""
     input_model: str = ""
+    run_input: str = 'input: object = ""'
     handler_imports: list[str] = field(default_factory=list)
     handler_check: str = ""
     return_types: dict[str, str] = field(default_factory=dict)
@@ -152,6 +153,7 @@ def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
         models.taken.discard("PipelineInput")
         name = models.shape(spec.input, "PipelineInput", "The run's input (the `input:` shape).")
         parts.input_model = f"INPUT_MODEL: Final[type[BaseModel] | None] = {name}"
+        parts.run_input = f"input: {name} | Mapping[str, object]"
     else:
         parts.input_model = "INPUT_MODEL: Final[type[BaseModel] | None] = None"
     for agent in spec.agents:

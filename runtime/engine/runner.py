@@ -11,6 +11,7 @@ without awaiting: `EventHub.open_inline`/`close_inline`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -218,11 +219,14 @@ def validated_input(pipeline: CompiledPipeline, run_input: object) -> object:
     if isinstance(run_input, input_model):
         return run_input.model_dump(mode="json")
     fields = ", ".join(input_model.model_fields) or "none"
+    if isinstance(run_input, Mapping) and not isinstance(run_input, dict):
+        run_input = dict(run_input)  # run() is typed to take any Mapping
     if not isinstance(run_input, dict):
         shown = "text" if isinstance(run_input, str) else type(run_input).__name__
         raise RunInputError(
             f"the run input must be a JSON object with the fields of the pipeline's `input:` "
-            f"({fields}); got {shown}. Pass e.g. --input '{{\"field\": ...}}' or a dict"
+            f"({fields}); got {shown}. Pass a dict or the input model (on the command "
+            f"line: --input '{{\"field\": ...}}')"
         )
     try:
         validated = input_model.model_validate(run_input)
@@ -235,7 +239,30 @@ def validated_input(pipeline: CompiledPipeline, run_input: object) -> object:
         raise RunInputError(
             f"the run input does not match the pipeline's `input:` ({fields}): {problems}"
         ) from None
+    bad = _non_finite(validated.model_dump())
+    if bad is not None:
+        raise RunInputError(
+            f"the run input does not match the pipeline's `input:` ({fields}): field "
+            f"'{bad}': NaN or an infinity is not a number the audit log can record"
+        )
     return validated.model_dump(mode="json")
+
+
+def _non_finite(value: object, path: str = "") -> str | None:
+    """The dotted path of the first NaN/infinite float in `value` (JSON would write null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(input)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _check_call(run_input: object, hub: EventHub | None, options: RunOptions) -> None:

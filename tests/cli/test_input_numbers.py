@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,47 @@ def test_text_that_only_looks_like_json_is_still_the_input(tmp_path: Path) -> No
     assert main(["run", HELLO, "--no-ui", "--quiet", "--model", "dry-run",
                  "--input", "[not json", "--jsonl", str(log)]) == 0  # fmt: skip
     assert '"input":"[not json"' in log.read_text(encoding="utf-8").splitlines()[0]
+
+
+FLOAT_INPUT = """\
+name: float-input
+input:
+  f: float
+  nested: {type: object, fields: {g: list[float]}}
+agents:
+  - id: a
+    instructions: "{{ input.f }}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"f": float("inf"), "nested": {"g": []}}, "'f'"),
+        ({"f": 1.0, "nested": {"g": [0.5, float("nan")]}}, "'nested.g[1]'"),
+    ],
+)
+async def test_a_library_input_with_a_non_finite_float_is_refused(
+    tmp_path: Path, given: dict[str, object], field: str
+) -> None:
+    from types import MappingProxyType
+
+    from agentflow.runtime import RunOptions
+    from agentflow.runtime.cli.compiled_loader import compile_and_import
+    from agentflow.runtime.errors import AgentflowError
+    from agentflow.runtime.models.dry_run import DryRunModel
+
+    (tmp_path / "p.yaml").write_text(FLOAT_INPUT, encoding="utf-8")
+    module = compile_and_import(tmp_path / "p.yaml").module
+    log = tmp_path / "run.jsonl"
+    with pytest.raises(AgentflowError, match=rf"field {re.escape(field)}: NaN or an infinity"):
+        await module.run(
+            MappingProxyType(given), model=DryRunModel(), options=RunOptions(audit_log=log)
+        )
+    assert not log.exists()
+    ok = await module.run(
+        MappingProxyType({"f": 2.5, "nested": {"g": [1.0]}}),
+        model=DryRunModel(),
+        options=RunOptions(audit_log=log),
+    )
+    assert ok.ok

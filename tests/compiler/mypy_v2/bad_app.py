@@ -50,3 +50,7 @@ def tier_is_one(given: typed_app.PipelineInput) -> bool:
 
 def is_other(ctx: AgentContext) -> bool:
     return outputs(ctx).classifier.category == "other"  # error: comparison-overlap
+
+
+async def run_on_a_number() -> None:
+    await typed_app.run(42)  # error: arg-type

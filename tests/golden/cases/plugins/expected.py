@@ -228,7 +228,8 @@ async def run(
     """Run the pipeline on `input` and return its result.
 
     Args:
-        input: the run's input, in the entry agent's context (text or JSON-like data).
+        input: the run's input, in the entry agent's context (text or JSON-like data;
+            with an `input:` shape, its model or a dict validated against it).
         handlers: your agent behaviour; by default every agent runs from its prompt.
         model: the model to call. None: live Claude when ANTHROPIC_API_KEY is set;
             without it the run fails at once (NoModelError) if an agent needs a

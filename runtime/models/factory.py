@@ -74,11 +74,16 @@ def _check_pipeline_base_url(url: str) -> None:
     """Refuse a YAML `base_url` that would send the API key to a third party.
 
     A pipeline file may come from someone else; the key is the user's. The YAML
-    may point at Anthropic or at this machine (a local proxy or test server);
-    any other host takes the user's own `ANTHROPIC_BASE_URL` to confirm it.
+    may point at Anthropic over https or at this machine (a local proxy or test
+    server); anything else (another host, or plain http off this machine) takes
+    the user's own `ANTHROPIC_BASE_URL` to confirm it.
     """
-    host = (urlsplit(url).hostname or "").lower()
-    if host in _TRUSTED_HOSTS or host.endswith(".anthropic.com"):
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "127.0.0.1", "::1")
+    if (loopback or parts.scheme == "https") and (
+        host in _TRUSTED_HOSTS or host.endswith(".anthropic.com")
+    ):
         return
     raise ModelError(
         f"the pipeline's defaults.base_url ({url}) would send your ANTHROPIC_API_KEY to "

@@ -145,6 +145,8 @@ def test_auto_without_a_key_replays_the_cassette_next_to_the_yaml(
         "http://proxy.local:8080",
         "https://evil.example/v1",
         "https://api.anthropic.com.evil.example",
+        "http://api.anthropic.com",  # the key in cleartext on the network
+        "http://eu.anthropic.com:8080",
     ],
 )
 def test_a_pipeline_base_url_on_a_third_party_host_never_gets_the_key(

@@ -33,6 +33,7 @@ from ..models.base import (
     ToolSchema,
 )
 from ..models.conversation import assistant_message, structured_error_result
+from ..models.redaction import SecretRedactor
 from ..pipeline import CompiledPipeline
 from ..spec import STRUCTURED_REASKS, AgentSpec
 from ..tools.base import Tool
@@ -206,19 +207,27 @@ async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRe
     batcher = _TextBatcher(hub, ctx, request.turn)
     model = services.model
     on_retry, on_failure = _model_errors(ctx, hub, request.turn, batcher)
+    # Any model's answer (replay, dry-run, yours) is scrubbed of the run's secrets
+    # before it becomes an event, streamed text across batch boundaries included.
+    redactor = services.redactor
+    scrubbed = redactor.stream(batcher.add) if redactor.secrets else None
+    on_text = scrubbed if scrubbed is not None else batcher.add
     result: ModelTurn
     try:
         async with services.model_limiter:
             if _takes_on_retry(model):
                 complete: Any = model.complete
-                result = await complete(request, batcher.add, on_retry=on_retry)
+                result = await complete(request, on_text, on_retry=on_retry)
             else:
-                result = await model.complete(request, batcher.add)
+                result = await model.complete(request, on_text)
     except ModelError as exc:
         on_failure(exc)
         raise
     finally:
+        if scrubbed is not None:
+            scrubbed.flush()
         batcher.flush()
+    result = redactor.turn(result)
     hub.emit(
         EventKind.MODEL_RESPONSE,
         agent=agent,
@@ -231,9 +240,18 @@ async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRe
 
 
 async def _run_tools(
-    ctx: AgentContext, hub: EventHub, tools: Mapping[str, Tool], calls: Sequence[ToolCall]
+    ctx: AgentContext,
+    hub: EventHub,
+    tools: Mapping[str, Tool],
+    calls: Sequence[ToolCall],
+    redactor: SecretRedactor,
 ) -> dict[str, Any]:
-    """Execute the turn's tool calls in order; return the user turn of tool_result blocks."""
+    """Execute the turn's tool calls in order; return the user turn of tool_result blocks.
+
+    A tool's output or error is scrubbed of the run's secrets before it becomes an
+    event or goes back to the model: a tool may read the environment (a
+    filesystem root of `/proc/self`, a shell tool), and the log is forever.
+    """
     agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
     blocks: list[dict[str, Any]] = []
     for call in calls:
@@ -251,9 +269,9 @@ async def _run_tools(
             error = f"unknown tool '{call.name}'; this agent may call: {', '.join(tools) or 'none'}"
         else:
             try:
-                output = await tool.execute(call.input)
+                output = redactor.value(await tool.execute(call.input))
             except ToolError as exc:
-                error = str(exc)
+                error = redactor.text(str(exc))
         payload: dict[str, Any] = {"tool": call.name, "call_id": call.id}
         if error is None:
             payload["output"] = output
@@ -406,7 +424,9 @@ async def _converse(
                     "so it needs fewer tool calls"
                 )
             messages.append(assistant_message(result, kind))
-            results = await _run_tools(ctx, services.hub, tools, result.tool_calls)
+            results = await _run_tools(
+                ctx, services.hub, tools, result.tool_calls, services.redactor
+            )
             results["content"] += structured_error_result(result, _EARLY_ANSWER.format(kind=kind))
             messages.append(results)
         elif kind == "text":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from ..errors import BudgetExceededError, PipelineDefinitionError
 from ..events.event import EventKind
 from ..events.hub import EventHub
 from ..models.base import Model
+from ..models.redaction import SecretRedactor, model_secrets
 from ..pipeline import CompiledPipeline
 from ..tools.base import Tool
 from ..usage import Usage
@@ -81,6 +83,11 @@ class RunServices:
     model_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
     prompts: PromptRenderer | None = None
     budget: RunBudget = field(default_factory=RunBudget)
+
+    @functools.cached_property
+    def redactor(self) -> SecretRedactor:
+        """Scrubs what the run keeps out of its events (the model's key, the environment's)."""
+        return SecretRedactor(model_secrets(self.model))
 
     def renderer(self) -> PromptRenderer:
         """The run's prompt renderer (a fresh one if none was given)."""

@@ -217,6 +217,11 @@ class AnthropicModel:
     def __repr__(self) -> str:
         return f"AnthropicModel(base_url={self.base_url!r}, max_retries={self.max_retries})"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What this model scrubs from its answers; the run scrubs tool results too."""
+        return self._redactor.secrets
+
     async def open(self) -> None:
         """Create the SDK client (imports `anthropic`); idempotent."""
         if self._client is not None:

@@ -10,16 +10,31 @@ be seen whole (`RedactingTextSink`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .base import ModelTurn, TextSink, ToolCall
 
-__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "RedactingTextSink", "SecretRedactor"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "REDACTED",
+    "RedactingTextSink",
+    "SecretRedactor",
+    "model_secrets",
+]
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8
 """Shorter values are test stand-ins, not secrets; replacing them would mangle text ("k")."""
+
+
+def model_secrets(model: object) -> tuple[str, ...]:
+    """The secrets a run must keep out of its events: the model's own (`secrets`
+    attribute, if it has one) and the Anthropic credentials in the environment."""
+    own: tuple[str, ...] = tuple(getattr(model, "secrets", ()) or ())
+    env = (os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+    return own + tuple(value for value in env if value)
 
 
 class SecretRedactor:

@@ -7,6 +7,7 @@ pipeline that compiles are returned on the result.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -141,6 +142,26 @@ def _resolved_root(base_dir: Path) -> Path | None:
         return None
 
 
+def _open_beneath(root: Path, parts: tuple[str, ...]) -> int:
+    """Open `root/parts...` one component at a time, following no symlink.
+
+    `parts` is a path already resolved under `root`, so it has no symlink; one
+    found now was swapped in after the check (a race), and the open fails
+    (ELOOP/ENOTDIR) instead of following it out of the directory.
+    """
+    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            inner = os.open(part, flags, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(parts[-1] if parts else ".", flags, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
 def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | None, str]:
     """(text, '') or (None, the problem) for one prompt file.
 
@@ -174,8 +195,13 @@ def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | Non
             f"{rule}, and a symlink may not leave it"
         )
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_beneath(root, real.relative_to(root).parts)
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a component became a symlink
+            return None, (
+                f"prompt path '{written}' changed while it was read (a directory was "
+                f"replaced by a symlink); {rule}"
+            )
         return None, f"cannot read prompt file '{written}': {exc.strerror or exc}"
     try:
         info = os.fstat(fd)
@@ -183,6 +209,11 @@ def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | Non
             return None, f"prompt '{written}' is a directory, not a file"
         if not stat.S_ISREG(info.st_mode):
             return None, f"prompt '{written}' is not a regular file (a FIFO, socket or device)"
+        if info.st_nlink > 1:
+            return None, (
+                f"prompt '{written}' has {info.st_nlink} hard links; a hard link can name a "
+                f"file outside the directory, so {rule} with one link"
+            )
         if info.st_size > PROMPT_MAX_BYTES:
             return None, _too_large(written, info.st_size)
         chunks: list[bytes] = []

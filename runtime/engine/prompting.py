@@ -20,10 +20,19 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import AgentflowError, PipelineDefinitionError
 
-__all__ = ["MAX_TEMPLATE_VALUE", "PromptRenderError", "PromptRenderer", "PromptSandbox"]
+__all__ = [
+    "MAX_RENDERED_PROMPT",
+    "MAX_TEMPLATE_VALUE",
+    "PromptRenderError",
+    "PromptRenderer",
+    "PromptSandbox",
+]
 
 MAX_TEMPLATE_VALUE = 1_000_000
 """The most characters or items one template operation may produce."""
+
+MAX_RENDERED_PROMPT = 16_000_000
+"""The most characters a rendered prompt may have (far beyond any model's context)."""
 
 # A %-format or str.format width/precision: `%999999999d`, `{:>999999999}`, `%*d`.
 _PERCENT_WIDTH = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -186,7 +195,17 @@ class PromptRenderer:
         """
         template = self.template(agent)
         try:
-            return template.render(variables)
+            chunks: list[str] = []
+            size = 0
+            for chunk in template.generate(variables):
+                size += len(chunk)
+                if size > MAX_RENDERED_PROMPT:
+                    raise SecurityError(
+                        f"the rendered prompt passed {MAX_RENDERED_PROMPT:,} characters (a "
+                        "loop repeating a large value?)"
+                    )
+                chunks.append(chunk)
+            return "".join(chunks)
         except jinja2.TemplateError as exc:
             raise PromptRenderError(
                 f"prompt of agent '{agent}' failed to render: {exc}. Check the template "

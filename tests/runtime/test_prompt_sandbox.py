@@ -87,3 +87,10 @@ def test_ordinary_templates_render_as_before(template: str, expected: str) -> No
 def test_the_refusal_names_the_operation() -> None:
     with pytest.raises(PromptRenderError, match=r"repeating a sequence .* at most 1,000,000"):
         PromptRenderer({"a": "{{ 'ab' * 600000 }}"}).render("a", {})
+
+
+def test_a_loop_repeating_a_large_value_stops_at_the_rendered_size_cap() -> None:
+    # each operation is under the per-value cap; the output as a whole is not
+    template = '{% set s = "a" * 999999 %}{% for i in range(2000) %}{{ s }}{% endfor %}'
+    with pytest.raises(PromptRenderError, match=r"rendered prompt passed 16,000,000 characters"):
+        PromptRenderer({"a": template}).render("a", {})

@@ -33,7 +33,7 @@ from ..models.base import (
     ToolSchema,
 )
 from ..models.conversation import assistant_message, structured_error_result
-from ..models.redaction import SecretRedactor
+from ..models.redaction import RedactingTextSink, SecretRedactor
 from ..pipeline import CompiledPipeline
 from ..spec import STRUCTURED_REASKS, AgentSpec
 from ..tools.base import Tool
@@ -151,16 +151,23 @@ def _takes_on_retry(model: Model) -> bool:
 
 
 def _model_errors(
-    ctx: AgentContext, hub: EventHub, turn: int, batcher: _TextBatcher
+    ctx: AgentContext,
+    hub: EventHub,
+    turn: int,
+    batcher: _TextBatcher,
+    scrubbed: RedactingTextSink | None,
 ) -> tuple[Callable[[str, int, float], None], Callable[[ModelError], None]]:
     """`on_retry` for the model, and the reporter of a final failure: both emit `model_error`.
 
     `attempt` in the payload is the try of this model call that failed (1 = the
-    first); the turn's agent attempt is the event's own `attempt` field.
+    first); the turn's agent attempt is the event's own `attempt` field. Text the
+    scrubbing stream still holds back belongs to the failed try and is dropped.
     """
     tries = 0
 
     def emit(error: str, attempt: int, retrying: bool, delay_s: float | None) -> None:
+        if scrubbed is not None:
+            scrubbed.discard()
         batcher.flush()
         payload = {
             "turn": turn,
@@ -206,12 +213,13 @@ async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRe
     )
     batcher = _TextBatcher(hub, ctx, request.turn)
     model = services.model
-    on_retry, on_failure = _model_errors(ctx, hub, request.turn, batcher)
     # Any model's answer (replay, dry-run, yours) is scrubbed of the run's secrets
-    # before it becomes an event, streamed text across batch boundaries included.
-    redactor = services.redactor
+    # it does not scrub itself before it becomes an event, streamed text across
+    # batch boundaries included (AnthropicModel scrubs its own: nothing left here).
+    redactor = services.answer_redactor
     scrubbed = redactor.stream(batcher.add) if redactor.secrets else None
     on_text = scrubbed if scrubbed is not None else batcher.add
+    on_retry, on_failure = _model_errors(ctx, hub, request.turn, batcher, scrubbed)
     result: ModelTurn
     try:
         async with services.model_limiter:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from ..agents import JSON, AgentOutput, QAIssue, WorkItem
 from ..spec import AgentSpec
+from .payloads import issue_dicts
 from .run_services import RunServices
 
 __all__ = ["AgentContext"]
@@ -55,7 +56,7 @@ class AgentContext:
             "item": self.item.payload,
             "item_id": self.item.id,
             "upstream": self.upstream.text if self.upstream is not None else "",
-            "feedback": [issue.model_dump() for issue in self.feedback],
+            "feedback": issue_dicts(self.feedback),
             "attempt": self.attempt,
             "agent": self.agent,
             "outputs": {a: out.model_dump(mode="json") for a, out in self.outputs.items()},

@@ -89,6 +89,12 @@ class RunServices:
         """Scrubs what the run keeps out of its events (the model's key, the environment's)."""
         return SecretRedactor(model_secrets(self.model))
 
+    @functools.cached_property
+    def answer_redactor(self) -> SecretRedactor:
+        """`redactor` less the secrets the model already scrubs from its own answers."""
+        own = set(getattr(self.model, "secrets", ()) or ())
+        return SecretRedactor(s for s in self.redactor.secrets if s not in own)
+
     def renderer(self) -> PromptRenderer:
         """The run's prompt renderer (a fresh one if none was given)."""
         if self.prompts is None:

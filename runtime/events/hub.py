@@ -67,7 +67,7 @@ from .sink_queue import (
     drain_pending,
     wait_for_pumps,
 )
-from .subscription import Entry, Subscription
+from .subscription import Subscription
 
 __all__ = [
     "DEFAULT_SINK_BUFFER",
@@ -79,13 +79,11 @@ __all__ = [
 ]
 
 _MAX_HELD = 256  # held lines that make `publish` flush on its own (bounds one write)
-_Entry = Entry
 _RUN_FINISHED = EventKind.RUN_FINISHED
 _SINK_ERROR = EventKind.SINK_ERROR
 _LOG_SEALED = EventKind.LOG_SEALED
 _sha256 = hashlib.sha256
 _time = time.time
-_new_event = new_event  # kept under its old name for callers of the hub module
 
 
 class AuditLogError(AgentflowError):

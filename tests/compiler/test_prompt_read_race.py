@@ -18,8 +18,10 @@ def test_a_directory_swapped_for_a_symlink_never_leaks_the_outside_file(tmp_path
     outside.mkdir()
     (outside / "p.md").write_text("OUTSIDE-SECRET", encoding="utf-8")
     stop = threading.Event()
+    swaps = 0
 
     def attacker() -> None:
+        nonlocal swaps
         # the swap of the reviewer's reproducer: a real directory at check time,
         # a symlink out at open time
         saved, link = root / "d_saved", root / "d"
@@ -29,6 +31,7 @@ def test_a_directory_swapped_for_a_symlink_never_leaks_the_outside_file(tmp_path
                 os.symlink(outside, link)
                 os.unlink(link)
                 os.rename(saved, link)
+                swaps += 1
             except OSError:
                 pass
 
@@ -42,6 +45,7 @@ def test_a_directory_swapped_for_a_symlink_never_leaks_the_outside_file(tmp_path
     finally:
         stop.set()
         thread.join()
+    assert swaps > 0, "the attacker never swapped: the race was not exercised"
     assert "OUTSIDE-SECRET" not in texts
     assert "inside prompt" in texts
 

@@ -68,3 +68,22 @@ async def test_a_key_a_tool_reads_is_scrubbed_from_events_and_the_model(
     assert "[redacted]" in results[1]["payload"]["error"]  # the path echoed in the error
     assert KEY not in text
     assert KEY not in json.dumps(model.requests[1].messages)
+
+
+def test_a_model_that_scrubs_its_own_answers_is_not_scrubbed_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # AnthropicModel scrubs its key (and the environment's) itself: the run's answer
+    # redactor keeps only what the model does not know, tools still get all of it.
+    from agentflow.runtime.engine.run_services import RunServices
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+
+    class SelfScrubbing(_ReadsThenAnswers):
+        secrets = (KEY,)
+
+    plain = RunServices(pipeline=None, model=_ReadsThenAnswers(), tools={}, hub=None)  # type: ignore[arg-type]
+    own = RunServices(pipeline=None, model=SelfScrubbing(), tools={}, hub=None)  # type: ignore[arg-type]
+    assert plain.answer_redactor.secrets == (KEY,)
+    assert own.answer_redactor.secrets == ()
+    assert own.redactor.secrets == (KEY,)

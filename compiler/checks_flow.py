@@ -17,7 +17,7 @@ from .checks_base import (
     downstream,
 )
 from .diagnostics import Diagnostic, did_you_mean
-from .flow import dispatch_cycles, path_counts, same_item_graph
+from .flow import can_reach, dispatch_cycles, path_counts, same_item_graph
 from .parse import Path
 
 __all__ = [
@@ -256,18 +256,7 @@ def _could_be_upstream(spec: PipelineSpec, target: str, qa: str) -> bool:
 
 def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
     """Agents that run before `agent_id` on the same work item (not through a fan-out)."""
-    predecessors: dict[str, list[str]] = {}
-    for source, target, strategy in dispatch_edges(spec):
-        if strategy != "parallel_fan_out":
-            predecessors.setdefault(target, []).append(source)
-    seen: set[str] = set()
-    stack = [agent_id]
-    while stack:
-        for source in predecessors.get(stack.pop(), ()):
-            if source not in seen:
-                seen.add(source)
-                stack.append(source)
-    return seen
+    return can_reach(same_item_graph(spec), agent_id) - {agent_id}
 
 
 def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:

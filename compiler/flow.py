@@ -48,6 +48,7 @@ __all__ = [
     "Scope",
     "WorstCase",
     "agent_summary",
+    "can_reach",
     "dispatch_cycles",
     "dispatch_edges",
     "feedback_edges",
@@ -156,7 +157,7 @@ class QALoop:
     """Same-item dispatch paths from target to qa (empty: the checks reject that)."""
 
 
-def _can_reach(graph: dict[str, list[str]], goal: str) -> set[str]:
+def can_reach(graph: dict[str, list[str]], goal: str) -> set[str]:
     """Agents with a dispatch path to `goal` (including `goal`)."""
     predecessors: dict[str, list[str]] = {}
     for source, targets in graph.items():
@@ -179,7 +180,7 @@ def _paths(graph: dict[str, list[str]], start: str, goal: str, limit: int = 20) 
     takes leads to a path: the cost is at most `limit` paths times their length,
     however many dead-end paths the graph has. (A step budget guards cyclic graphs.)
     """
-    alive = _can_reach(graph, goal)
+    alive = can_reach(graph, goal)
     if start not in alive:
         return []
     found: list[list[str]] = []
@@ -467,20 +468,15 @@ def _failing_runs(spec: PipelineSpec, graph: dict[str, list[str]], start: str) -
     """
     order = _topological(graph, start)
     reached = set(order)
+    retry_to = {edge.source: edge.target for edge in feedback_edges(spec)}
     seeds = {start: 1}
     for site in _retry_sites(spec, order, start):
-        loops = [
-            spec.agent(q)
-            for q in site
-            if (on_fail := spec.agent(q).on_fail) is not None
-            and on_fail.action == "feedback_and_retry"
-            and on_fail.target is not None
-        ]
+        loops = [q for q in site if q in retry_to]
         if not loops:
             continue
-        target = loops[0].on_fail.target if loops[0].on_fail is not None else None
-        if target in reached and target is not None:
-            extra = min(max_attempts(q, spec) for q in loops) - 1
+        target = retry_to[loops[0]]
+        if target in reached:
+            extra = min(max_attempts(spec.agent(q), spec) for q in loops) - 1
             seeds[target] = seeds.get(target, 0) + extra
     return _propagate(graph, order, seeds)
 

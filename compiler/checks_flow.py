@@ -9,6 +9,7 @@ from agentflow.runtime.engine.jsonpath import InvalidJsonPath, parse_path
 from agentflow.runtime.pipeline import declared_triggers
 from agentflow.runtime.spec import PipelineSpec
 
+from .bounds import path_counts
 from .checks_base import (
     CheckContext,
     agent_paths,
@@ -17,7 +18,7 @@ from .checks_base import (
     downstream,
 )
 from .diagnostics import Diagnostic, did_you_mean
-from .flow import can_reach, dispatch_cycles, path_counts, same_item_graph
+from .flow import can_reach, dispatch_cycles, same_item_graph
 from .parse import Path
 
 __all__ = [

@@ -26,8 +26,8 @@ from agentflow.runtime.pipeline import declared_triggers, derive_transitions
 from agentflow.runtime.spec import AgentSpec, PipelineSpec, ToolSpec
 
 from . import naming
+from .bounds import agent_summary, pipeline_summary
 from .emit_models import V2Parts, has_v2_parts, v2_parts
-from .flow import agent_summary, pipeline_summary
 from .pysource import (
     Atom,
     Call,

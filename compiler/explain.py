@@ -14,15 +14,14 @@ from typing import Protocol
 from agentflow.runtime.pipeline import declared_triggers, derive_transitions
 from agentflow.runtime.spec import STRUCTURED_REASKS, PipelineSpec
 
+from .bounds import WorstCase, worst_case
 from .flow import (
-    WorstCase,
     describe_shape,
     dispatch_cycles,
     dispatch_edges,
     feedback_edges,
     max_model_calls,
     qa_loops,
-    worst_case,
 )
 
 __all__ = ["explain"]

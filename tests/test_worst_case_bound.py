@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.compiler.flow import worst_case
+from agentflow.compiler.bounds import worst_case
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime import EventKind, compile_spec, run_pipeline
 from agentflow.runtime.engine.runner import RunOptions

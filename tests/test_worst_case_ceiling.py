@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentflow.compiler.bounds import worst_case
 from agentflow.compiler.explain import explain
-from agentflow.compiler.flow import worst_case
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime import EventKind, compile_spec, run_pipeline
 from agentflow.runtime.engine.runner import RunOptions

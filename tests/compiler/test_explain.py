@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agentflow.compiler.bounds import Poly, worst_case
 from agentflow.compiler.explain import explain
-from agentflow.compiler.flow import Poly, worst_case
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime.spec import AgentSpec, DispatchSpec, OnFailSpec, RetrySpec
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from agentflow.compiler.bounds import path_counts, worst_case
 from agentflow.compiler.emit import emit_module
 from agentflow.compiler.explain import explain
-from agentflow.compiler.flow import path_counts, qa_loops, same_item_graph, worst_case
+from agentflow.compiler.flow import qa_loops, same_item_graph
 from agentflow.compiler.load import load_pipeline
 from agentflow.runtime import EventKind, compile_spec, run_pipeline
 from agentflow.runtime.engine.runner import RunOptions

@@ -25,6 +25,7 @@ __all__ = [
     "OnFailSpec",
     "PipelineSpec",
     "RetrySpec",
+    "RouteCase",
     "ShapeSpec",
     "StateMachineSpec",
     "StateSpec",
@@ -32,9 +33,16 @@ __all__ = [
     "TransitionsSpec",
 ]
 
-DispatchStrategy = Literal["sequential", "parallel_fan_out", "parallel_broadcast"]
+DispatchStrategy = Literal["sequential", "parallel_fan_out", "parallel_broadcast", "route"]
 AggregationStrategy = Literal["all_pass", "any_pass", "threshold"]
 OnFailAction = Literal["feedback_and_retry", "abort"]
+OnExhausted = Literal["end", "abort"]
+ROUTE_END = "end"
+"""A route target: the item's path ends here, successfully (its output: the router's)."""
+ROUTE_ABORT = "abort"
+"""A route target: the item aborts, the reason naming the router and the case."""
+RESERVED_TARGETS: tuple[str, ...] = (ROUTE_END, ROUTE_ABORT)
+"""Route targets that are not agents; no agent may take these ids."""
 OutputKind = Literal["text", "verdict", "items"]
 """What an agent answers: free text, a QA verdict, or fan-out work items."""
 AGENT_EVENTS: tuple[str, ...] = ("on_start", "on_complete", "on_pass", "on_fail", "on_abort")
@@ -51,6 +59,7 @@ MAX_TOKENS = 128_000
 MAX_CONCURRENCY = 1_000
 MAX_TOOL_ROUNDS = 1_000
 MAX_TIMEOUT_S = 3_600.0
+MAX_ITERATIONS = 1_000
 
 
 class Loc(BaseModel):
@@ -131,13 +140,43 @@ class TransitionsSpec(_Node):
     on_abort: Identifier | None = None
 
 
+class RouteCase(_Node):
+    """Where one route case goes (DSL v2 section 4).
+
+    `target` is an agent id, `end` or `abort`. A case with `max_iterations` may be
+    taken at most that many times per work item; the next time the router picks
+    it, `on_exhausted` ends the item (`end`: successfully, with its latest output)
+    or aborts it (`abort`, the default). In YAML a case is the target alone
+    (`billing: billing_agent`) or this mapping.
+    """
+
+    target: Identifier
+    max_iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
+    on_exhausted: OnExhausted = "abort"
+
+
 class DispatchSpec(_Node):
-    """Where an agent's output goes: one `target`, or several `targets` for broadcast."""
+    """Where an agent's output goes (docs/dsl.md, "Dispatch").
+
+    `target` (sequential, fan-out) or `targets` (broadcast). Fan-out: `items`
+    names the `list[...]` output field holding the work items (v1: the agent's
+    `AgentOutput.items`), `reduce` the agent run once on the parent item after
+    every child item finished. Broadcast: `join` the agent run once on the item
+    after every target finished. Route: `on` the enum or bool output field
+    (`route` by default), `cases` its values -> `RouteCase` (in YAML order),
+    `default` the case for any other value.
+    """
 
     strategy: DispatchStrategy
     target: Identifier | None = None
     targets: tuple[Identifier, ...] = ()
     max_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
+    items: str | None = None
+    join: Identifier | None = None
+    reduce: Identifier | None = None
+    on: str | None = None
+    cases: dict[str, RouteCase] = Field(default_factory=dict)
+    default: RouteCase | None = None
 
 
 class OnFailSpec(_Node):
@@ -177,12 +216,15 @@ class ShapeSpec(_Node):
 
 
 class AgentSpec(_Node):
-    """One agent. Exactly one of `prompt` (a file), `instructions` (inline) or `handler`."""
+    """One agent. Exactly one of `prompt` (a file), `instructions` (inline), `handler`
+    (`package.module:function`) or `pipeline` (a child pipeline file, relative to this
+    one's directory, run as this agent: DSL v2 section 6)."""
 
     id: Identifier
     prompt: str | None = None
     instructions: str | None = None
     handler: str | None = None
+    pipeline: str | None = None
     output: ShapeSpec | None = None
     tools: tuple[Identifier, ...] = ()
     model: str | None = None
@@ -237,7 +279,11 @@ class PipelineSpec(_Node):
             self.aggregation is not None and agent.id in self.aggregation.gates
         ):
             return "verdict"
-        if agent.dispatch is not None and agent.dispatch.strategy == "parallel_fan_out":
+        if (
+            agent.dispatch is not None
+            and agent.dispatch.strategy == "parallel_fan_out"
+            and agent.dispatch.items is None
+        ):
             return "items"
         return "text"
 

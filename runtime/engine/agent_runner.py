@@ -413,6 +413,7 @@ async def _converse(
         temperature=defaults.temperature if agent.temperature is None else agent.temperature,
         timeout_s=defaults.timeout_s,
         output_schema=schema,
+        dispatch=agent.dispatch,
     )  # fmt: skip
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "text", "text": user_message(ctx, kind)}]}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..spec import OutputKind
+from ..spec import DispatchSpec, OutputKind
 from ..usage import Usage
 
 __all__ = [
@@ -63,6 +63,9 @@ class ModelRequest:
     likewise for "output" (an agent with `output:`), whose tool's input schema is
     `output_schema` (the generated output model's JSON schema).
     (agent, item, attempt, turn) identify the call; replay keys on them.
+    `dispatch` is the agent's dispatch block: which output field a router routes
+    on, which field of a typed fan-out holds its work items. A live model answers
+    by the prompt and ignores it; the dry-run model answers by it.
     """
 
     agent: str
@@ -78,6 +81,7 @@ class ModelRequest:
     temperature: float | None = None
     timeout_s: float = 120.0
     output_schema: Mapping[str, Any] | None = None
+    dispatch: DispatchSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,13 +174,22 @@ def _choose_model(
         return choose_model(
             compiled.spec, model="replay", cassette=Path(args.replay), replay_log=None
         )
-    return choose_model(
-        compiled.spec,
-        model=args.model,
-        cassette=cassette,
-        replay_log=None,
-        fail_first=args.fail_first,
-    )
+    from ..models.dry_run import RouteChoiceError
+
+    routes = dict(args.route)
+    try:
+        return choose_model(
+            compiled.spec,
+            model=args.model,
+            cassette=cassette,
+            replay_log=None,
+            fail_first=args.fail_first,
+            items=3 if args.items is None else args.items,
+            routes=routes,
+        )
+    except RouteChoiceError as exc:  # name the option as the user wrote it
+        told = ",".join(routes.get(exc.router, ()))
+        raise UsageError(f"--route {exc.router}={told}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _route_choice(text: str) -> tuple[str, tuple[str, ...]]:
+    """`ROUTER=CASE[,CASE...]` -> (router, cases)."""
+    router, equals, listed = text.partition("=")
+    cases = tuple(case.strip() for case in listed.split(","))
+    if not equals or not router.strip() or not all(cases):
+        raise argparse.ArgumentTypeError(
+            f"'{text}': write ROUTER=CASE or ROUTER=CASE,CASE,... (the cases the router "
+            "takes on its 1st, 2nd, ... run on an item; the last repeats)"
+        )
+    return router.strip(), cases
+
+
 _port.__name__ = "port"  # argparse names the type in its messages: "invalid port value"
 _positive.__name__ = "positive integer"
 
@@ -88,6 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
             "with --model dry-run: each QA agent that runs on the model fails its first "
             "N attempts per item"
         ),
+    )
+    run.add_argument(
+        "--route",
+        type=_route_choice,
+        action="append",
+        default=[],
+        metavar="ROUTER=CASE[,CASE...]",
+        help=(
+            "with --model dry-run: the case ROUTER takes (default: its first listed case); "
+            "a list is taken per run of the router on an item, the last repeating; "
+            "'default' takes its default case. Repeat for other routers"
+        ),
+    )
+    run.add_argument(
+        "--items",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --model dry-run: how many work items a fan-out agent returns (default 3)",
     )
     run.add_argument("--cassette", help="replay cassette (default: <pipeline>.cassette.jsonl)")
     run.add_argument("--replay", metavar="RUN_JSONL", help="re-run offline from a run's audit log")
@@ -129,11 +160,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give the run input once: as TOPIC or as --input, not both")
     if args.command == "run" and args.fail_first and args.model != "dry-run":
         parser.error("--fail-first only applies to --model dry-run")
+    if args.command == "run":
+        _check_dry_run_options(parser, args)
     commands = {"run": cmd_run, "verify": cmd_verify, "serve": cmd_serve}
     try:
         return commands[args.command](args)
     except BaseException as exc:  # the CLI never shows a traceback
         return _report(exc)
+
+
+def _check_dry_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`--route` / `--items` steer the dry-run model only, each router named once."""
+    for option, given in (("--route", args.route), ("--items", args.items is not None)):
+        if given and args.model != "dry-run":
+            parser.error(f"{option} only applies to --model dry-run")
+    if args.items is not None and args.items < 0:
+        parser.error(f"--items {args.items}: give 0 or more work items")
+    seen: set[str] = set()
+    for router, _cases in args.route:
+        if router in seen:
+            parser.error(
+                f"--route {router} is given twice; give its cases once: --route {router}=A,B"
+            )
+        seen.add(router)
 
 
 def _leaf(exc: BaseException) -> BaseException:

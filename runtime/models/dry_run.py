@@ -32,11 +32,18 @@ from typing import Any
 import trio
 
 from ..errors import AgentflowError
-from ..spec import DispatchSpec
+from ..spec import DispatchSpec, PipelineSpec
 from ..usage import Usage
 from .base import ModelRequest, ModelTurn, TextSink
 
-__all__ = ["DEFAULT_CASE", "ROUTE_FIELD", "DryRunModel", "RouteChoices", "schema_instance"]
+__all__ = [
+    "DEFAULT_CASE",
+    "ROUTE_FIELD",
+    "DryRunModel",
+    "RouteChoiceError",
+    "RouteChoices",
+    "schema_instance",
+]
 
 _CHUNK = 24
 
@@ -58,6 +65,14 @@ def excerpt(text: str, limit: int) -> str:
     if " " in cut and flat[len(cut)] != " ":  # do not end in the middle of a word
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip() + "…"
+
+
+class RouteChoiceError(AgentflowError):
+    """Raised when a route choice names no router of the pipeline, or no case of it."""
+
+    def __init__(self, message: str, router: str) -> None:
+        super().__init__(message)
+        self.router = router
 
 
 class DryRunModel:
@@ -107,6 +122,49 @@ class DryRunModel:
     def __repr__(self) -> str:
         routes = f", routes={self.routes}" if self.routes else ""
         return f"DryRunModel(fail_first={self.fail_first}, items={self.items}{routes})"
+
+    def check_routes(self, spec: PipelineSpec) -> None:
+        """Check every route choice against `spec`, before a run starts.
+
+        Raises:
+            RouteChoiceError: a choice names an agent that is not a router (with
+                did-you-mean), a router that runs its handler, or a case the
+                router does not have.
+        """
+        routers = [
+            agent.id
+            for agent in spec.agents
+            if agent.dispatch is not None and agent.dispatch.strategy == "route"
+        ]
+        known = (
+            f"its routers: {', '.join(routers)}"
+            if routers
+            else "it has no router (no agent with `strategy: route`)"
+        )
+        for router, told in self.routes.items():
+            try:
+                agent = spec.agent(router)
+            except KeyError:
+                raise RouteChoiceError(
+                    f"'{router}' is not an agent of pipeline '{spec.name}'"
+                    f"{did_you_mean(router, routers)}; {known}",
+                    router,
+                ) from None
+            if agent.dispatch is None or agent.dispatch.strategy != "route":
+                raise RouteChoiceError(
+                    f"'{router}' is not a router (no `strategy: route`); the routers of "
+                    f"pipeline '{spec.name}': {', '.join(routers) or 'none'}",
+                    router,
+                )
+            if agent.handler is not None:
+                raise RouteChoiceError(
+                    f"router '{router}' runs its handler {agent.handler}, not the model; "
+                    "only a router that runs from its prompt can be told a case",
+                    router,
+                )
+            for case in told:
+                if case not in case_names(agent.dispatch):
+                    raise RouteChoiceError(unknown_case(router, case, agent.dispatch), router)
 
     async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
         """Answer `request` synthetically; the text is streamed to `on_text` in small pieces."""

@@ -12,7 +12,7 @@ configures the live model from the pipeline (base URL, timeout, retries);
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -112,6 +112,8 @@ def choose_model(
     replay_log: Path | None = None,
     prices: PriceTable | None = None,
     fail_first: int = 0,
+    items: int = 3,
+    routes: Mapping[str, Sequence[str]] | None = None,
 ) -> Model:
     """Build the model a run uses.
 
@@ -126,6 +128,9 @@ def choose_model(
             takes precedence over `cassette`.
         prices: the price table for live runs.
         fail_first: (dry-run) QA agents fail their first N attempts per item.
+        items: (dry-run) how many work items a fan-out agent returns.
+        routes: (dry-run) router id -> the cases it takes (see DryRunModel),
+            checked against `spec`.
 
     Returns:
         An unopened model: enter it with `async with` (AnthropicModel needs it).
@@ -133,11 +138,14 @@ def choose_model(
     Raises:
         ModelError: live Claude was asked for without an API key, or replay has
             no cassette to read (`NoModelError` when "auto" found neither).
+        RouteChoiceError: (dry-run) `routes` names no router of `spec`, or no case of it.
     """
     if model == "dry-run":
         from .dry_run import DryRunModel
 
-        return DryRunModel(fail_first=fail_first)
+        dry_run = DryRunModel(fail_first=fail_first, items=items, routes=routes)
+        dry_run.check_routes(spec.spec if isinstance(spec, CompiledPipeline) else spec)
+        return dry_run
     auto = model == "auto"
     if auto:
         model = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "replay"

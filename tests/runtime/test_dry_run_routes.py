@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from agentflow.runtime.errors import AgentflowError
 from agentflow.runtime.models.base import ModelRequest
-from agentflow.runtime.models.dry_run import DryRunModel
-from agentflow.runtime.spec import DispatchSpec, RouteCase
+from agentflow.runtime.models.dry_run import DryRunModel, RouteChoiceError, RouteChoices
+from agentflow.runtime.spec import DispatchSpec, PipelineSpec, RouteCase
 
 
 class ImplicitRouterOutput(BaseModel):
@@ -200,3 +200,88 @@ async def test_typed_fan_out_items_may_be_objects_behind_an_optional_list() -> N
     labels = [point["label"] for point in out["points"]]
     assert labels == [f"[dry-run] label (points {k} of 4)" for k in range(1, 5)]
     OptionalPlanOutput.model_validate(out)
+
+
+def triage_spec() -> PipelineSpec:
+    """A support pipeline: `triage` routes on its implicit output, `sorter` on a bool."""
+    return PipelineSpec.model_validate(
+        {
+            "name": "support",
+            "state_machine": {
+                "initial": "running",
+                "terminal": ["complete"],
+                "states": [{"id": "running"}, {"id": "complete"}],
+            },
+            "agents": [
+                {
+                    "id": "triage",
+                    "prompt": "t.md",
+                    "dispatch": {
+                        "strategy": "route",
+                        "cases": {
+                            "billing": {"target": "billing_agent"},
+                            "bug": {"target": "sorter"},
+                            "question": {"target": "end"},
+                        },
+                    },
+                },
+                {"id": "billing_agent", "prompt": "b.md"},
+                {
+                    "id": "sorter",
+                    "handler": "app.sorting:sort",
+                    "dispatch": {
+                        "strategy": "route",
+                        "on": "urgent",
+                        "cases": {"true": {"target": "billing_agent"}},
+                        "default": {"target": "end"},
+                    },
+                },
+            ],
+        }
+    )
+
+
+def test_check_routes_accepts_cases_and_default() -> None:
+    DryRunModel(routes={"triage": ["bug", "bug", "question"]}).check_routes(triage_spec())
+    DryRunModel().check_routes(triage_spec())
+
+
+@pytest.mark.parametrize(
+    ("routes", "message"),
+    [
+        (
+            {"triag": ["bug"]},
+            "'triag' is not an agent of pipeline 'support' (did you mean 'triage'?); "
+            "its routers: triage, sorter",
+        ),
+        (
+            {"billing_agent": ["bug"]},
+            "'billing_agent' is not a router (no `strategy: route`); "
+            "the routers of pipeline 'support': triage, sorter",
+        ),
+        (
+            {"triage": ["bug", "questoin"]},
+            "router 'triage' has no case 'questoin' (did you mean 'question'?); "
+            "its cases: billing, bug, question",
+        ),
+        (
+            {"sorter": ["true"]},
+            "router 'sorter' runs its handler app.sorting:sort, not the model; "
+            "only a router that runs from its prompt can be told a case",
+        ),
+    ],
+)
+def test_check_routes_names_what_is_wrong(routes: RouteChoices, message: str) -> None:
+    with pytest.raises(RouteChoiceError) as caught:
+        DryRunModel(routes=routes).check_routes(triage_spec())
+    assert str(caught.value) == message
+
+
+def test_check_routes_on_a_pipeline_without_routers() -> None:
+    spec = triage_spec().model_copy(update={"agents": triage_spec().agents[1:2]})
+    with pytest.raises(RouteChoiceError) as caught:
+        DryRunModel(routes={"triage": "bug"}).check_routes(spec)
+    assert str(caught.value) == (
+        "'triage' is not an agent of pipeline 'support'; it has no router (no agent "
+        "with `strategy: route`)"
+    )

@@ -10,12 +10,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from .usage import Usage
 
 __all__ = [
     "AgentOutput",
+    "BranchFailure",
+    "ChildResult",
     "QAIssue",
     "QAVerdict",
     "TextOutput",
@@ -107,6 +109,33 @@ def typed_agent_output(output: BaseModel) -> AgentOutput:
     return AgentOutput(text=json.dumps(data, ensure_ascii=False), data=data)
 
 
+class BranchFailure(BaseModel):
+    """What a join agent sees for a broadcast target that failed (its agent raised).
+
+    In prompts `joined.<target>` is then `{"failed": true, "error": "..."}`; a
+    completed output never has a `failed` field (docs/semantics.md, "Joins").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    failed: Literal[True] = True
+    error: str = Field(description="why the branch failed: the exception type and message")
+
+
+class ChildResult(BaseModel):
+    """One child item of a fan-out, as its reduce agent sees it (`ctx.children`).
+
+    `status` is the child's `item_finished` status; `output` the latest output of
+    a non-QA agent on the child item (the typed model, or a `TextOutput`; None if
+    no such agent completed on it); `reason` why the child aborted, else None.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    status: Literal["passed", "failed", "aborted", "completed"]
+    output: SerializeAsAny[BaseModel] | None
+    reason: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """A unit of work flowing through the agents: `main` for the run, children for fan-outs."""
@@ -120,3 +149,7 @@ class WorkItem:
 PROMPT_VARIABLES: frozenset[str] = frozenset(
     {"input", "item", "item_id", "upstream", "feedback", "attempt", "agent", "outputs", "history"}
 )
+GATHER_VARIABLES: frozenset[str] = frozenset({"joined", "children"})
+"""Prompt variables only some agents may use: `joined` (a broadcast's join agent) and
+`children` (a fan-out's reduce agent); the runtime renders both for every agent
+(empty where they do not apply)."""

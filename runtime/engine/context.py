@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from ..agents import JSON, AgentOutput, QAIssue, WorkItem
+from ..agents import JSON, AgentOutput, ChildResult, QAIssue, WorkItem
 from ..spec import AgentSpec
 from .payloads import issue_dicts
 from .run_services import RunServices
@@ -26,6 +26,9 @@ class AgentContext:
     an ancestor item (the item a fan-out started from) to its latest output, the
     item's own first: a typed agent's output model instance, else a `TextOutput`.
     `history` maps each agent that ran on this item to all its outputs, oldest first.
+    `joined` (a broadcast's join agent only) maps each target of the broadcast to its
+    latest output on this item, or a `BranchFailure` when it failed; `children` (a
+    fan-out's reduce agent only) is one `ChildResult` per child item, in item order.
     """
 
     run_id: str
@@ -38,6 +41,8 @@ class AgentContext:
     services: RunServices | None = field(default=None, repr=False, compare=False)
     outputs: Mapping[str, BaseModel] = field(default_factory=dict, hash=False)
     history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict, hash=False)
+    joined: Mapping[str, BaseModel] = field(default_factory=dict, hash=False)
+    children: tuple[ChildResult, ...] = ()
 
     @property
     def spec(self) -> AgentSpec:
@@ -69,6 +74,8 @@ class AgentContext:
                     for a, outs in self.history.items()
                 },
             },
+            "joined": {a: out.model_dump(mode="json") for a, out in self.joined.items()},
+            "children": [child.model_dump(mode="json") for child in self.children],
         }
 
     def _pipeline_agents(self) -> tuple[AgentSpec, ...]:

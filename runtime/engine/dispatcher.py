@@ -1,13 +1,20 @@
 """The engine of one run: agent invocations, their events, dispatch.
 
 `Dispatcher` walks each work item along its agents (docs/semantics.md):
-sequential dispatch continues on the same item, fan-out starts one task per
-child item under a `CapacityLimiter`, broadcast runs every target in its own
-task and joins their QA verdicts. Failing verdicts go to the QA feedback loop
-(`qa_loop.py`: retry, abort, or let them stand). A failing agent aborts its
-item only; an `InvalidTransition`, a `PipelineDefinitionError` or an exceeded
-budget ends the run (`fatal`), cancelling every task through the run's cancel
-scope.
+sequential dispatch continues on the same item, a route picks one case by the
+router's typed output (an agent, `end` or `abort`; bounded loops count their
+iterations per item), fan-out starts one task per child item under a
+`CapacityLimiter` (then its `reduce` agent, if any, runs on the parent),
+broadcast runs every target in its own task and joins their QA verdicts (then
+its `join` agent, if any, runs on the item). Failing verdicts go to the QA
+feedback loop (`qa_loop.py`: retry, abort, or let them stand). A failing agent
+aborts its item only (a joined broadcast's branch: recorded for the join); an
+`InvalidTransition`, a `PipelineDefinitionError` or an exceeded budget ends the
+run (`fatal`), cancelling every task through the run's cancel scope.
+
+Whatever continues on the same item (a sequential target, a route case's agent,
+a join, a reduce) runs in `run_agent`'s loop, not a nested call, so a bounded
+loop of `MAX_ITERATIONS` iterations does not grow the stack.
 
 Hot path: everything per agent (handler, triggers, dispatch) is resolved once
 into an `AgentPlan`; an invocation costs three or four `hub.publish` calls.
@@ -24,10 +31,19 @@ from typing import Any
 import trio
 from pydantic import BaseModel, ValidationError
 
-from ..agents import AgentOutput, QAIssue, WorkItem, text_output, typed_agent_output
+from ..agents import (
+    AgentOutput,
+    BranchFailure,
+    ChildResult,
+    QAIssue,
+    WorkItem,
+    text_output,
+    typed_agent_output,
+)
 from ..errors import BudgetExceededError, InvalidTransition, PipelineDefinitionError
 from ..events.event import EventKind
 from ..pipeline import CompiledPipeline
+from ..spec import ROUTE_ABORT, ROUTE_END
 from . import aggregator
 from .context import AgentContext
 from .governor import RetryGovernor
@@ -45,6 +61,10 @@ FATAL_ERRORS = (InvalidTransition, PipelineDefinitionError, BudgetExceededError)
 UNFINISHED = "the run ended before this item finished"
 """The reason reported for items a run-ending error or a cancellation cut short."""
 
+Next = tuple[str, AgentOutput, str]
+"""Where an item's path continues: (agent, its upstream output, the source agent)."""
+_NOTHING_JOINED: Mapping[str, BaseModel] = {}  # never mutated: the default `ctx.joined`
+
 # Module constants: Enum member lookups cost ~0.7 us each on Python 3.11.
 _AGENT_COMPLETED = EventKind.AGENT_COMPLETED
 _AGENT_FAILED = EventKind.AGENT_FAILED
@@ -53,6 +73,7 @@ _ITEM_ABORTED = EventKind.ITEM_ABORTED
 _ITEM_CREATED = EventKind.ITEM_CREATED
 _ITEM_FINISHED = EventKind.ITEM_FINISHED
 _QA_VERDICT = EventKind.QA_VERDICT
+_ROUTE_CHOSEN = EventKind.ROUTE_CHOSEN
 _TRANSITION = EventKind.TRANSITION
 _TRANSITION_DEFERRED = EventKind.TRANSITION_DEFERRED
 
@@ -94,9 +115,13 @@ class Dispatcher:
 
     # -- the run -----------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Run item `main` from the entry agent until every item is done or the run ends."""
-        main = ItemState(WorkItem("main", self.input))
+    async def run(self, item_id: str = "main") -> None:
+        """Run item `main` from the entry agent until every item is done or the run ends.
+
+        A sub-pipeline's run names its main item after the parent's item and agent
+        (`engine/subpipeline.py`), so its ids never collide with the parent's.
+        """
+        main = ItemState(WorkItem(item_id, self.input))
         self.items.append(main)
         with self.scope:
             await self._guarded(main, self.pipeline.spec.entry_agent, None, None)
@@ -134,8 +159,9 @@ class Dispatcher:
     ) -> None:
         """Invoke `agent` on `item`, then handle its verdict or dispatch its output.
 
-        A sequential hand-off continues in this loop rather than a nested call, so
-        a long sequential chain does not grow the stack (no RecursionError).
+        Whatever continues on the same item (a sequential hand-off, a route case's
+        agent, a join or reduce agent) runs in this loop rather than a nested call,
+        so a long chain or loop does not grow the stack (no RecursionError).
         """
         while True:
             plan = self.plans[agent]
@@ -145,13 +171,17 @@ class Dispatcher:
             if plan.is_qa and not out.passed:
                 await handle_failures(self, item, [(plan, out)])
                 return
-            if plan.strategy != "sequential":
-                if plan.strategy is not None:
-                    await self.dispatch(plan, item, out)
+            if plan.strategy == "sequential":
+                if item.status == "aborted":  # as `dispatch` does
+                    return
+                agent, upstream, feedback, source = plan.targets[0], out, (), plan.id
+                continue
+            if plan.strategy is None:
                 return
-            if item.status == "aborted":  # as `dispatch` does
+            step = await self.dispatch_step(plan, item, out)
+            if step is None:
                 return
-            agent, upstream, feedback, source = plan.targets[0], out, (), plan.id
+            (agent, upstream, source), feedback = step, ()
 
     async def _invoke(
         self,
@@ -160,11 +190,13 @@ class Dispatcher:
         upstream: AgentOutput | None,
         feedback: Sequence[QAIssue],
         source: str | None,
+        branch_failures: dict[str, BranchFailure] | None = None,
     ) -> AgentOutput | None:
         """One invocation with its events; None if it failed or the run is ending.
 
-        A failure aborts the item. After a run-ending error a task runs on until its
-        next checkpoint: it starts no further invocation then.
+        A failure aborts the item, or, for a joined broadcast's branch (`branch_failures`
+        given), is recorded there for the join. After a run-ending error a task runs
+        on until its next checkpoint: it starts no further invocation then.
         """
         if self.fatal is not None:
             return None
@@ -179,10 +211,13 @@ class Dispatcher:
             _AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started
         )
         self._fire(plan, "on_start", item_id, attempt)
+        joined, children = (
+            (_NOTHING_JOINED, ()) if not plan.gathers else self._gathered(agent, item)
+        )
         ctx = AgentContext(
             self.run_id, agent, item.item, attempt, self.input, upstream,
             feedback if type(feedback) is tuple else tuple(feedback), self.services,
-            item.visible_outputs(), dict(item.history),
+            item.visible_outputs(), dict(item.history), joined, children,
         )  # fmt: skip
         self.hub.flush()  # the run may wait here: its events go to the audit log first
         try:
@@ -194,10 +229,23 @@ class Dispatcher:
         except FATAL_ERRORS:
             raise
         except Exception as exc:
-            self.fail_item(plan, item, exc)
+            if branch_failures is None:
+                self.fail_item(plan, item, exc)
+            else:
+                self._agent_failed(plan, item, exc)
+                branch_failures[agent] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
             return None
         self._record(plan, item, out, attempt, typed)
         return out
+
+    @staticmethod
+    def _gathered(
+        agent: str, item: ItemState
+    ) -> tuple[Mapping[str, BaseModel], tuple[ChildResult, ...]]:
+        """What a join / reduce agent sees on `item`: `ctx.joined`, `ctx.children`."""
+        joined = item.joined.get(agent) if item.joined is not None else None
+        children = item.children.get(agent) if item.children is not None else None
+        return joined or _NOTHING_JOINED, children or ()
 
     def _agent_output(self, agent: str, answer: object) -> tuple[AgentOutput, BaseModel | None]:
         """The engine's `AgentOutput` for a handler's answer, and the typed output if any.
@@ -231,6 +279,10 @@ class Dispatcher:
 
     def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
         """Record `plan`'s latest invocation on `item` as failed by `exc`; abort the item."""
+        self._agent_failed(plan, item, exc)
+        self.abort_item(item, plan, f"agent '{plan.id}' failed: {type(exc).__name__}: {exc}")
+
+    def _agent_failed(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
         agent = plan.id
         self.hub.publish(
             _AGENT_FAILED,
@@ -239,7 +291,6 @@ class Dispatcher:
             attempt=item.attempts.get(agent),
             payload={"error": type(exc).__name__, "message": str(exc)},
         )
-        self.abort_item(item, plan, f"agent '{agent}' failed: {type(exc).__name__}: {exc}")
 
     def _record(
         self,
@@ -265,7 +316,7 @@ class Dispatcher:
             )
             self._fire(plan, "on_pass" if out.passed else "on_fail", item_id, attempt)
         else:
-            item.output = out.text
+            item.output, item.last = out.text, kept
             done: dict[str, Any] = {"text": out.text[:200]}
             if typed is not None:
                 done["output"] = out.data
@@ -325,40 +376,105 @@ class Dispatcher:
     # -- dispatch ----------------------------------------------------------------
 
     async def dispatch(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
-        if item.status == "aborted":
-            return
-        if plan.strategy == "sequential":
-            await self.run_agent(item, plan.targets[0], out, (), plan.id)
-        elif plan.strategy == "parallel_fan_out":
-            await self._fan_out(plan, item, out)
-        else:
-            await self._broadcast(plan, item, out)
+        """Dispatch `plan`'s output `out` on `item` and run the rest of the item's path."""
+        step = await self.dispatch_step(plan, item, out)
+        if step is not None:
+            await self.run_agent(item, step[0], step[1], (), step[2])
 
-    async def _fan_out(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
-        if out.items is None:
-            self.abort_item(
-                item,
-                plan,
-                f"fan-out agent '{plan.id}' returned no work items (AgentOutput.items is None); "
-                "return a list, empty if there is no work",
-            )
-            return
-        for index, payload in enumerate(out.items, 1):
-            problem = None if type(payload) is str else json_problem(payload)
-            if problem is not None:
+    async def dispatch_step(
+        self, plan: AgentPlan, item: ItemState, out: AgentOutput
+    ) -> Next | None:
+        """Dispatch `out`; return where the item's path continues on `item`, if it does.
+
+        Fan-outs and broadcasts run their children / branches here; the agent they
+        continue with (their reduce / join) is returned for the caller's loop.
+        """
+        if item.status == "aborted":
+            return None
+        strategy = plan.strategy
+        if strategy == "sequential":
+            return plan.targets[0], out, plan.id
+        if strategy == "route":
+            return self._route(plan, item, out)
+        if strategy == "parallel_fan_out":
+            return await self._fan_out(plan, item, out)
+        if strategy == "parallel_broadcast":
+            return await self._broadcast(plan, item, out)
+        return None
+
+    def _route(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> Next | None:
+        """Pick the router's case by its output field, emit `route_chosen`, follow it.
+
+        A case with `max_iterations` n may be taken n times per item; choosing it
+        again is exhausted: `on_exhausted` (`end` or `abort`) instead of its target.
+        """
+        route = plan.route
+        assert route is not None  # a "route" strategy always has its RoutePlan
+        data = out.data
+        value = data.get(route.on) if type(data) is dict else None
+        key = "true" if value is True else "false" if value is False else value
+        label: str = key if type(key) is str else ""
+        case = route.cases.get(label)
+        if case is None:
+            case, label = route.default, "default"
+            if case is None:
                 self.abort_item(
                     item,
                     plan,
-                    f"fan-out agent '{plan.id}' returned work item {index} that the event log "
-                    f"cannot record: {problem}; return text, numbers, lists or dicts",
+                    f"router '{plan.id}' answered {route.on}={value!r}, which no case "
+                    "handles, and it has no default",
                 )
-                return
+                return None
+        target = case.target
+        chosen: dict[str, Any] = {"on": route.on, "value": value, "case": label, "to": target}
+        limit = case.max_iterations
+        if limit is not None:
+            counts = item.iterations
+            if counts is None:
+                counts = item.iterations = {}
+            counter = (plan.id, label)
+            taken = counts.get(counter, 0) + 1
+            chosen["iteration"], chosen["max_iterations"] = taken, limit
+            if taken > limit:
+                target = chosen["to"] = case.on_exhausted
+                chosen["exhausted"] = True
+            else:
+                counts[counter] = taken
+        self.hub.publish(
+            _ROUTE_CHOSEN,
+            agent=plan.id,
+            item=item.item.id,
+            attempt=item.attempts.get(plan.id),
+            payload=chosen,
+        )
+        if target == ROUTE_END:
+            return None
+        if target == ROUTE_ABORT:
+            if chosen.get("exhausted"):
+                reason = (
+                    f"router '{plan.id}' chose case '{label}' again after {limit} "
+                    f"iteration(s): max_iterations {limit} exhausted"
+                )
+            else:
+                reason = f"router '{plan.id}' chose case '{label}' (abort)"
+            self.abort_item(item, plan, reason)
+            return None
+        return target, out, plan.id
+
+    async def _fan_out(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> Next | None:
+        payloads = self._work_items(plan, item, out)
+        if payloads is None:
+            return None
         parent = item.item.id
         prefix = "item-" if parent == "main" else parent + "."
+        # The fan-out's n-th run on this item (a loop, a QA retry) numbers its children
+        # `<k>#<n>`, so no id is used twice.
+        run = item.attempts.get(plan.id, 1)
+        suffix = "" if run == 1 else f"#{run}"
         children: list[ItemState] = []
         emit = self.hub.publish
-        for index, payload in enumerate(out.items, 1):
-            child = ItemState(WorkItem(f"{prefix}{index}", payload, index, parent), item)
+        for index, payload in enumerate(payloads, 1):
+            child = ItemState(WorkItem(f"{prefix}{index}{suffix}", payload, index, parent), item)
             children.append(child)
             shown = payload[:200] if isinstance(payload, str) else payload
             emit(
@@ -379,6 +495,58 @@ class Dispatcher:
                     await limiter.acquire_on_behalf_of(child)
                 nursery.start_soon(self._child, child, target, out, plan.id, limiter)
             self.hub.flush()
+        reduce = plan.reduce
+        if reduce is None or item.status == "aborted" or self.fatal is not None:
+            return None
+        if item.children is None:
+            item.children = {}
+        item.children[reduce] = tuple(
+            ChildResult(
+                id=child.item.id,
+                status=child.status or "aborted",
+                output=child.last,
+                reason=child.reason,
+            )
+            for child in children
+        )
+        return reduce, out, plan.id
+
+    def _work_items(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> list[Any] | None:
+        """The fan-out's work items (`AgentOutput.items`, or the typed output's `items:`
+        field); None, with the item aborted, if there are none or one is not JSON."""
+        field = plan.items
+        if field is None:
+            payloads = out.items
+            if payloads is None:
+                self.abort_item(
+                    item,
+                    plan,
+                    f"fan-out agent '{plan.id}' returned no work items (AgentOutput.items is "
+                    "None); return a list, empty if there is no work",
+                )
+                return None
+        else:
+            data = out.data
+            payloads = data.get(field) if type(data) is dict else None
+            if type(payloads) is not list:
+                self.abort_item(
+                    item,
+                    plan,
+                    f"fan-out agent '{plan.id}' returned no list in its output field "
+                    f"'{field}' (items: {field})",
+                )
+                return None
+        for index, payload in enumerate(payloads, 1):
+            problem = None if type(payload) is str else json_problem(payload)
+            if problem is not None:
+                self.abort_item(
+                    item,
+                    plan,
+                    f"fan-out agent '{plan.id}' returned work item {index} that the event log "
+                    f"cannot record: {problem}; return text, numbers, lists or dicts",
+                )
+                return None
+        return payloads
 
     async def _child(
         self,
@@ -395,13 +563,33 @@ class Dispatcher:
         self.finish_item(child)
         self.hub.flush()  # this task ends: nothing of it stays held
 
-    async def _broadcast(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> None:
+    async def _broadcast(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> Next | None:
+        """Run every target on `item`, join their verdicts; then the join agent, if any,
+        once the verdicts stand (a retry flows through this broadcast again and joins
+        there; an abort ends the item)."""
         verdicts: dict[str, AgentOutput] = {}
+        join = plan.join
+        failures: dict[str, BranchFailure] | None = None if join is None else {}
         async with trio.open_nursery() as nursery:
             for target in plan.targets:
-                nursery.start_soon(self._broadcast_one, item, target, out, plan.id, verdicts)
+                nursery.start_soon(
+                    self._broadcast_one, item, target, out, plan.id, verdicts, failures
+                )
             self.hub.flush()
-        await join_verdicts(self, plan, item, verdicts)
+        stands = await join_verdicts(self, plan, item, verdicts)
+        if join is None or failures is None or not stands or item.status == "aborted":
+            return None
+        if self.fatal is not None:
+            return None
+        outputs = item.outputs
+        joined: dict[str, BaseModel] = {
+            target: failures[target] if target in failures else outputs[target]
+            for target in plan.targets
+        }
+        if item.joined is None:
+            item.joined = {}
+        item.joined[join] = joined
+        return join, out, plan.id
 
     async def _broadcast_one(
         self,
@@ -410,10 +598,11 @@ class Dispatcher:
         upstream: AgentOutput,
         source: str,
         verdicts: dict[str, AgentOutput],
+        failures: dict[str, BranchFailure] | None,
     ) -> None:
         try:
             plan = self.plans[agent]
-            out = await self._invoke(plan, item, upstream, (), source)
+            out = await self._invoke(plan, item, upstream, (), source, failures)
             if out is None:
                 return
             if plan.is_qa:

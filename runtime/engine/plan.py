@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from ..agents import AgentOutput, WorkItem
+from ..agents import AgentOutput, ChildResult, WorkItem
 from ..errors import PipelineDefinitionError
 from ..pipeline import CompiledPipeline
-from ..spec import AgentSpec, OnFailSpec
+from ..spec import AgentSpec, OnFailSpec, RouteCase
 from .agent_runner import output_kind, run_default_agent, run_typed_agent
 from .context import AgentContext
 from .jsonpath import Step, parse_path
@@ -27,6 +27,7 @@ __all__ = [
     "Deferred",
     "Handler",
     "ItemState",
+    "RoutePlan",
     "build_plans",
     "resolve_handlers",
     "runs_default_body",
@@ -131,16 +132,35 @@ def resolve_handlers(pipeline: CompiledPipeline, handlers: object) -> dict[str, 
     return resolved
 
 
+class RoutePlan(NamedTuple):
+    """A router's dispatch: the output field it reads, its cases, its default."""
+
+    on: str
+    cases: Mapping[str, RouteCase]
+    default: RouteCase | None
+
+
 class AgentPlan:
-    """Everything the hot path needs about one agent, resolved once per run."""
+    """Everything the hot path needs about one agent, resolved once per run.
+
+    `join` / `reduce`: the agent a broadcast / fan-out runs once after its branches
+    / children; `items`: the typed fan-out's list field; `route`: a router's cases;
+    `gathers`: this agent is some broadcast's join or fan-out's reduce (it reads
+    `ctx.joined` / `ctx.children`).
+    """
 
     __slots__ = (
         "feedback_steps",
+        "gathers",
         "id",
         "is_gate",
         "is_qa",
+        "items",
+        "join",
         "limit",
         "on_fail",
+        "reduce",
+        "route",
         "strategy",
         "targets",
         "triggers",
@@ -165,9 +185,20 @@ class AgentPlan:
         self.strategy: str | None = dispatch.strategy if dispatch is not None else None
         self.targets: tuple[str, ...] = ()
         self.limit = limit
+        self.join: str | None = None
+        self.reduce: str | None = None
+        self.items: str | None = None
+        self.route: RoutePlan | None = None
         if dispatch is not None:
             self.targets = (dispatch.target,) if dispatch.target else dispatch.targets
             self.limit = dispatch.max_concurrency or limit
+            self.join, self.reduce, self.items = dispatch.join, dispatch.reduce, dispatch.items
+            if dispatch.strategy == "route":
+                self.route = RoutePlan(dispatch.on or "route", dispatch.cases, dispatch.default)
+        self.gathers = any(
+            other.dispatch is not None and agent.id in (other.dispatch.join, other.dispatch.reduce)
+            for other in pipeline.spec.agents
+        )
         # event -> None when the agent declares no move for it, else (Trigger member,
         # its value, {source state name: (target, source value, target value, target is
         # terminal)}) with a row for every non-terminal source state TRANSITIONS lists for
@@ -207,9 +238,13 @@ class ItemState:
 
     __slots__ = (
         "attempts",
+        "children",
         "history",
         "inputs",
         "item",
+        "iterations",
+        "joined",
+        "last",
         "output",
         "outputs",
         "parent",
@@ -232,6 +267,13 @@ class ItemState:
         # Invariant: agent id -> (source agent, upstream output) of its latest invocation.
         self.inputs: dict[str, tuple[str | None, AgentOutput | None]] = {}
         self.output = ""  # text of the latest non-QA output
+        self.last: BaseModel | None = None  # the latest non-QA output (as in `outputs`)
+        # (router, case) -> times the case was taken on this item (cases with max_iterations).
+        self.iterations: dict[tuple[str, str], int] | None = None
+        # join agent -> what it sees (`ctx.joined`), set before each run of it on this item.
+        self.joined: dict[str, Mapping[str, BaseModel]] | None = None
+        # reduce agent -> what it sees (`ctx.children`), set before each run of it.
+        self.children: dict[str, tuple[ChildResult, ...]] | None = None
         self.status: str | None = None  # set when aborted, or when the item finishes
         self.reason: str | None = None
 

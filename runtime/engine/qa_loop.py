@@ -66,18 +66,24 @@ _RETRY_SCHEDULED = EventKind.RETRY_SCHEDULED  # Enum member lookups cost ~0.7 us
 
 async def join_verdicts(
     engine: QAEngine, plan: AgentPlan, item: ItemState, verdicts: dict[str, AgentOutput]
-) -> None:
+) -> bool:
     """Join a finished broadcast's QA verdicts on `item`: handle the failing ones, then
-    dispatch the passing ones onward (unless a retry or an abort took over)."""
+    dispatch the passing ones onward (unless a retry or an abort took over).
+
+    Returns True when the verdicts stand (this pass of the broadcast is its final
+    one: its join agent may run), False when a retry or an abort took over or the
+    run is ending.
+    """
     if engine.fatal is not None:
-        return
+        return False
     qa = [(engine.plans[t], verdicts[t]) for t in plan.targets if t in verdicts]
     failing = [(p, o) for p, o in qa if not o.passed]
     if failing and await handle_failures(engine, item, failing):
-        return  # retried (the retry flows through this broadcast again) or aborted
+        return False  # retried (the retry flows through this broadcast again) or aborted
     for qa_plan, qa_out in qa:  # every verdict passed, or the failing ones stand
         if qa_out.passed and qa_plan.strategy is not None:
             await engine.dispatch(qa_plan, item, qa_out)
+    return True
 
 
 async def handle_failures(

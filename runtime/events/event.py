@@ -37,6 +37,7 @@ class EventKind(enum.StrEnum):
     ITEM_CREATED = "item_created"  # parent, index, payload (truncated)
     ITEM_FINISHED = "item_finished"  # status: passed | failed | aborted | completed, gates
     ITEM_ABORTED = "item_aborted"  # reason
+    ROUTE_CHOSEN = "route_chosen"  # on, value, case, to; iteration, max_iterations, exhausted
     AGGREGATION = "aggregation"  # strategy, passed, failed, aborted, decision, transition
     MODEL_REQUEST = "model_request"  # model, turn, tools offered, output kind
     MODEL_TEXT = "model_text"  # turn, text (a batch of streamed deltas)

@@ -10,15 +10,28 @@ Prints the median wall time of each stage over the runs; results go in
 bench/RESULTS.md. Then times load + check + emit + explain of 22 and 40 stacked
 broadcast diamonds (2**40 dispatch paths to the last agent: graph analysis must
 count paths, not walk them; issue 8, finding 8).
+
+Then the whole command, as a user waits for it (issue 12, item 4): `agentflowc`
+on the same pipeline as a subprocess (interpreter start, imports, compile,
+write), median of `--command-runs` after one warm-up, twice: as this
+environment runs it, and with a bytecode cache (PYTHONPYCACHEPREFIX in a temp
+dir, PYTHONDONTWRITEBYTECODE unset: what an installed package has), then the
+`-X importtime` top offenders. `--command-only` skips the in-process stages.
+A copy of the package on PYTHONPATH is measured instead of the installed one
+(how the before numbers in RESULTS.md were taken).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentflow.compiler.emit import emit_module
@@ -184,20 +197,29 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--padding-mb", type=float, default=0, help="MB of comment lines")
+    parser.add_argument("--command-runs", type=int, default=11, help="runs of agentflowc")
+    parser.add_argument("--command-only", action="store_true", help="time only agentflowc")
     args = parser.parse_args()
+    if not args.command_only:
+        time_stages(args.agents, args.runs, args.padding_mb)
+    time_command(args.agents, args.command_runs)
+
+
+def time_stages(agents: int, runs: int, padding_mb: float) -> None:
+    """Median in-process time of load + check, emit and explain (imports excluded)."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_pipeline(Path(tmp), args.agents, args.padding_mb)
+        path = write_pipeline(Path(tmp), agents, padding_mb)
         loaded = load_pipeline(path)  # warm-up (imports, template compilation)
         source = emit_module(loaded)
-        assert len(loaded.spec.agents) == args.agents
-        load_ms = median_ms(lambda: load_pipeline(path), args.runs)
-        emit_ms = median_ms(lambda: emit_module(loaded), args.runs)
-        total_ms = median_ms(lambda: emit_module(load_pipeline(path)), args.runs)
-        explain_ms = median_ms(lambda: explain(loaded), args.runs)
+        assert len(loaded.spec.agents) == agents
+        load_ms = median_ms(lambda: load_pipeline(path), runs)
+        emit_ms = median_ms(lambda: emit_module(loaded), runs)
+        total_ms = median_ms(lambda: emit_module(load_pipeline(path)), runs)
+        explain_ms = median_ms(lambda: explain(loaded), runs)
         size = path.stat().st_size
-    print(f"pipeline: {args.agents} agents, {size} bytes of YAML")
+    print(f"pipeline: {agents} agents, {size} bytes of YAML")
     print(f"generated module: {len(source.splitlines())} lines, {len(source)} bytes")
-    print(f"median of {args.runs} runs:")
+    print(f"median of {runs} runs:")
     print(f"  load + check:        {load_ms}")
     print(f"  emit:                {emit_ms}")
     print(f"  load + check + emit: {total_ms}")
@@ -207,7 +229,7 @@ def main() -> None:
             diamonds = write_diamonds(Path(tmp), levels)
             size = diamonds.stat().st_size
             print(f"{levels} stacked diamonds ({3 * levels + 1} agents, {size} bytes of YAML):")
-            print(f"  load + check + emit + explain: {median_ms(compile_all(diamonds), args.runs)}")
+            print(f"  load + check + emit + explain: {median_ms(compile_all(diamonds), runs)}")
 
 
 def compile_all(path: Path) -> Callable[[], object]:
@@ -218,6 +240,88 @@ def compile_all(path: Path) -> Callable[[], object]:
         return emit_module(loaded), explain(loaded)
 
     return action
+
+
+# What only running a pipeline needs; compiling must not import any of it.
+RUNTIME_ONLY = ("trio", "anthropic", "httpx", "quart", "hypercorn")
+
+
+def agentflowc_command() -> list[str]:
+    """The installed `agentflowc` script next to this interpreter, else `python -m`."""
+    script = Path(sys.executable).with_name("agentflowc")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "agentflow.compiler"]
+
+
+def run_timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + system of the child) time of one run of `command`, in ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall * 1000, cpu * 1000
+
+
+def time_command(agents: int, runs: int) -> None:
+    """Time `agentflowc` on an `agents`-agent pipeline as a subprocess; list its imports."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pipeline").mkdir()
+        path = write_pipeline(root / "pipeline", agents)
+        command = [*agentflowc_command(), str(path), "-o", str(root / "out")]
+        cached = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        cached["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+        settings = {
+            "as this environment runs it": dict(os.environ),
+            "with a bytecode cache": cached,
+        }
+        print(f"agentflowc on {agents} agents: {' '.join(command[:1])} PIPELINE -o OUT")
+        print(f"  PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
+        for label, env in settings.items():
+            run_timed(command, env)  # warm-up: file cache, and the bytecode cache if any
+            times = [run_timed(command, env) for _ in range(runs)]
+            wall = statistics.median(t[0] for t in times)
+            cpu = statistics.median(t[1] for t in times)
+            low = min(t[0] for t in times)
+            print(
+                f"  {label + ':':30} median of {runs}: {wall:6.1f} ms wall "
+                f"{cpu:6.1f} ms CPU (fastest {low:.1f} ms wall)"
+            )
+        importtime = [sys.executable, "-X", "importtime", "-m", "agentflow.compiler"]
+        report_imports([*importtime, *command[-3:]], cached)
+
+
+def report_imports(command: Sequence[str], env: dict[str, str], top: int = 12) -> None:
+    """Print the `-X importtime` total, the slowest top-level imports and runtime-only ones."""
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    rows: list[tuple[int, int, int, str]] = []  # (self us, cumulative us, depth, module)
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own_text, cumulative_text, indented = line.removeprefix("import time:").split("|")
+        depth = (len(indented) - len(indented.lstrip(" "))) // 2
+        rows.append((int(own_text), int(cumulative_text), depth, indented.strip()))
+    total = sum(row[1] for row in rows if row[2] == 0)
+    print(
+        f"  -X importtime (bytecode cache): {total / 1000:.1f} ms of imports, {len(rows)} modules"
+    )
+    print("  slowest imports (cumulative ms, self ms), two levels deep:")
+    for own, cumulative, depth, name in sorted(rows, key=lambda r: -r[1]):
+        if depth <= 1 and cumulative >= 5000:
+            print(f"    {cumulative / 1000:7.1f} {own / 1000:7.1f}  {'  ' * depth}{name}")
+    print(f"  slowest by self time (top {top}):")
+    for own, _, _, name in sorted(rows, key=lambda r: -r[0])[:top]:
+        print(f"    {own / 1000:7.1f}  {name}")
+    imported = {row[3] for row in rows}
+    runtime_only = sorted(
+        name
+        for name in imported
+        if any(name == p or name.startswith(p + ".") for p in RUNTIME_ONLY)
+    )
+    print(f"  runtime-only modules imported: {len(runtime_only)} {runtime_only[:5]}")
 
 
 if __name__ == "__main__":

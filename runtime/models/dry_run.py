@@ -156,9 +156,14 @@ class DryRunModel:
                     f"pipeline '{spec.name}': {', '.join(routers) or 'none'}",
                     router,
                 )
+            runs = None
             if agent.handler is not None:
+                runs = f"its handler {agent.handler}"
+            elif agent.pipeline is not None:
+                runs = f"pipeline {agent.pipeline}"
+            if runs is not None:
                 raise RouteChoiceError(
-                    f"router '{router}' runs its handler {agent.handler}, not the model; "
+                    f"router '{router}' runs {runs}, not the model; "
                     "only a router that runs from its prompt can be told a case",
                     router,
                 )

@@ -277,6 +277,18 @@ def test_check_routes_names_what_is_wrong(routes: RouteChoices, message: str) ->
     assert str(caught.value) == message
 
 
+def test_check_routes_refuses_a_router_that_runs_a_child_pipeline() -> None:
+    spec = triage_spec()
+    team = spec.agents[2].model_copy(update={"handler": None, "pipeline": "team.yaml"})
+    spec = spec.model_copy(update={"agents": (*spec.agents[:2], team)})
+    with pytest.raises(RouteChoiceError) as caught:
+        DryRunModel(routes={"sorter": "true"}).check_routes(spec)
+    assert str(caught.value) == (
+        "router 'sorter' runs pipeline team.yaml, not the model; "
+        "only a router that runs from its prompt can be told a case"
+    )
+
+
 def test_check_routes_on_a_pipeline_without_routers() -> None:
     spec = triage_spec().model_copy(update={"agents": triage_spec().agents[1:2]})
     with pytest.raises(RouteChoiceError) as caught:

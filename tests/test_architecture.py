@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),  # the Model protocol and the models
     ("events",),  # the event model, the hub, the LogSink protocol, verify, replay diff
     ("sinks",),  # console, file, webhook, memory sinks
+    ("store",),  # the run store: SQLite/PostgreSQL, the writer thread, run history
     ("engine",),  # running a pipeline
     ("ui",),  # the run UI
     ("cli",),  # the `agentflow` command

@@ -43,6 +43,16 @@ Subscribers (`subscribe`, see `subscription.py`) are the UI's WebSocket
 clients: each gets the history, then live events, from its own bounded buffer;
 one that falls behind is marked `overflowed` and its iteration ends, so the UI
 can resync it. They never slow `emit`.
+
+Commit, then publish: a hub given a `committer` (the run store's, `commit.py`)
+numbers and chains each event as always but delivers it (history, subscribers,
+every sink: the JSONL file included) only once the committer says it is
+committed. `flush()` hands the burst to the committer without waiting; the
+acknowledgement arrives on the trio loop and delivers the burst. A failed commit
+is recorded like a failed audit write (`audit_failure`, `on_audit_failure`: the
+run stops, as an error) and nothing after the last commit is ever published, so
+the sinks can lag the store, never lead it. `wait_committed()` waits for every
+event published so far; `running()` waits for them before it seals and closes.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ from typing import Any, Self
 import trio
 
 from ..errors import AgentflowError
+from .commit import EventCommitter
 from .event import EventKind, LineEncoder, PipelineEvent, new_event, seal_event
 from .sink import LogSink
 from .sink_queue import (
@@ -94,8 +105,8 @@ class AuditLogError(AgentflowError):
 class AuditFailure:
     """The first failed write of an audit sink: which log, why, how much it holds."""
 
-    where: str  # the log's path, or the sink's name
-    error: Exception
+    where: str  # the log's path, the sink's name, or the run store
+    error: BaseException
 
     @property
     def reason(self) -> str:
@@ -128,6 +139,7 @@ class EventHub:
         keep_history: bool = True,
         drain_timeout: float = 5.0,
         max_consecutive_failures: int = 5,
+        committer: EventCommitter | None = None,
     ) -> None:
         self.run_id = run_id
         self.pipeline_hash = pipeline_hash
@@ -150,9 +162,21 @@ class EventHub:
         # Invariant: True when some consumer needs every PipelineEvent object (history, or
         # a sink without `emit_lines`); subscribers are checked per event.
         self._eager = keep_history
-        # Invariant: True while open with no history and inline sinks only (or none):
-        # `publish` then needs no event object, no buffer and no drop accounting.
-        self._lean = not keep_history
+        # Commit, then publish (see the module docstring): None, or where events are
+        # committed before any sink sees them.
+        self._committer = committer
+        # Invariant: events published but not yet handed to the committer, in seq order.
+        self._uncommitted: list[tuple[PipelineEvent | None, str, EventKind]] = []
+        # Invariant: bursts handed to the committer and not yet acknowledged.
+        self._inflight = 0
+        self._idle: trio.Event | None = None  # set when `_inflight` drops to 0
+        # Invariant: None, or the committer's first failure (nothing is committed after it).
+        self.commit_failure: BaseException | None = None
+        # Invariant: events the committer acknowledged (and the hub then delivered).
+        self.events_committed = 0
+        # Invariant: True while open with no history and inline sinks only (or none) and
+        # no committer: `publish` then needs no event object, no buffer, no drop accounting.
+        self._lean = not keep_history and committer is None
         self._started = False
         # Invariant: True while every sink added has a synchronous `close()` (see runs_inline).
         self._sync_close = True
@@ -204,7 +228,7 @@ class EventHub:
         self._queues.append(queue)
         (self._inline if queue.inline else self._pumped).append(queue)
         self._eager = self._eager or not (queue.lines_only or queue.inline)
-        self._lean = not self._eager and not self._pumped
+        self._lean = not self._eager and not self._pumped and self._committer is None
         self._sync_close = self._sync_close and callable(getattr(sink, "close", None))
 
     def subscribe(self, max_buffer: int = 1000) -> Subscription:
@@ -304,6 +328,19 @@ class EventHub:
                 line = event.model_dump_json()
         self._seq = seq + 1
         self._prev_hash = _sha256(line.encode()).hexdigest()
+        if self._committer is not None:  # published once committed (`_committed`)
+            uncommitted = self._uncommitted
+            uncommitted.append((event, line, kind))
+            if want_event or len(uncommitted) >= _MAX_HELD:
+                self.flush()
+            return event
+        self._deliver(event, line, kind, want_event)
+        return event
+
+    def _deliver(
+        self, event: PipelineEvent | None, line: str, kind: EventKind, write_through: bool
+    ) -> None:
+        """Hand one numbered event to the history, the sinks and the subscribers."""
         # No tuple when nobody needs the event: the lines-only queues take the bare line.
         entry = None if event is None else (event, line)
         if self.history is not None:
@@ -311,8 +348,8 @@ class EventHub:
         if self._inline:
             held = self._held
             held.append(line)
-            if want_event or len(held) >= _MAX_HELD:  # `emit` writes through
-                self.flush()
+            if write_through or len(held) >= _MAX_HELD:  # `emit` writes through
+                self._write_held()
         dropping = False
         # Drop reports and run_finished are never dropped (they may exceed a bound by a few),
         # so the drop count reported before run_finished is the final one.
@@ -334,7 +371,6 @@ class EventHub:
                 subscription._push(entry)  # type: ignore[arg-type]  # built for subscribers
         if dropping:
             self._report_drops(force=False)
-        return event
 
     def flush(self) -> None:
         """Write the lines `publish` held to the inline sinks, in one write per sink.
@@ -343,8 +379,72 @@ class EventHub:
         events costs one system call; the engine calls `flush` before each of its awaits
         and when a task ends, so whenever the run waits, every line is in the kernel.
         `emit` (everyone else) flushes at once. A failing sink is reported as a
-        `sink_error` event, itself held until the next flush.
+        `sink_error` event, itself held until the next flush. With a committer, the
+        events are first handed to it; they reach the sinks when it acknowledges them.
         """
+        if self._committer is not None:
+            self._submit()
+        self._write_held()
+
+    def _submit(self) -> None:
+        """Hand the uncommitted events to the committer (never waits)."""
+        batch = self._uncommitted
+        if not batch:
+            return
+        self._uncommitted = []
+        if self.commit_failure is not None:  # nothing is committed, nor published, past it
+            return
+        assert self._committer is not None
+        first_seq = self._seq - len(batch)
+        self._inflight += 1
+        self._committer.submit(
+            first_seq,
+            [line for _, line, _ in batch],
+            [kind.value for _, _, kind in batch],
+            self._prev_hash,
+            lambda error: self._committed(batch, error),
+        )
+
+    def _committed(
+        self, batch: list[tuple[PipelineEvent | None, str, EventKind]], error: BaseException | None
+    ) -> None:
+        """The committer's acknowledgement of one burst (on the trio loop): publish it."""
+        self._inflight -= 1
+        if error is not None:
+            self._commit_failed(error)
+        elif self.commit_failure is None:
+            self.events_committed += len(batch)
+            if not self._closed:
+                deliver = self._deliver
+                for event, line, kind in batch:
+                    deliver(event, line, kind, False)
+                self._write_held()
+        if not self._inflight and self._idle is not None:
+            self._idle.set()
+
+    def _commit_failed(self, error: BaseException) -> None:
+        """The store failed: publish nothing more, and stop the run like a lost audit log."""
+        if self.commit_failure is not None:
+            return
+        self.commit_failure = error
+        self._uncommitted.clear()
+        if self.audit_failure is None:
+            assert self._committer is not None
+            self.audit_failure = AuditFailure(self._committer.where, error)
+            if self.on_audit_failure is not None:
+                self.on_audit_failure()
+
+    async def wait_committed(self) -> None:
+        """Wait until every event published so far is committed and delivered to the sinks
+        (or the committer failed). Without a committer, only flushes."""
+        self.flush()
+        while self._inflight:
+            self._idle = idle = trio.Event()
+            await idle.wait()
+        self._idle = None
+
+    def _write_held(self) -> None:
+        """Write the held (published) lines to the inline sinks, one write per sink."""
         held = self._held
         if not held:
             return
@@ -369,11 +469,12 @@ class EventHub:
 
     @property
     def audit_events_written(self) -> int | None:
-        """Whole events in the audit log (the first audit sink's count); None without one."""
+        """Whole events in the audit log (the first audit sink's count); without one, the
+        events committed if the hub has a committer, else None."""
         for queue in self._queues:
             if queue.audit:
                 return queue.lines_written()
-        return None
+        return self.events_committed if self._committer is not None else None
 
     def audit_failure_message(self) -> str | None:
         """The message `audit log X could not be written: <why>; N of M events written`."""
@@ -477,6 +578,7 @@ class EventHub:
     async def _let_pumps_finish(self) -> None:
         """Phase 1: the pumps empty their buffers, by the shutdown deadline."""
         deadline = self._shutdown_deadline()
+        await self.wait_committed()  # what is committed is published before the pumps stop
         self._report_drops(force=True)
         self._closing = True
         await wait_for_pumps(self._pumped, deadline)
@@ -491,7 +593,7 @@ class EventHub:
         then never await, so they need no nursery and no shielded scope (~15 us a
         run less, measured in bench/RESULTS.md).
         """
-        return self._sync_close and not self._pumped
+        return self._sync_close and not self._pumped and self._committer is None
 
     def open_inline(self) -> None:
         """`running()`'s entry for a hub where `runs_inline` holds; pair with `close_inline`.
@@ -537,8 +639,10 @@ class EventHub:
         """Phase 2: seal the log, deliver what the pumps left (non-audit sinks first,
         bounded) with the seal, then close."""
         deadline = self._shutdown_deadline()  # the one phase 1 started, if it ran
+        await self.wait_committed()
         if self.seal_on_close:
             self.seal()
+            await self.wait_committed()  # the seal, too, is committed before it is published
         await drain_pending(self._pumped, deadline, self._delivery_failed)
         self._finish()
         await close_sinks(self._queues, deadline)

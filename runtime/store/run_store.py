@@ -1,0 +1,467 @@
+"""`RunStore`: open a store, record runs through its writer thread, read their history.
+
+A run is a row of `runs` plus its events. `begin_run` creates the row with lease
+epoch 1 and returns the run's `RunCommitter`, which the `EventHub` commits through
+(commit, then publish: docs/store.md). `take_over` bumps the epoch: from then on
+every commit of an older committer is refused (`LeaseLostError`), so two processes
+never both write one run. Reads (`runs`, `run`, `events`, ...) use their own
+connection and never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from agentflow import __version__
+
+from .backends import (
+    Connection,
+    Dialect,
+    StoreError,
+    StoreLocation,
+    connect,
+    parse_location,
+)
+from .schema import migrate
+from .writer import StoreWriter, WriterStats
+
+__all__ = [
+    "LeaseLostError",
+    "RunCommitter",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunStore",
+    "default_owner",
+]
+
+_RUN_FINISHED = "run_finished"
+
+
+class LeaseLostError(StoreError):
+    """Another process took this run over (its lease epoch is newer): this one must stop."""
+
+
+class RunNotFoundError(StoreError):
+    """No run in the store has this id (or id prefix)."""
+
+
+def default_owner() -> str:
+    """This process, as a lease owner: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of `runs`, as the history commands show it."""
+
+    id: str
+    pipeline: str
+    pipeline_path: str | None
+    source_hash: str
+    agentflow_version: str
+    model: str | None
+    input: Any
+    options: Any
+    status: str
+    owner: str
+    epoch: int
+    last_seq: int
+    started_at: float
+    updated_at: float
+    finished_at: float | None
+    final_state: str | None
+    reason: str | None
+    items_passed: int
+    items_failed: int
+    items_aborted: int
+    items_completed: int
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    jsonl_path: str | None
+    output: str | None
+
+    @property
+    def events(self) -> int:
+        return self.last_seq + 1
+
+
+_RUN_COLUMNS = (
+    "id, pipeline, pipeline_path, source_hash, agentflow_version, model, input, options, "
+    "status, owner, epoch, last_seq, started_at, updated_at, finished_at, final_state, "
+    "reason, items_passed, items_failed, items_aborted, items_completed, model_calls, "
+    "input_tokens, output_tokens, cost_usd, jsonl_path, output"
+)
+
+
+def _record(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[6] = json.loads(values[6])
+    values[7] = json.loads(values[7])
+    return RunRecord(*values)
+
+
+class _Operation:
+    """A writer operation acknowledged to the trio loop that submitted it."""
+
+    rows = 0
+
+    def __init__(self, committer: RunCommitter | None, on_done: Callable[..., None]) -> None:
+        self.committer = committer
+        self._on_done = on_done
+
+    def refused(self) -> BaseException | None:
+        return self.committer.failure if self.committer is not None else None
+
+    def finished(self, error: BaseException | None) -> None:
+        if error is not None and self.committer is not None and self.committer.failure is None:
+            self.committer.failure = error
+        self._on_done(error)
+
+    def apply(self, cursor: Any, dialect: Dialect) -> None:
+        raise NotImplementedError
+
+
+class _Fenced(_Operation):
+    """An operation on one run, refused unless the run still has the committer's epoch."""
+
+    def fence(
+        self, cursor: Any, dialect: Dialect, extra_set: str = "", extra: tuple[Any, ...] = ()
+    ) -> None:
+        committer = self.committer
+        assert committer is not None
+        cursor.execute(
+            dialect.sql(f"UPDATE runs SET updated_at = ?{extra_set} WHERE id = ? AND epoch = ?"),
+            (time.time(), *extra, committer.run_id, committer.epoch),
+        )
+        if cursor.rowcount != 1:
+            raise LeaseLostError(
+                f"run {committer.run_id}: another process took it over (lease epoch "
+                f"{committer.epoch} is no longer current); this process stops writing it"
+            )
+
+
+class _Events(_Fenced):
+    def __init__(
+        self,
+        committer: RunCommitter,
+        first_seq: int,
+        lines: Sequence[str],
+        kinds: Sequence[str],
+        last_hash: str,
+        on_done: Callable[..., None],
+    ) -> None:
+        super().__init__(committer, on_done)
+        self.first_seq = first_seq
+        self.lines = lines
+        self.kinds = kinds
+        self.last_hash = last_hash
+        self.rows = len(lines)
+
+    def apply(self, cursor: Any, dialect: Dialect) -> None:
+        committer = self.committer
+        assert committer is not None
+        last_seq = self.first_seq + len(self.lines) - 1
+        self.fence(cursor, dialect, ", last_seq = ?, last_hash = ?", (last_seq, self.last_hash))
+        run_id, first = committer.run_id, self.first_seq
+        cursor.executemany(
+            dialect.sql("INSERT INTO events (run_id, seq, kind, line) VALUES (?, ?, ?, ?)"),
+            [
+                (run_id, first + index, kind, line)
+                for index, (kind, line) in enumerate(zip(self.kinds, self.lines, strict=True))
+            ],
+        )
+        for kind, line in zip(self.kinds, self.lines, strict=True):
+            if kind == _RUN_FINISHED:
+                _record_finish(cursor, dialect, run_id, json.loads(line))
+
+
+def _record_finish(cursor: Any, dialect: Dialect, run_id: str, event: dict[str, Any]) -> None:
+    payload = event.get("payload") or {}
+    usage = payload.get("usage") or {}
+    items = payload.get("items") or {}
+    cursor.execute(
+        dialect.sql(
+            "UPDATE runs SET status = ?, final_state = ?, reason = ?, finished_at = ?, "
+            "items_passed = ?, items_failed = ?, items_aborted = ?, items_completed = ?, "
+            "model_calls = ?, input_tokens = ?, output_tokens = ?, cost_usd = ? WHERE id = ?"
+        ),
+        (
+            payload.get("status"),
+            payload.get("final_state"),
+            payload.get("reason"),
+            event.get("ts"),
+            items.get("passed", 0),
+            items.get("failed", 0),
+            items.get("aborted", 0),
+            items.get("completed", 0),
+            usage.get("model_calls", 0),
+            usage.get("input_tokens", 0),
+            usage.get("output_tokens", 0),
+            usage.get("cost_usd", 0.0),
+            run_id,
+        ),
+    )
+
+
+class _Call(_Fenced):
+    """Any fenced write (`RunCommitter.record_output`, ...)."""
+
+    def __init__(
+        self,
+        committer: RunCommitter | None,
+        write: Callable[[Any, Dialect], None],
+        on_done: Callable[..., None],
+    ) -> None:
+        super().__init__(committer, on_done)
+        self._write = write
+
+    def apply(self, cursor: Any, dialect: Dialect) -> None:
+        if self.committer is not None:
+            self.fence(cursor, dialect)
+        self._write(cursor, dialect)
+
+
+async def _acknowledged(
+    writer: StoreWriter, make: Callable[[Callable[..., None]], _Operation]
+) -> None:
+    """Submit an operation and wait (without blocking the trio loop) for its commit."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    outcome: list[BaseException | None] = []
+
+    def on_done(error: BaseException | None) -> None:
+        outcome.append(error)
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(done.set)
+
+    writer.submit(make(on_done))
+    await done.wait()
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+class RunCommitter:
+    """One run's writes, under its lease epoch: the `EventCommitter` the hub uses.
+
+    Every commit checks the epoch; the first failure (a lost lease, a broken store)
+    is kept in `failure` and refuses every later write of this run.
+    """
+
+    def __init__(self, store: RunStore, run_id: str, epoch: int) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.epoch = epoch
+        self.where = f"run store {store.location.shown}"
+        # Set by the writer thread (the first failed operation); read by it and the hub.
+        self.failure: BaseException | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def submit(
+        self,
+        first_seq: int,
+        lines: Sequence[str],
+        kinds: Sequence[str],
+        last_hash: str,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        """Queue events `first_seq`.. for commit; `done(error)` runs on the trio loop after."""
+        token = self._token
+        if token is None:
+            token = self._token = trio.lowlevel.current_trio_token()
+
+        def on_done(error: BaseException | None) -> None:
+            with contextlib.suppress(trio.RunFinishedError):  # the loop is gone: no one to tell
+                token.run_sync_soon(done, error)
+
+        self.store.writer.submit(_Events(self, first_seq, lines, kinds, last_hash, on_done))
+
+    async def record_output(self, output: str) -> None:
+        """Keep the run's final output (what `agentflow output RUN` prints)."""
+
+        def write(cursor: Any, dialect: Dialect) -> None:
+            cursor.execute(
+                dialect.sql("UPDATE runs SET output = ? WHERE id = ?"), (output, self.run_id)
+            )
+
+        await _acknowledged(self.store.writer, lambda on_done: _Call(self, write, on_done))
+
+
+class RunStore:
+    """An open run store: its location, its writer thread, and its queries."""
+
+    def __init__(self, location: StoreLocation, *, create: bool = True) -> None:
+        self.location = location
+        self.dialect = location.dialect
+        connection = connect(location, create=create)
+        try:
+            migrate(connection, self.dialect)
+        finally:
+            connection.close()
+        self.writer = StoreWriter(lambda: connect(location, create=False), self.dialect)
+        self.writer.start()
+        self._reader: Connection | None = None
+        self._reader_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, where: str, *, create: bool = True) -> RunStore:
+        """Open (and with `create`, create) the store at a path or postgresql:// URL,
+        migrating its schema to this agentflow's version."""
+        return cls(parse_location(where), create=create)
+
+    @property
+    def stats(self) -> WriterStats:
+        return self.writer.stats
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer thread, close the connections."""
+        self.writer.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------
+
+    async def begin_run(
+        self,
+        *,
+        run_id: str,
+        pipeline: str,
+        source_hash: str,
+        input: Any,
+        options: Any,
+        pipeline_path: str | None = None,
+        model: str | None = None,
+        jsonl_path: str | None = None,
+        owner: str | None = None,
+    ) -> RunCommitter:
+        """Create the run's row (status `running`, lease epoch 1) and return its committer."""
+        now = time.time()
+        row = (
+            run_id, pipeline, pipeline_path, source_hash, __version__, model,
+            json.dumps(input), json.dumps(options), "running", owner or default_owner(),
+            1, -1, "", now, now, jsonl_path,
+        )  # fmt: skip
+
+        def write(cursor: Any, dialect: Dialect) -> None:
+            cursor.execute(
+                dialect.sql(
+                    "INSERT INTO runs (id, pipeline, pipeline_path, source_hash, "
+                    "agentflow_version, model, input, options, status, owner, epoch, "
+                    "last_seq, last_hash, started_at, updated_at, jsonl_path) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                row,
+            )
+
+        await _acknowledged(self.writer, lambda on_done: _Call(None, write, on_done))
+        return RunCommitter(self, run_id, 1)
+
+    async def take_over(self, run_id: str, owner: str | None = None) -> RunCommitter:
+        """Become the run's writer: bump its lease epoch, fencing out every older writer.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        epochs: list[int] = []
+
+        def write(cursor: Any, dialect: Dialect) -> None:
+            cursor.execute(
+                dialect.sql("UPDATE runs SET epoch = epoch + 1, owner = ? WHERE id = ?"),
+                (owner or default_owner(), run_id),
+            )
+            if cursor.rowcount != 1:
+                raise RunNotFoundError(f"no run {run_id} in {self.location.shown}")
+            cursor.execute(dialect.sql("SELECT epoch FROM runs WHERE id = ?"), (run_id,))
+            epochs.append(int(cursor.fetchone()[0]))
+
+        await _acknowledged(self.writer, lambda on_done: _Call(None, write, on_done))
+        return RunCommitter(self, run_id, epochs[-1])
+
+    # -- reading ------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = connect(self.location, create=False)
+            cursor = self._reader.cursor()
+            try:
+                cursor.execute(self.dialect.sql(sql), tuple(params))
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+
+    def runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int | None = 20,
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally of one pipeline and/or one status."""
+        where, params = [], []
+        if pipeline is not None:
+            where.append("pipeline = ?")
+            params.append(pipeline)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_record(row) for row in self._query(sql, params)]
+
+    def run(self, run_id: str) -> RunRecord:
+        """The run with this id, or the one run whose id starts with it.
+
+        Raises:
+            RunNotFoundError: none, or the prefix names several runs.
+        """
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._query(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id LIKE ? ESCAPE '\\' "
+                "ORDER BY started_at LIMIT 6",
+                (escaped + "%",),
+            )
+        if not rows:
+            raise RunNotFoundError(f"no run '{run_id}' in the run store {self.location.shown}")
+        if len(rows) > 1:
+            ids = ", ".join(row[0] for row in rows[:5])
+            raise RunNotFoundError(
+                f"'{run_id}' names several runs ({ids}{', ...' if len(rows) > 5 else ''}); "
+                "give more of the id"
+            )
+        return _record(rows[0])
+
+    def lines(self, run_id: str, *, kinds: Sequence[str] | None = None) -> Iterator[str]:
+        """The run's committed event lines, in seq order (optionally of some kinds only)."""
+        sql = "SELECT line FROM events WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if kinds:
+            sql += " AND kind IN (" + ", ".join("?" for _ in kinds) + ")"
+            params.extend(kinds)
+        sql += " ORDER BY seq"
+        for (line,) in self._query(sql, params):
+            yield line

@@ -363,6 +363,8 @@ def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
     model = agent.model or spec.defaults.model
     if agent.handler is not None:
         details = [f"Handler: {agent.handler}."]
+    elif agent.pipeline is not None:
+        details = [f"Sub-pipeline: {agent.pipeline}."]
     else:
         prompt = agent.prompt if agent.prompt is not None else "inline instructions"
         details = [f"Prompt: {prompt}. Model: {model}."]
@@ -380,6 +382,8 @@ def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
         )
     if agent.handler is not None:
         first = f"Run {agent.id}'s handler function (named in the pipeline file)."
+    elif agent.pipeline is not None:
+        first = f"Run {agent.id}'s sub-pipeline; its result (text) is the output."
     else:
         first = f"Run {agent.id} from its prompt on its model (the default behaviour)."
     lines = [first]

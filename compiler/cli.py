@@ -11,6 +11,7 @@ imported once there is a pipeline to compile).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out-dir",
         default="generated",
         metavar="OUT_DIR",
-        help="where to write <name>.py (default: generated/)",
+        help="where to write <name>.py, one per pipeline and sub-pipeline (default: generated/)",
     )
     parser.add_argument(
         "--check",
@@ -114,7 +115,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _load_all(paths: Sequence[str]) -> tuple[list[LoadedPipeline], list[Diagnostic]]:
-    """Load every pipeline; collect all diagnostics (also module name clashes)."""
+    """Load every pipeline; collect all diagnostics (also module name clashes).
+
+    The result lists each pipeline given, then the sub-pipelines it includes (depth
+    first), each file once: `agentflowc parent.yaml` writes the children's modules too.
+    """
     from .diagnostics import CompileError, Diagnostic
     from .load import load_pipeline
     from .naming import module_name
@@ -122,29 +127,45 @@ def _load_all(paths: Sequence[str]) -> tuple[list[LoadedPipeline], list[Diagnost
     loaded: list[LoadedPipeline] = []
     diagnostics: list[Diagnostic] = []
     owners: dict[str, str] = {}
+    files: dict[str, str] = {}  # module name -> the real path of the file that generates it
     for path in paths:
         try:
-            pipeline = load_pipeline(path)
+            top = load_pipeline(path)
         except CompileError as exc:
             diagnostics += exc.diagnostics
             continue
-        diagnostics += pipeline.warnings
-        name = module_name(pipeline.spec.name)
-        if name in owners:
-            loc = pipeline.spec.loc
-            diagnostics.append(
-                Diagnostic(
-                    path,
-                    loc.line if loc else 1,
-                    loc.column if loc else 1,
-                    f"pipeline name '{pipeline.spec.name}' gives module '{name}.py', which "
-                    f"'{owners[name]}' also generates; rename one of the pipelines",
+        diagnostics += top.warnings
+        for pipeline in _with_children(top):
+            name = module_name(pipeline.spec.name)
+            real = os.path.realpath(pipeline.source_path)
+            if name in owners:
+                if files[name] == real:
+                    continue  # the same file, named twice (a child also listed itself)
+                loc = pipeline.spec.loc
+                diagnostics.append(
+                    Diagnostic(
+                        pipeline.source_path,
+                        loc.line if loc else 1,
+                        loc.column if loc else 1,
+                        f"pipeline name '{pipeline.spec.name}' gives module '{name}.py', which "
+                        f"'{owners[name]}' also generates; rename one of the pipelines",
+                    )
                 )
-            )
-            continue
-        owners[name] = path
-        loaded.append(pipeline)
+                continue
+            owners[name], files[name] = pipeline.source_path, real
+            loaded.append(pipeline)
     return loaded, diagnostics
+
+
+def _with_children(pipeline: LoadedPipeline) -> list[LoadedPipeline]:
+    """`pipeline`, then its sub-pipelines depth first (include cycles are compile errors)."""
+    found: list[LoadedPipeline] = []
+    stack = [pipeline]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(reversed(list(current.children.values())))
+    return found
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic], stream: TextIO) -> None:

@@ -83,6 +83,8 @@ class LoadedLike(Protocol):
     def source_path(self) -> str: ...
     @property
     def source_sha256(self) -> str: ...
+    @property
+    def children(self) -> Mapping[str, LoadedLike]: ...
 
 
 def module_name(spec: PipelineSpec) -> str:
@@ -123,7 +125,12 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def emit_module(loaded: LoadedLike, module_dir: str | os.PathLike[str] | None = None) -> str:
+def emit_module(
+    loaded: LoadedLike,
+    module_dir: str | os.PathLike[str] | None = None,
+    *,
+    child_modules: Mapping[str, str] | None = None,
+) -> str:
     """The generated module's source for a loaded, checked pipeline.
 
     Args:
@@ -132,6 +139,8 @@ def emit_module(loaded: LoadedLike, module_dir: str | os.PathLike[str] | None = 
             pipeline file relative to it (`../pipelines/x.yaml`), so the output does
             not depend on how the path was spelled or where agentflowc ran. None
             (a module compiled in memory): the path as given.
+        child_modules: sub-pipeline agent id -> the module its child is imported
+            from; by default each child's own module name (its file next to this one).
 
     Raises:
         EmitError: an id is not a usable Python name, a plugin path is malformed,
@@ -139,7 +148,10 @@ def emit_module(loaded: LoadedLike, module_dir: str | os.PathLike[str] | None = 
     """
     module_name(loaded.spec)
     source = source_reference(loaded.source_path, module_dir)
-    view = _view_model(loaded, source, relative=module_dir is not None)
+    if child_modules is None:
+        children: Mapping[str, LoadedLike] = getattr(loaded, "children", {})
+        child_modules = {agent: module_name(child.spec) for agent, child in children.items()}
+    view = _view_model(loaded, source, relative=module_dir is not None, children=child_modules)
     code = _environment().get_template("module.py.j2").render(**view)
     try:
         compile(code, f"<generated from {one_line(loaded.source_path)}>", "exec")
@@ -171,7 +183,9 @@ def source_reference(source_path: str, module_dir: str | os.PathLike[str] | None
     return posixpath.normpath(relative.replace(os.sep, "/"))
 
 
-def _view_model(loaded: LoadedLike, source: str, *, relative: bool) -> dict[str, Any]:
+def _view_model(
+    loaded: LoadedLike, source: str, *, relative: bool, children: Mapping[str, str]
+) -> dict[str, Any]:
     spec = loaded.spec
     for state in spec.state_machine.states:
         check_identifier(state.id, "state id")
@@ -188,7 +202,7 @@ def _view_model(loaded: LoadedLike, source: str, *, relative: bool) -> dict[str,
     pipeline = fmt(_model_expr(spec, spec_names), indent=0, prefix=len("PIPELINE: Final = "))
     typed = has_v2_parts(spec)
     taken = _RESERVED | {p.factory for p in plugins} | {f"_handler_{a.id}" for a in spec.agents}
-    v2 = v2_parts(spec, taken) if typed else V2Parts()
+    v2 = v2_parts(spec, taken, children) if typed else V2Parts()
     return {
         "typed": typed,
         "v2": v2,
@@ -248,8 +262,8 @@ def _transitions(spec: PipelineSpec) -> str:
 def _prompts(spec: PipelineSpec, prompts: Mapping[str, str]) -> str:
     entries: list[tuple[Expr, Expr, str | None]] = []
     for agent in spec.agents:
-        if agent.handler is not None:
-            continue  # a handler agent runs a function, not a prompt
+        if agent.handler is not None or agent.pipeline is not None:
+            continue  # a handler agent runs a function, a sub-pipeline agent its child
         if agent.id not in prompts:
             raise EmitError(
                 f"no prompt text for agent '{agent.id}'; the loader must read every prompt file."

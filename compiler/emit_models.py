@@ -4,13 +4,15 @@ One pydantic model per declared shape (`<Agent>Output`, `PipelineInput`), nested
 objects and list items as their own classes, enums as `Literal` aliases; the
 `OUTPUT_MODELS` / `INPUT_MODEL` tables; `handler:` functions imported under a
 private name and checked to be `async def` on import; and the typed accessors
-`outputs(ctx)` / `history(ctx)`. A v1 pipeline has none of these (`has_v2_parts`),
-so its module is unchanged.
+`outputs(ctx)` / `history(ctx)`; a sub-pipeline agent's child module imported
+(`import <child> as _pipeline_<agent>`), its default body running the child, and the
+`CHILDREN` table. A v1 pipeline has none of these (`has_v2_parts`), so its module is
+unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 from agentflow.runtime.spec import AgentSpec, FieldSpec, NamedField, PipelineSpec, ShapeSpec
@@ -37,16 +39,17 @@ MODEL_IMPORTS = frozenset(
     {
         "BaseModel", "ConfigDict", "Field", "Literal", "TextOutput", "run_typed_agent",
         "inspect", "PipelineDefinitionError", "OUTPUT_MODELS", "INPUT_MODEL", "Outputs",
-        "History", "outputs", "history", "PipelineInput",
+        "History", "outputs", "history", "PipelineInput", "CHILDREN", "run_subpipeline",
     }
 )  # fmt: skip
 """Names the v2 parts of a module define or import (model names must avoid them)."""
 
 
 def has_v2_parts(spec: PipelineSpec) -> bool:
-    """True if the module gets any DSL v2 part (shapes or handler functions)."""
+    """True if the module gets any DSL v2 part (shapes, handler functions, sub-pipelines)."""
     return spec.input is not None or any(
-        agent.output is not None or agent.handler is not None for agent in spec.agents
+        agent.output is not None or agent.handler is not None or agent.pipeline is not None
+        for agent in spec.agents
     )
 
 
@@ -63,6 +66,8 @@ class V2Parts:
     return_types: dict[str, str] = field(default_factory=dict)
     bodies: dict[str, str] = field(default_factory=dict)
     accessors: str = ""
+    subpipelines: str = ""
+    """The `CHILDREN` table (sub-pipeline agent -> its child's COMPILED); "" if none."""
 
 
 class _Models:
@@ -144,8 +149,14 @@ class _Models:
         return head + " = " + fmt(Call("Field", tuple(args)), indent=4, prefix=len(head) + 3)
 
 
-def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
-    """The v2 fragments of `spec`'s module; `taken` holds the module's other names."""
+def v2_parts(
+    spec: PipelineSpec, taken: Set[str], child_modules: Mapping[str, str] | None = None
+) -> V2Parts:
+    """The v2 fragments of `spec`'s module; `taken` holds the module's other names.
+
+    `child_modules` maps each sub-pipeline agent to the module its child's code is
+    imported from (by default the child's natural module name).
+    """
     parts = V2Parts()
     models = _Models(set(taken) | MODEL_IMPORTS)
     output_classes: dict[str, str] = {}
@@ -171,7 +182,18 @@ def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
     for agent in spec.agents:
         returns = output_classes.get(agent.id, "AgentOutput")
         parts.return_types[agent.id] = returns
-        if agent.handler is not None:
+        if agent.pipeline is not None:
+            local = f"_pipeline_{agent.id}"
+            call = Call(
+                "run_subpipeline",
+                (
+                    (None, Atom("ctx")),
+                    (None, Atom(f"{local}.COMPILED")),
+                    (None, Atom(f"{local}.DefaultHandlers()")),
+                ),
+            )
+            parts.bodies[agent.id] = _return_await(call)
+        elif agent.handler is not None:
             local = _import_handler(agent, parts)
             parts.bodies[agent.id] = _return_await(Call(local, ((None, Atom("ctx")),)))
             checked.append(
@@ -186,7 +208,34 @@ def v2_parts(spec: PipelineSpec, taken: Set[str]) -> V2Parts:
         call = Call("_check_handlers", ((None, Dict(tuple(checked))),))
         parts.handler_check = fmt(call, indent=0, prefix=0)
     parts.accessors = _accessors(spec, output_classes)
+    _subpipelines(spec, child_modules or {}, parts)
     return parts
+
+
+def _subpipelines(
+    spec: PipelineSpec, child_modules: Mapping[str, str], parts: V2Parts
+) -> None:
+    """The child modules' imports and the `CHILDREN` table of the sub-pipeline agents."""
+    agents = [agent for agent in spec.agents if agent.pipeline is not None]
+    if not agents:
+        return
+    parts.handler_imports.append("from agentflow.runtime.engine.subpipeline import run_subpipeline")
+    for agent in agents:
+        module = child_modules.get(agent.id)
+        if module is None:
+            raise EmitError(
+                f"internal error: no module for the sub-pipeline of agent '{agent.id}'; the "
+                "loader must compile every child"
+            )
+        parts.handler_imports.append(f"import {module} as _pipeline_{agent.id}")
+    table = Dict(
+        tuple((Atom(py_str(a.id)), Atom(f"_pipeline_{a.id}.COMPILED"), None) for a in agents)
+    )
+    prefix = "CHILDREN: Final[Mapping[str, CompiledPipeline]] = "
+    parts.subpipelines = prefix + fmt(
+        Call("MappingProxyType", ((None, table),)), indent=0, prefix=len(prefix)
+    )
+
 
 
 def _is_name(annotation: str) -> bool:

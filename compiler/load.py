@@ -1,8 +1,11 @@
-"""Load a pipeline: read the file and its prompts, then parse -> lower -> checks.
+"""Load a pipeline: read the file, its prompts and its sub-pipelines, then parse -> lower -> checks.
 
 The only compiler module besides the CLI that does I/O. Everything it finds
 wrong is raised as one `CompileError` with every diagnostic; warnings of a
-pipeline that compiles are returned on the result.
+pipeline that compiles are returned on the result. A sub-pipeline (`pipeline:
+child.yaml`) is read under the same rules as a prompt (a regular file under the
+including file's directory, no symlink out of it, at most 1 MiB) and compiled
+with its parent; an include cycle is an error naming the chain.
 """
 
 from __future__ import annotations
@@ -11,20 +14,30 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentflow.runtime.spec import PipelineSpec
 
 from .checks import CheckContext, run_checks
+from .checks_pipeline import check_subpipelines
 from .diagnostics import CompileError, Diagnostic, sort_diagnostics
 from .lower import lower
 from .parse import Parsed, parse_text
 
-__all__ = ["PROMPT_MAX_BYTES", "LoadedPipeline", "load_pipeline", "load_pipeline_text"]
+__all__ = [
+    "PIPELINE_MAX_BYTES",
+    "PROMPT_MAX_BYTES",
+    "LoadedPipeline",
+    "load_pipeline",
+    "load_pipeline_text",
+]
 
 PROMPT_MAX_BYTES = 1 << 20
 """The largest prompt file the compiler reads (1 MiB): it is embedded in the module."""
+PIPELINE_MAX_BYTES = 1 << 20
+"""The largest sub-pipeline file the compiler reads (1 MiB), like a prompt."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,9 @@ class LoadedPipeline:
 
     `source_path` is the path as the user gave it (relative stays relative: it
     goes into generated headers); `source_sha256` is the hash of the YAML bytes.
+    `children` maps each sub-pipeline agent (`pipeline: child.yaml`) to its loaded
+    child, in agent order; a child's `source_path` is the parent's directory joined
+    with the path the parent wrote.
     """
 
     spec: PipelineSpec
@@ -40,6 +56,7 @@ class LoadedPipeline:
     source_path: str
     source_sha256: str
     warnings: list[Diagnostic] = field(default_factory=list)
+    children: Mapping[str, LoadedPipeline] = field(default_factory=dict)
 
 
 def load_pipeline(path: str | Path) -> LoadedPipeline:
@@ -68,7 +85,8 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
         raise CompileError(
             [Diagnostic(shown, line, 1, "the file is not valid UTF-8; save it as UTF-8")]
         ) from None
-    return _compile(text, shown, file.parent, hashlib.sha256(raw).hexdigest())
+    chain = (_real_or_none(file) or os.path.abspath(shown),)
+    return _compile(text, shown, file.parent, hashlib.sha256(raw).hexdigest(), chain)
 
 
 def load_pipeline_text(text: str, path: str, base_dir: Path) -> LoadedPipeline:
@@ -80,14 +98,25 @@ def load_pipeline_text(text: str, path: str, base_dir: Path) -> LoadedPipeline:
         CompileError: with every diagnostic, for a pipeline that does not compile.
     """
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return _compile(text, path, base_dir, digest)
+    return _compile(text, path, base_dir, digest, (_real_or_none(Path(path)) or path,))
 
 
 def _fail(path: str, message: str) -> CompileError:
     return CompileError([Diagnostic(path, 1, 1, message)])
 
 
-def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipeline:
+def _real_or_none(file: Path) -> str | None:
+    try:
+        return str(file.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return None
+
+
+def _compile(
+    text: str, path: str, base_dir: Path, digest: str, chain: tuple[str, ...]
+) -> LoadedPipeline:
+    """Compile one pipeline file's text; `chain` holds the resolved paths of the files
+    that include it, itself last (an include cycle returns to one of them)."""
     text = text.removeprefix("\ufeff")
     parsed = parse_text(text, path)
     spec = lower(parsed)
@@ -95,6 +124,7 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
     prompt_files: dict[str, str] = {}
     prompt_lines: dict[str, int] = {}
     diagnostics: list[Diagnostic] = []
+    children: dict[str, LoadedPipeline] = {}
     root = _resolved_root(base_dir)
     for index, agent in enumerate(spec.agents):
         if agent.instructions is not None:
@@ -102,11 +132,18 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
             prompt_files[agent.id] = path
             prompt_lines[agent.id] = _instructions_line(text, parsed, index)
             continue
+        if agent.pipeline is not None:
+            loc = parsed.source.value(("agents", index, "pipeline"))
+            child, found = _load_child(root, agent.pipeline, path, chain, loc.line, loc.column)
+            diagnostics += found
+            if child is not None:
+                children[agent.id] = child
+            continue
         if agent.prompt is None:
             continue
         shown = os.path.normpath(os.path.join(os.path.dirname(path), agent.prompt))
         prompt_files[agent.id] = shown
-        content, problem = _read_prompt(root, agent.prompt, shown)
+        content, problem = _read_beneath(root, agent.prompt, shown, _PROMPT)
         if content is not None:
             prompts.setdefault(agent.id, content)
         else:
@@ -114,6 +151,7 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
             diagnostics.append(Diagnostic(loc.file, loc.line, loc.column, problem))
     ctx = CheckContext(spec, parsed.source, prompts, prompt_files, prompt_lines)
     diagnostics += run_checks(ctx)
+    diagnostics += check_subpipelines(spec, parsed.source, children)
     diagnostics = sort_diagnostics(diagnostics, path)
     if any(d.severity == "error" for d in diagnostics):
         raise CompileError(diagnostics)
@@ -123,7 +161,72 @@ def _compile(text: str, path: str, base_dir: Path, digest: str) -> LoadedPipelin
         source_path=path,
         source_sha256=digest,
         warnings=diagnostics,
+        children=children,
     )
+
+
+def _load_child(
+    root: Path | None, written: str, parent: str, chain: tuple[str, ...], line: int, column: int
+) -> tuple[LoadedPipeline | None, list[Diagnostic]]:
+    """Read and compile the sub-pipeline `written` (relative to the file `parent`).
+
+    Returns the loaded child (None if it cannot be used) and the diagnostics: the
+    child's own (at its file:line:col), and one at the parent's `pipeline:` value
+    when the child cannot be read, does not compile, or closes an include cycle.
+    """
+    shown = os.path.normpath(os.path.join(os.path.dirname(parent), written))
+
+    def here(message: str) -> Diagnostic:
+        return Diagnostic(parent, line, column, message)
+
+    real = None
+    if (
+        root is not None
+        and written.strip()
+        and "\x00" not in written
+        and not os.path.isabs(written)
+    ):
+        try:
+            real = str((root / written).resolve(strict=True))
+        except (OSError, RuntimeError):
+            real = None
+    if real is not None and real in chain:
+        names = [*chain[chain.index(real) :], real]
+        if len(names) == 2:
+            return None, [here(f"pipeline '{written}' includes itself; remove the 'pipeline:'")]
+        cycle = " -> ".join(_shown_in_cycle(name) for name in names)
+        return None, [
+            here(
+                f"include cycle: {cycle}; a pipeline cannot include itself, directly or "
+                "through its sub-pipelines"
+            )
+        ]
+    content, problem = _read_beneath(root, written, shown, _SUB_PIPELINE)
+    if content is None:
+        return None, [here(problem)]
+    child_root = Path(real).parent if real is not None else Path(shown).parent
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        child = _compile(content, shown, child_root, digest, (*chain, real or shown))
+    except CompileError as exc:
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        return None, [
+            *exc.diagnostics,
+            here(
+                f"sub-pipeline '{written}' does not compile ({errors} "
+                f"error{'s' if errors != 1 else ''} in {shown}); fix it first"
+            ),
+        ]
+    return child, list(child.warnings)
+
+
+def _shown_in_cycle(real: str) -> str:
+    """A file of an include cycle, as the cycle message shows it (relative to the cwd)."""
+    try:
+        relative = os.path.relpath(real)
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        return real
+    return real if relative.startswith("..") else relative
 
 
 def _instructions_line(text: str, parsed: Parsed, index: int) -> int:
@@ -162,36 +265,59 @@ def _open_beneath(root: Path, parts: tuple[str, ...]) -> int:
         os.close(directory)
 
 
-def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | None, str]:
-    """(text, '') or (None, the problem) for one prompt file.
+@dataclass(frozen=True)
+class _FileKind:
+    """How the messages of `_read_beneath` name the file: a prompt or a sub-pipeline."""
 
-    A prompt must be a regular file under the pipeline's directory `root` once
-    symlinks are resolved, at most PROMPT_MAX_BYTES: never an absolute path, a
-    path that leaves the directory, a device (/dev/zero) or a FIFO. It is opened
-    non-blocking (a FIFO cannot hang the compiler) and checked with fstat before
-    any byte is read.
+    noun: str
+    plural: str
+    max_bytes: int
+    why_capped: str
+
+
+_PROMPT = _FileKind(
+    "prompt", "prompts", PROMPT_MAX_BYTES, "prompts are embedded in the generated module"
+)
+_SUB_PIPELINE = _FileKind(
+    "sub-pipeline",
+    "sub-pipelines",
+    PIPELINE_MAX_BYTES,
+    "a sub-pipeline is compiled with its parent",
+)
+
+
+def _read_beneath(
+    root: Path | None, written: str, shown: str, kind: _FileKind
+) -> tuple[str | None, str]:
+    """(text, '') or (None, the problem) for one prompt or sub-pipeline file.
+
+    It must be a regular file under the pipeline's directory `root` once symlinks
+    are resolved, at most `kind.max_bytes`: never an absolute path, a path that
+    leaves the directory, a device (/dev/zero) or a FIFO. It is opened non-blocking
+    (a FIFO cannot hang the compiler) and checked with fstat before any byte is read.
     """
+    noun, cap = kind.noun, kind.max_bytes
     if not written.strip():
-        return None, "the prompt path is empty; give a file relative to the pipeline file"
+        return None, f"the {noun} path is empty; give a file relative to the pipeline file"
     if "\x00" in written:
-        return None, "the prompt path contains a NUL character"
-    rule = "prompts must be files under the pipeline file's directory"
+        return None, f"the {noun} path contains a NUL character"
+    rule = f"{kind.plural} must be files under the pipeline file's directory"
     if os.path.isabs(written):
-        return None, f"prompt path '{written}' is absolute; {rule}: give a relative path"
+        return None, f"{noun} path '{written}' is absolute; {rule}: give a relative path"
     if root is None:
-        return None, f"cannot read prompt file '{written}': the pipeline's directory is unreadable"
+        return None, f"cannot read {noun} file '{written}': the pipeline's directory is unreadable"
     try:
         real = (root / written).resolve(strict=True)
     except FileNotFoundError:
         return None, (
-            f"prompt file '{written}' not found (looked for '{shown}'); create it or fix "
+            f"{noun} file '{written}' not found (looked for '{shown}'); create it or fix "
             "the path, which is relative to the pipeline file"
         )
     except (OSError, RuntimeError) as exc:  # a symlink loop, a component that is a file
-        return None, f"cannot read prompt file '{written}': {getattr(exc, 'strerror', None) or exc}"
+        return None, f"cannot read {noun} file '{written}': {getattr(exc, 'strerror', None) or exc}"
     if not real.is_relative_to(root):
         return None, (
-            f"prompt path '{written}' leads outside the pipeline file's directory (to '{real}'); "
+            f"{noun} path '{written}' leads outside the pipeline file's directory (to '{real}'); "
             f"{rule}, and a symlink may not leave it"
         )
     try:
@@ -199,45 +325,50 @@ def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | Non
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a component became a symlink
             return None, (
-                f"prompt path '{written}' changed while it was read (a directory was "
+                f"{noun} path '{written}' changed while it was read (a directory was "
                 f"replaced by a symlink); {rule}"
             )
-        return None, f"cannot read prompt file '{written}': {exc.strerror or exc}"
+        return None, f"cannot read {noun} file '{written}': {exc.strerror or exc}"
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            return None, f"prompt '{written}' is a directory, not a file"
+            return None, f"{noun} '{written}' is a directory, not a file"
         if not stat.S_ISREG(info.st_mode):
-            return None, f"prompt '{written}' is not a regular file (a FIFO, socket or device)"
+            return None, f"{noun} '{written}' is not a regular file (a FIFO, socket or device)"
         if info.st_nlink > 1:
             return None, (
-                f"prompt '{written}' has {info.st_nlink} hard links; a hard link can name a "
+                f"{noun} '{written}' has {info.st_nlink} hard links; a hard link can name a "
                 f"file outside the directory, so {rule} with one link"
             )
-        if info.st_size > PROMPT_MAX_BYTES:
-            return None, _too_large(written, info.st_size)
+        if info.st_size > cap:
+            return None, _too_large(written, info.st_size, kind)
         chunks: list[bytes] = []
         size = 0
-        while size <= PROMPT_MAX_BYTES:
-            chunk = os.read(fd, PROMPT_MAX_BYTES + 1 - size)
+        while size <= cap:
+            chunk = os.read(fd, cap + 1 - size)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        return None, f"cannot read prompt file '{written}': {exc.strerror or exc}"
+        return None, f"cannot read {noun} file '{written}': {exc.strerror or exc}"
     finally:
         os.close(fd)
-    if size > PROMPT_MAX_BYTES:
-        return None, _too_large(written, size)
+    if size > cap:
+        return None, _too_large(written, size, kind)
     try:
         return b"".join(chunks).decode("utf-8"), ""
     except UnicodeDecodeError:
-        return None, f"prompt file '{written}' is not valid UTF-8; save it as UTF-8"
+        return None, f"{noun} file '{written}' is not valid UTF-8; save it as UTF-8"
 
 
-def _too_large(written: str, size: int) -> str:
+def _read_prompt(root: Path | None, written: str, shown: str) -> tuple[str | None, str]:
+    """(text, '') or (None, the problem) for one prompt file (see `_read_beneath`)."""
+    return _read_beneath(root, written, shown, _PROMPT)
+
+
+def _too_large(written: str, size: int, kind: _FileKind) -> str:
     return (
-        f"prompt file '{written}' is larger than {PROMPT_MAX_BYTES} bytes (1 MiB) "
-        f"({size} bytes or more); prompts are embedded in the generated module"
+        f"{kind.noun} file '{written}' is larger than {kind.max_bytes} bytes (1 MiB) "
+        f"({size} bytes or more); {kind.why_capped}"
     )

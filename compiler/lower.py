@@ -31,8 +31,8 @@ DEFAULT_STATE_MACHINE = StateMachineSpec(
 )
 """The state machine of a pipeline that declares none (DSL v2 section 7)."""
 
-_AGENT_KINDS = ("prompt", "instructions", "handler")
-"""What an agent is: exactly one of these keys (`pipeline:` comes with DSL v2 part 2)."""
+_AGENT_KINDS = ("prompt", "instructions", "handler", "pipeline")
+"""What an agent is: exactly one of these keys (DSL v2 section 3)."""
 
 
 def lower(parsed: Parsed) -> PipelineSpec:
@@ -73,19 +73,6 @@ def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]
             what = f"the output of {name}"
             shape, found = lower_shape(agent["output"], (*path, "output"), source, what)
             agent["output"], problems = shape, problems + found
-        if "pipeline" in agent:
-            loc = source.key((*path, "pipeline"))
-            problems.append(
-                Diagnostic(
-                    loc.file,
-                    loc.line,
-                    loc.column,
-                    f"{name}: 'pipeline:' (a sub-pipeline) is not supported yet; it comes "
-                    "with DSL v2 part 2",
-                )
-            )
-            del agent["pipeline"]
-            continue
         kinds = [key for key in _AGENT_KINDS if key in agent]
         if len(kinds) == 1:
             continue
@@ -93,13 +80,14 @@ def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]
             loc = source.key((*path, kinds[1]))
             message = (
                 f"{name} has both '{kinds[0]}' and '{kinds[1]}'; an agent is exactly one "
-                "of 'prompt' (a file), 'instructions' (inline text) or 'handler' (a function)"
+                "of 'prompt' (a file), 'instructions' (inline text), 'handler' (a function) "
+                "or 'pipeline' (a sub-pipeline file)"
             )
         else:
             loc = source.key(path)
             message = (
                 f"{name} needs one of 'prompt: prompts/x.md', 'instructions: \"inline "
-                "text\"' or 'handler: \"package.module:function\"'"
+                "text\"', 'handler: \"package.module:function\"' or 'pipeline: child.yaml'"
             )
         problems.append(Diagnostic(loc.file, loc.line, loc.column, message))
     return problems

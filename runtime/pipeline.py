@@ -38,6 +38,7 @@ class CompiledPipeline:
     `plugin_tools` maps tool id to a zero-argument factory of the plugin instance.
     `output_models` maps each agent with `output:` to its generated output model;
     `input_model` is the generated model of the pipeline's `input:` (DSL v2).
+    `children` maps each sub-pipeline agent (`pipeline: child.yaml`) to its child.
     """
 
     spec: PipelineSpec
@@ -52,6 +53,7 @@ class CompiledPipeline:
     plugin_tools: Mapping[str, Callable[[], Tool]] = field(default_factory=dict)
     output_models: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     input_model: type[BaseModel] | None = None
+    children: Mapping[str, CompiledPipeline] = field(default_factory=dict)
 
     @property
     def prompts_sha256(self) -> str:
@@ -124,6 +126,7 @@ def compile_spec(
     source_path: str = "",
     source_sha256: str = "",
     plugin_tools: Mapping[str, Callable[[], Tool]] | None = None,
+    children: Mapping[str, CompiledPipeline] | None = None,
 ) -> CompiledPipeline:
     """Build a CompiledPipeline at run time, with enums made on the fly.
 
@@ -148,4 +151,5 @@ def compile_spec(
         source_path=source_path,
         source_sha256=source_sha256,
         plugin_tools=dict(plugin_tools or {}),
+        children=dict(children or {}),
     )

@@ -74,6 +74,8 @@ class RunServices:
 
     `model_limiter` bounds concurrent model calls run-wide; `prompts` caches the
     compiled prompt templates; `budget` totals usage and enforces the limits.
+    `backoff_scale`, `seed` and `max_concurrency` are the run's options (a
+    sub-pipeline's run takes them over: `engine/subpipeline.py`).
     """
 
     pipeline: CompiledPipeline
@@ -83,6 +85,9 @@ class RunServices:
     model_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
     prompts: PromptRenderer | None = None
     budget: RunBudget = field(default_factory=RunBudget)
+    backoff_scale: float = 1.0
+    seed: int | None = None
+    max_concurrency: int | None = None
 
     @functools.cached_property
     def redactor(self) -> SecretRedactor:

@@ -180,6 +180,9 @@ def _build_engine(
         hub=hub,
         model_limiter=trio.CapacityLimiter(options.max_model_calls),
         budget=budget,
+        backoff_scale=options.backoff_scale,
+        seed=options.seed,
+        max_concurrency=options.max_concurrency,
     )
     governor = RetryGovernor(pipeline.spec, backoff_scale=options.backoff_scale, seed=options.seed)
     engine = Dispatcher(

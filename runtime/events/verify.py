@@ -25,6 +25,13 @@
   `run_cancelled` precedes it; `error` after a fatal `agent_failed`; else
   `incomplete` in a non-terminal state, `failed` when an item failed or was
   aborted, else `succeeded`; terminal states only when `terminal` is given).
+
+A sub-pipeline's events (payload key `subpipeline`, `engine/subpipeline.py`) are
+part of the chain and their model usage counts, but its items are not the run's
+items and its transitions move its own state machine: each sub-pipeline
+invocation's transitions must continue from the state its previous one left
+(keyed by namespace and main item), and are not checked against the parent's
+table.
 """
 
 from __future__ import annotations
@@ -51,6 +58,18 @@ _USAGE_COUNTS = (
     "model_calls",
 )
 _ITEM_STATUSES = ("passed", "failed", "aborted", "completed")
+_SUBPIPELINE = "subpipeline"
+"""The payload key of a sub-pipeline's events (`engine.subpipeline.SUBPIPELINE_KEY`)."""
+
+
+def _without_tag(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if key != _SUBPIPELINE}
+
+
+def _child_main(item: str) -> str:
+    """A sub-pipeline item's main item: `main/team/1.2` -> `main/team/1`."""
+    head, _, tail = item.rpartition("/")
+    return f"{head}/{tail.split('.', 1)[0]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +158,8 @@ class _Checker:
         self.finished_at: int | None = None  # line number of run_finished
         self.finished: dict[str, Any] | None = None  # its payload
         self.sealed_at: int | None = None  # line number of log_sealed
+        # (sub-pipeline namespace, its main item) -> the state its last transition left
+        self.child_states: dict[tuple[str, str], str] = {}
 
     def problem(self, line: int, message: str) -> None:
         self.report.problems.append(Problem(line, message))
@@ -214,6 +235,9 @@ class _Checker:
     def note(self, number: int, event: PipelineEvent) -> None:
         """Record what a run event tells about the run's end."""
         facts, p = self.facts, event.payload
+        if _SUBPIPELINE in p:
+            self.note_child(number, event)
+            return
         match event.kind:
             case EventKind.TRANSITION:
                 self.check_transition(number, event)
@@ -232,6 +256,26 @@ class _Checker:
                         value = usage.get(key)
                         if isinstance(value, int | float) and not isinstance(value, bool):
                             facts.usage[key] = facts.usage.get(key, 0) + value
+
+    def note_child(self, number: int, event: PipelineEvent) -> None:
+        """A sub-pipeline's event: its usage and a fatal error count for the run; its
+        transitions continue its own machine (one per namespace and main item)."""
+        p = event.payload
+        if event.kind is EventKind.TRANSITION:
+            key = (str(p.get(_SUBPIPELINE)), _child_main(str(event.item)))
+            source, target = p.get("from"), p.get("to")
+            before = self.child_states.get(key)
+            if before is not None and source != before:
+                self.problem(
+                    number,
+                    f"sub-pipeline {key[0]!r} transition from {source!r} but its previous "
+                    f"transition left {before!r}",
+                )
+            if isinstance(target, str):
+                self.child_states[key] = target
+            return
+        if event.kind not in (EventKind.ITEM_CREATED, EventKind.ITEM_FINISHED):
+            self.note(number, event.model_copy(update={"payload": _without_tag(p)}))
 
     def check_transition(self, number: int, event: PipelineEvent) -> None:
         p = event.payload

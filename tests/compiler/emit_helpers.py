@@ -7,10 +7,11 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agentflow.runtime.spec import PipelineSpec
 
-__all__ = ["ROOT", "HandLoaded", "import_source", "pipeline_files"]
+__all__ = ["ROOT", "HandLoaded", "import_source", "import_with_children", "pipeline_files"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,6 +40,26 @@ def import_source(source: str, name: str, directory: Path) -> types.ModuleType:
     finally:
         sys.modules.pop(name, None)
     return module
+
+
+def import_with_children(loaded: Any, name: str, directory: Path) -> types.ModuleType:
+    """`import_source` of `loaded`'s module, its sub-pipelines' modules written next to it
+    and importable by their natural names while it is imported."""
+    from agentflow.compiler.emit import emit_module, module_name
+
+    pending, natural = list(loaded.children.values()), []
+    while pending:
+        child = pending.pop()
+        pending.extend(child.children.values())
+        natural.append(module_name(child.spec))
+        (directory / f"{natural[-1]}.py").write_text(emit_module(child), encoding="utf-8")
+    sys.path.insert(0, str(directory))
+    try:
+        return import_source(emit_module(loaded), name, directory)
+    finally:
+        sys.path.remove(str(directory))
+        for child_name in natural:
+            sys.modules.pop(child_name, None)
 
 
 def pipeline_files() -> list[str]:

@@ -28,7 +28,7 @@ from agentflow.runtime.spec import (
     TransitionsSpec,
 )
 
-from .emit_helpers import ROOT, HandLoaded, import_source, pipeline_files
+from .emit_helpers import ROOT, HandLoaded, import_source, import_with_children, pipeline_files
 
 HOSTILE = 'a"""b\'\'\'c\\d\n{{ e }}\r\u2028 \x00 é 😀 # f\\n""" + __import__("os").system("x")'
 
@@ -56,7 +56,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("path", pipeline_files())
 def test_example_module_matches_its_ir(path: str, tmp_path: Path) -> None:
     loaded = load_pipeline(path)
-    module = import_source(emit_module(loaded), f"gen_{module_name(loaded.spec)}", tmp_path)
+    module = import_with_children(loaded, f"gen_{module_name(loaded.spec)}", tmp_path)
     spec = loaded.spec
     assert spec == module.PIPELINE
     assert [s.value for s in module.State] == [s.id for s in spec.state_machine.states]
@@ -75,6 +75,7 @@ def test_example_module_matches_its_ir(path: str, tmp_path: Path) -> None:
     for agent in spec.agents:
         method = getattr(module.DefaultHandlers(), agent.id)
         how = "'s handler function" if agent.handler is not None else " from its prompt"
+        how = "'s sub-pipeline" if agent.pipeline is not None else how
         assert method.__doc__.startswith(f"Run {agent.id}{how}")
 
 

@@ -58,7 +58,8 @@ def test_two_kinds_on_one_agent_is_an_error(tmp_path: Path) -> None:
     text = "name: s\nagents:\n  - id: a\n    prompt: p.md\n    handler: m:f\n"
     assert errors(text, tmp_path) == [
         "v.yaml:5:5: error: agent 'a' has both 'prompt' and 'handler'; an agent is exactly one "
-        "of 'prompt' (a file), 'instructions' (inline text) or 'handler' (a function)"
+        "of 'prompt' (a file), 'instructions' (inline text), 'handler' (a function) or "
+        "'pipeline' (a sub-pipeline file)"
     ]
 
 
@@ -66,15 +67,16 @@ def test_no_kind_is_an_error(tmp_path: Path) -> None:
     text = "name: s\nagents:\n  - id: a\n    model: claude-haiku-4-5\n"
     assert errors(text, tmp_path) == [
         "v.yaml:3:5: error: agent 'a' needs one of 'prompt: prompts/x.md', "
-        "'instructions: \"inline text\"' or 'handler: \"package.module:function\"'"
+        "'instructions: \"inline text\"', 'handler: \"package.module:function\"' or "
+        "'pipeline: child.yaml'"
     ]
 
 
-def test_sub_pipeline_is_not_supported_yet(tmp_path: Path) -> None:
+def test_a_missing_sub_pipeline_file_is_an_error(tmp_path: Path) -> None:
     text = "name: s\nagents:\n  - id: a\n    pipeline: child.yaml\n"
     assert errors(text, tmp_path) == [
-        "v.yaml:4:5: error: agent 'a': 'pipeline:' (a sub-pipeline) is not supported yet; it "
-        "comes with DSL v2 part 2"
+        "v.yaml:4:15: error: sub-pipeline file 'child.yaml' not found (looked for "
+        "'child.yaml'); create it or fix the path, which is relative to the pipeline file"
     ]
 
 

@@ -415,8 +415,10 @@ class Dispatcher:
         key = "true" if value is True else "false" if value is False else value
         label: str = key if type(key) is str else ""
         case = route.cases.get(label)
+        counter: tuple[str, str | None] = (plan.id, label)
         if case is None:
-            case, label = route.default, "default"
+            # `default` may also be a case's key: its counter is kept apart
+            case, label, counter = route.default, "default", (plan.id, None)
             if case is None:
                 self.abort_item(
                     item,
@@ -432,7 +434,6 @@ class Dispatcher:
             counts = item.iterations
             if counts is None:
                 counts = item.iterations = {}
-            counter = (plan.id, label)
             taken = counts.get(counter, 0) + 1
             chosen["iteration"], chosen["max_iterations"] = taken, limit
             if taken > limit:

@@ -268,8 +268,9 @@ class ItemState:
         self.inputs: dict[str, tuple[str | None, AgentOutput | None]] = {}
         self.output = ""  # text of the latest non-QA output
         self.last: BaseModel | None = None  # the latest non-QA output (as in `outputs`)
-        # (router, case) -> times the case was taken on this item (cases with max_iterations).
-        self.iterations: dict[tuple[str, str], int] | None = None
+        # (router, case key; None: the default case) -> times the case was taken on this
+        # item (cases with max_iterations only).
+        self.iterations: dict[tuple[str, str | None], int] | None = None
         # join agent -> what it sees (`ctx.joined`), set before each run of it on this item.
         self.joined: dict[str, Mapping[str, BaseModel]] | None = None
         # reduce agent -> what it sees (`ctx.children`), set before each run of it.

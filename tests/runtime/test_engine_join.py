@@ -213,3 +213,22 @@ async def test_a_loop_through_a_joined_broadcast_runs_1000_iterations_without_re
     last = handlers.of("combiner")[-1]
     assert dict(last.joined) == {"a": TextOutput(text="a1001"), "b": TextOutput(text="b1001")}
     assert payloads(events, K.ROUTE_CHOSEN)[-1]["exhausted"] is True
+
+
+async def test_a_failing_join_agent_aborts_the_item_like_any_agent() -> None:
+    compiled, handlers = join_pipeline()
+
+    def combiner(ctx: AgentContext) -> AgentOutput:
+        raise RuntimeError("cannot combine")
+
+    handlers._scripts["combiner"] = combiner
+    result, events = await run(compiled, None, handlers)
+
+    assert result.status == "failed"
+    (main,) = result.items
+    assert (main.status, main.reason) == (
+        "aborted",
+        "agent 'combiner' failed: RuntimeError: cannot combine",
+    )
+    assert handlers.of("final") == []
+    assert [e.agent for e in kinds(events, K.ITEM_ABORTED)] == ["combiner"]

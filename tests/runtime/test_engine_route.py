@@ -128,7 +128,7 @@ def triage_pipeline(default: str | None = None) -> CompiledPipeline:
         agent(
             "triage",
             route(cases, on="category", default=default),
-            transitions={"on_abort": "failed"},
+            transitions={"on_complete": "running", "on_abort": "failed"},
         ),
         agent("billing_agent"),
         agent("bug_agent"),
@@ -187,7 +187,10 @@ async def test_an_abort_case_aborts_the_item_naming_the_router_and_case() -> Non
     (main,) = result.items
     assert main.status == "aborted"
     assert main.reason == "router 'triage' chose case 'spam' (abort)"
-    assert [e.kind for e in events if e.agent == "triage"][-4:] == [
+    assert [e.kind for e in events if e.agent == "triage"] == [
+        K.AGENT_STARTED,
+        K.AGENT_COMPLETED,
+        K.TRANSITION,  # on_complete, before the route is chosen
         K.ROUTE_CHOSEN,
         K.ITEM_ABORTED,
         K.TRANSITION_DEFERRED,
@@ -473,3 +476,84 @@ async def test_a_budget_exceeded_inside_a_loop_ends_the_run() -> None:
     assert result.items[0].attempts["executor"] == 3  # 120 tokens > 100 on the third step
     assert len(kinds(events, K.BUDGET_EXCEEDED)) == 1
     assert kinds(events, K.ROUTE_CHOSEN)[-1].payload["iteration"] == 2
+
+
+async def test_a_value_no_case_handles_without_a_default_aborts_the_item() -> None:
+    """Only a hand-built pipeline gets here: the compiler requires every value to have a
+    case, or a default; a router without an output model routes on `AgentOutput.data`."""
+    compiled = pipeline(
+        agent("triage", route({"billing": "billing_agent"})), agent("billing_agent")
+    )
+    handlers = Scripted(
+        triage=lambda ctx: AgentOutput(text="?", data={"route": "refund"}),
+        billing_agent=lambda ctx: text("never"),
+    )
+    result, events = await run(compiled, None, handlers)
+
+    assert result.status == "failed"
+    assert result.items[0].reason == (
+        "router 'triage' answered route='refund', which no case handles, and it has no default"
+    )
+    assert kinds(events, K.ROUTE_CHOSEN) == []
+
+
+async def test_an_item_that_ends_before_its_gate_is_completed_and_not_counted_by_aggregation() -> (
+    None
+):
+    compiled = pipeline(
+        agent("split", {"strategy": "parallel_fan_out", "target": "triage"}),
+        agent("triage", route({"billing": "gate", "bug": "end"}, on="category")),
+        agent("gate", on_fail={"action": "abort"}),
+        outputs={"triage": TriageOutput},
+        aggregation={
+            "strategy": "all_pass",
+            "gates": ["gate"],
+            "on_complete": {"transition": "complete"},
+            "on_any_abort": {"transition": "failed"},
+        },
+    )
+    handlers = Scripted(
+        split=lambda ctx: AgentOutput(items=["billing", "bug"]),
+        triage=lambda ctx: TriageOutput(category=ctx.item.payload),
+        gate=lambda ctx: AgentOutput(passed=True),
+    )
+    result, events = await run(compiled, None, handlers)
+
+    assert result.ok, result.reason
+    assert statuses(result) == {"main": "completed", "item-1": "passed", "item-2": "completed"}
+    (aggregation,) = payloads(events, K.AGGREGATION)
+    assert (aggregation["passed"], aggregation["decision"]) == (1, "on_complete")
+
+
+class OddOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    route: Literal["default", "other"]
+
+
+async def test_a_case_named_default_and_the_default_case_count_their_iterations_apart() -> None:
+    compiled = pipeline(
+        agent("worker", seq("judge")),
+        agent(
+            "judge",
+            route(
+                {"default": {"target": "worker", "max_iterations": 1, "on_exhausted": "end"}},
+                default={"target": "worker", "max_iterations": 1},
+            ),
+        ),
+        outputs={"judge": OddOutput},
+    )
+    script = ["default", "other", "default"]
+    handlers = Scripted(
+        worker=lambda ctx: text("w"),
+        judge=lambda ctx: OddOutput(route=script[ctx.attempt - 1]),  # type: ignore[arg-type]
+    )
+    result, events = await run(compiled, None, handlers)
+
+    assert result.ok, result.reason
+    assert [(p["value"], p["case"], p["iteration"], p["to"]) for p in payloads(
+        events, K.ROUTE_CHOSEN
+    )] == [
+        ("default", "default", 1, "worker"),
+        ("other", "default", 1, "worker"),
+        ("default", "default", 2, "end"),
+    ]  # fmt: skip

@@ -12,6 +12,9 @@ SHORT = {
     "review": "test_engine_review.py",
     "runner": "test_agent_runner.py",
     "pipelines": "test_semantics_pipelines.py",
+    "route": "test_engine_route.py",
+    "join": "test_engine_join.py",
+    "reduce": "test_engine_reduce.py",
 }
 
 

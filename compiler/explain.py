@@ -3,25 +3,32 @@
 Sections: the state graph (states, triggers, terminal), the agent graph, every
 cycle with the retry bound that breaks it, and the worst-case number of agent
 invocations and model calls per work item and per run (a formula in N, the
-fan-out size, which is known only at run time). See `flow.py` for the rules.
+fan-out size, which is known only at run time), with the sub-pipelines' own
+bounds. See `bounds.py` for the rules.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
 
 from agentflow.runtime.pipeline import declared_triggers, derive_transitions
-from agentflow.runtime.spec import STRUCTURED_REASKS, PipelineSpec
+from agentflow.runtime.spec import (
+    ROUTE_ABORT,
+    ROUTE_END,
+    STRUCTURED_REASKS,
+    AgentSpec,
+    PipelineSpec,
+    RouteCase,
+)
 
-from .bounds import WorstCase, worst_case
+from .bounds import ChildPipelines, WorstCase, own_model_calls, unbounded_cycles, worst_case
 from .flow import (
     describe_shape,
-    dispatch_cycles,
-    dispatch_edges,
     feedback_edges,
-    max_model_calls,
     qa_loops,
+    same_item_graph,
 )
 
 __all__ = ["explain"]
@@ -39,14 +46,18 @@ class _Loaded(Protocol):
 def explain(loaded: _Loaded) -> str:
     """The explanation of a loaded pipeline, as text ending in a newline."""
     spec = loaded.spec
+    children: ChildPipelines | None = getattr(loaded, "children", None)
+    worst = worst_case(spec, children)
     sections = [
         [f"Pipeline {spec.name!r} v{spec.version} ({loaded.source_path!r})"],
         _state_graph(spec),
         _agents(spec),
         _agent_graph(spec),
         _cycles(spec),
-        _costs(spec, worst_case(spec)),
+        _sub_pipelines(spec, worst),
+        _costs(spec, worst),
     ]
+    sections = [section for section in sections if section]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
 
@@ -98,6 +109,8 @@ def _agents(spec: PipelineSpec) -> list[str]:
     for agent in spec.agents:
         if agent.handler is not None:
             kind = f"handler {agent.handler} (your async function; no model call)"
+        elif agent.pipeline is not None:
+            kind = f"sub-pipeline {agent.pipeline} (its agents run as this one)"
         elif agent.instructions is not None:
             kind = "inline instructions"
         else:
@@ -111,9 +124,40 @@ def _agents(spec: PipelineSpec) -> list[str]:
 
 
 def _agent_graph(spec: PipelineSpec) -> list[str]:
+    """Every dispatch edge in listed order; a router's cases (with `end` / `abort`), its
+    default and the field it reads; join and reduce edges; fan-out `items:` fields."""
     lines = [f"Agent graph (entry: {spec.entry_agent})"]
-    for edge in dispatch_edges(spec):
-        lines.append(f"  {edge.source} -> {edge.target}  [{edge.kind}]")
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if dispatch is None:
+            continue
+        if dispatch.strategy == "route":
+            cases = ", ".join(dispatch.cases)
+            default = f"; default -> {dispatch.default.target}" if dispatch.default else ""
+            lines.append(
+                f"  {agent.id} routes on '{dispatch.on or 'route'}': cases {cases}{default}"
+            )
+            for key, case in _route_cases(agent):
+                lines.append(f"  {agent.id} -> {case.target}  [{_case_label(key, case)}]")
+            continue
+        targets = dispatch.targets if dispatch.strategy == "parallel_broadcast" else ()
+        if dispatch.strategy != "parallel_broadcast" and dispatch.target is not None:
+            targets = (dispatch.target,)
+        kind: str = dispatch.strategy
+        if dispatch.items is not None:
+            kind += f" over output field '{dispatch.items}'"
+        for target in targets:
+            lines.append(f"  {agent.id} -> {target}  [{kind}]")
+        if dispatch.join is not None:
+            lines.append(
+                f"  {agent.id} -> {dispatch.join}  [join: once per item, after "
+                f"{', '.join(dispatch.targets)} finished]"
+            )
+        if dispatch.reduce is not None:
+            lines.append(
+                f"  {agent.id} -> {dispatch.reduce}  [reduce: once on the parent item, after "
+                "every child item finished]"
+            )
     for edge in feedback_edges(spec):
         lines.append(f"  {edge.source} -.-> {edge.target}  [feedback on a failing verdict]")
     for agent in spec.agents:
@@ -129,8 +173,53 @@ def _agent_graph(spec: PipelineSpec) -> list[str]:
     return lines
 
 
+def _route_cases(agent: AgentSpec) -> list[tuple[str | None, RouteCase]]:
+    """A router's cases in YAML order, then its default (key None)."""
+    dispatch = agent.dispatch
+    if dispatch is None:
+        return []
+    cases: list[tuple[str | None, RouteCase]] = list(dispatch.cases.items())
+    if dispatch.default is not None:
+        cases.append((None, dispatch.default))
+    return cases
+
+
+def _case_label(key: str | None, case: RouteCase) -> str:
+    label = "route default" if key is None else f"route case '{key}'"
+    if case.target == ROUTE_END:
+        label += ": the item ends"
+    elif case.target == ROUTE_ABORT:
+        label += ": the item aborts"
+    if case.max_iterations is not None:
+        label += f", max_iterations {case.max_iterations}, on_exhausted {case.on_exhausted}"
+    return label
+
+
+def _loop_path(graph: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
+    """One shortest dispatch path from `start` to `goal` (breadth first, linear)."""
+    came_from: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        if node == goal:
+            path: list[str] = []
+            step: str | None = node
+            while step is not None:
+                path.append(step)
+                step = came_from[step]
+            return path[::-1]
+        for nxt in graph.get(node, ()):
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return None
+
+
 def _cycles(spec: PipelineSpec) -> list[str]:
-    lines = ["Cycles (the only legal ones are QA feedback loops, each bounded by max_attempts)"]
+    lines = [
+        "Cycles (each QA feedback loop is bounded by max_attempts, each route loop by "
+        "max_iterations)"
+    ]
     for loop in qa_loops(spec):
         for path in loop.paths or ((loop.target, "...", loop.qa),):
             lines.append(
@@ -138,7 +227,23 @@ def _cycles(spec: PipelineSpec) -> list[str]:
                 f"max_attempts = {loop.max_attempts} (at most {loop.max_attempts - 1} "
                 f"retr{'y' if loop.max_attempts == 2 else 'ies'} per item)"
             )
-    for group in dispatch_cycles(spec):
+    graph = same_item_graph(spec)
+    for agent in spec.agents:
+        for key, case in _route_cases(agent):
+            if case.max_iterations is None:
+                continue
+            found = _loop_path(graph, case.target, agent.id)
+            if found is None:
+                continue
+            n = case.max_iterations
+            then = "ends the item" if case.on_exhausted == ROUTE_END else "aborts the item"
+            lines.append(
+                f"  route loop: {' -> '.join(found)} -> {case.target} "
+                f"(case '{key or 'default'}'); at most {n} iteration{'s' if n != 1 else ''} "
+                f"per item (the body runs at most {n + 1} times), then choosing it again "
+                f"{then} (on_exhausted: {case.on_exhausted})"
+            )
+    for group in unbounded_cycles(spec):
         lines.append(
             f"  UNBOUNDED dispatch cycle: {' -> '.join([*group, group[0]])} (no retry bound)"
         )
@@ -147,8 +252,36 @@ def _cycles(spec: PipelineSpec) -> list[str]:
     return lines
 
 
+def _sub_pipelines(spec: PipelineSpec, worst: WorstCase) -> list[str]:
+    """Each sub-pipeline agent, its file and its child's own bound (added to the parent's)."""
+    agents = [a for a in spec.agents if a.pipeline is not None]
+    if not agents:
+        return []
+    lines = ["Sub-pipelines (each runs inside this run: same run id, log and budget)"]
+    for agent in agents:
+        child = worst.children.get(agent.id)
+        if child is None or child.invocations is None or child.model_calls is None:
+            lines.append(f"  {agent.id}: {agent.pipeline} (its bound is unknown)")
+            continue
+        lines.append(
+            f"  {agent.id}: {agent.pipeline}; one run of it: agent invocations = "
+            f"{child.invocations}, model calls <= {child.model_calls} (added to the "
+            f"parent's for each run of {agent.id}, which counts itself once)"
+        )
+        for symbol, fan_agent in child.symbols.items():
+            lines.append(f"    where {symbol} = work items one run of {fan_agent} produces")
+    return lines
+
+
+def _routes_in(spec: PipelineSpec) -> bool:
+    return any(a.dispatch is not None and a.dispatch.strategy == "route" for a in spec.agents)
+
+
 def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
-    lines = ["Worst case (every QA verdict fails until its attempts run out)"]
+    header = "Worst case (every QA verdict fails until its attempts run out"
+    if _routes_in(spec):
+        header += "; each router takes its costliest case, each loop case all its iterations"
+    lines = [header + ")"]
     if worst.unbounded is not None:
         lines.append(f"  unbounded: {worst.unbounded}")
         return lines
@@ -166,12 +299,14 @@ def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
             else f"per work item of {scope.via}'s fan-out ({scope.symbol} items per run of it)"
         )
         runs = ", ".join(f"{a} x{n}" for a, n in scope.runs.items())
-        calls = scope.total(lambda a: max_model_calls(spec.agent(a), spec))
+        calls = scope.total(lambda a: own_model_calls(spec.agent(a), spec))
         total = scope.total()
         lines.append(
             f"  {where}: {runs} = {total} invocation{'s' if total != 1 else ''}, "
             f"<= {calls} model call{'s' if calls != 1 else ''}"
         )
+    if worst.children:
+        lines.append("  (each sub-pipeline agent above also runs its child pipeline's agents)")
     lines.append(f"  per run: agent invocations = {worst.invocations}")
     lines.append(f"  per run: model calls <= {worst.model_calls}")
     for symbol, agent in worst.symbols.items():
@@ -179,9 +314,13 @@ def _costs(spec: PipelineSpec, worst: WorstCase) -> list[str]:
     lines.append(
         "  (an invocation is one model call, up to max_tool_rounds + 1 with tools, plus "
         f"{STRUCTURED_REASKS} re-ask for an invalid QA verdict, item list or typed output; "
-        + ", ".join(f"{a.id} <= {max_model_calls(a, spec)}" for a in spec.agents)
+        + ", ".join(f"{a.id} <= {own_model_calls(a, spec)}" for a in spec.agents)
         + ")"
     )
+    if not worst.exact:
+        lines.append(
+            "  (an upper bound: no run may reach it, because " + "; ".join(worst.notes) + ")"
+        )
     ceiling, ceiling_calls = worst.ceiling_invocations, worst.ceiling_model_calls
     differs = (str(ceiling), str(ceiling_calls)) != (str(worst.invocations), str(worst.model_calls))
     if ceiling is not None and ceiling_calls is not None and differs:

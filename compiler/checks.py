@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 from agentflow.runtime.spec import AGENT_EVENTS
 
 from .checks_base import Check, CheckContext, agent_paths
+from .checks_control import check_fan_out_cycles, check_gathers, check_route
 from .checks_flow import (
     check_agent_reachability,
     check_aggregation,
     check_dispatch,
     check_dispatch_cycles,
     check_on_fail,
-    check_qa_single_path,
+    check_parallel_paths,
     check_state_graph,
     parse_feedback_path,
 )
@@ -36,7 +37,7 @@ from .diagnostics import Diagnostic, did_you_mean, sort_diagnostics
 from .flow import dominates, immediate_dominators
 from .naming import is_python_identifier, module_name
 from .parse import Path
-from .prompt_checks import reference_problems, template_problems
+from .prompt_checks import gather_problems, reference_problems, template_problems
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -298,7 +299,8 @@ def check_prompts(ctx: CheckContext) -> Iterator[Diagnostic]:
         problems = template_problems(text)
         if not problems:
             order = runs_before if idom is not None else None
-            problems = reference_problems(text, agent_id, spec, order)
+            problems = gather_problems(text, agent_id, spec)
+            problems += reference_problems(text, agent_id, spec, order)
         for line, message in problems:
             yield Diagnostic(
                 display, first + line - 1, 1, f"{message} (prompt of agent '{agent_id}')"
@@ -313,8 +315,11 @@ CHECKS: tuple[Check, ...] = (
     check_entry,
     check_dispatch,
     check_dispatch_cycles,
+    check_route,
+    check_gathers,
+    check_fan_out_cycles,
     check_agent_reachability,
-    check_qa_single_path,
+    check_parallel_paths,
     check_on_fail,
     check_aggregation,
     check_agent_kinds,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from agentflow.runtime.spec import AgentSpec, PipelineSpec
+from agentflow.runtime.spec import RESERVED_TARGETS, AgentSpec, DispatchSpec, PipelineSpec
 
 from .diagnostics import Diagnostic, Severity
 from .parse import Path, SourceMap
@@ -19,6 +19,7 @@ __all__ = [
     "dispatch_edges",
     "dispatch_is_valid",
     "downstream",
+    "named_targets",
 ]
 
 
@@ -68,13 +69,27 @@ def agent_paths(ctx: CheckContext) -> Iterator[tuple[Path, AgentSpec]]:
 
 
 def dispatch_edges(spec: PipelineSpec) -> Iterator[tuple[str, str, str]]:
-    """(from agent, to agent, strategy) for every dispatch, valid or not."""
+    """(from agent, to agent, strategy) for every dispatch, valid or not: targets, route
+    case agents (not `end`/`abort`), then the join or reduce agent (strategy "join" /
+    "reduce")."""
     for agent in spec.agents:
         if agent.dispatch is None:
             continue
-        targets = [agent.dispatch.target] if agent.dispatch.target else []
-        for target in [*targets, *agent.dispatch.targets]:
+        for target in named_targets(agent.dispatch):
             yield agent.id, target, agent.dispatch.strategy
+        if agent.dispatch.join is not None:
+            yield agent.id, agent.dispatch.join, "join"
+        if agent.dispatch.reduce is not None:
+            yield agent.id, agent.dispatch.reduce, "reduce"
+
+
+def named_targets(dispatch: DispatchSpec) -> list[str]:
+    """Every agent a dispatch names as a target, in order (route cases: not end/abort)."""
+    targets = [dispatch.target] if dispatch.target else []
+    targets += dispatch.targets
+    cases = [*dispatch.cases.values(), *([dispatch.default] if dispatch.default else [])]
+    targets += [case.target for case in cases if case.target not in RESERVED_TARGETS]
+    return targets
 
 
 def downstream(spec: PipelineSpec, start: str) -> set[str]:
@@ -93,22 +108,34 @@ def downstream(spec: PipelineSpec, start: str) -> set[str]:
 
 
 def broken_dispatches(spec: PipelineSpec) -> set[str]:
-    """Agents whose dispatch names a missing agent or itself, or has the wrong shape
-    for its strategy (check_dispatch reports each)."""
+    """Agents whose dispatch names a missing agent or (not by a route case) itself, or
+    has the wrong shape for its strategy (check_dispatch / check_route / check_gathers
+    report each)."""
     ids = {agent.id for agent in spec.agents}
     broken: set[str] = set()
     for agent in spec.agents:
         dispatch = agent.dispatch
         if dispatch is None:
             continue
-        broadcast = dispatch.strategy == "parallel_broadcast"
-        shape_ok = (
-            (bool(dispatch.targets) and dispatch.target is None)
-            if broadcast
-            else (dispatch.target is not None and not dispatch.targets)
-        )
+        strategy = dispatch.strategy
+        if strategy == "route":
+            shape_ok = bool(dispatch.cases) and dispatch.target is None and not dispatch.targets
+        elif strategy == "parallel_broadcast":
+            shape_ok = bool(dispatch.targets) and dispatch.target is None
+        else:
+            shape_ok = dispatch.target is not None and not dispatch.targets
+        route_keys = bool(dispatch.cases) or dispatch.default is not None
+        shape_ok = shape_ok and (strategy == "route" or not route_keys)
+        shape_ok = shape_ok and (dispatch.join is None or strategy == "parallel_broadcast")
+        shape_ok = shape_ok and (dispatch.reduce is None or strategy == "parallel_fan_out")
         targets = [dispatch.target] if dispatch.target else list(dispatch.targets)
-        if not shape_ok or any(t not in ids or t == agent.id for t in targets):
+        gathers = [g for g in (dispatch.join, dispatch.reduce) if g is not None]
+        named = named_targets(dispatch) + gathers
+        if (
+            not shape_ok
+            or any(t not in ids for t in named)
+            or any(t == agent.id for t in targets + gathers)
+        ):
             broken.add(agent.id)
     return broken
 

@@ -9,7 +9,6 @@ from agentflow.runtime.engine.jsonpath import InvalidJsonPath, parse_path
 from agentflow.runtime.pipeline import declared_triggers
 from agentflow.runtime.spec import PipelineSpec
 
-from .bounds import path_counts
 from .checks_base import (
     CheckContext,
     agent_paths,
@@ -18,7 +17,8 @@ from .checks_base import (
     downstream,
 )
 from .diagnostics import Diagnostic, did_you_mean
-from .flow import can_reach, dispatch_cycles, same_item_graph
+from .flow import can_reach, parallel_meetings, same_item_graph
+from .flow import dispatch_edges as graph_edges
 from .parse import Path
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_dispatch",
     "check_dispatch_cycles",
     "check_on_fail",
+    "check_parallel_paths",
     "check_state_graph",
     "parse_feedback_path",
 ]
@@ -82,6 +83,8 @@ def check_dispatch(ctx: CheckContext) -> Iterator[Diagnostic]:
         if dispatch is None:
             continue
         where = (*path, "dispatch")
+        if dispatch.strategy == "route":
+            continue  # checks_control.check_route
         if dispatch.strategy == "parallel_broadcast":
             if dispatch.target is not None:
                 yield ctx.at(
@@ -126,12 +129,15 @@ def check_dispatch(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 
 def check_dispatch_cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """The dispatch graph is a DAG: a cycle would run forever with no retry bound."""
+    """Every dispatch cycle passes through a route case with max_iterations (DSL v2
+    section 4); any other cycle would run forever."""
     order = {agent.id: index for index, agent in enumerate(ctx.spec.agents)}
     graph: dict[str, list[str]] = {agent_id: [] for agent_id in order}
-    for source, target, _ in dispatch_edges(ctx.spec):
-        if target in order and target != source:
-            graph[source].append(target)
+    for edge in graph_edges(ctx.spec):
+        if edge.max_iterations is not None or edge.target not in order:
+            continue  # a bounded case; a missing agent is check_dispatch's / check_route's
+        if edge.target != edge.source or edge.kind == "route":  # check_dispatch: self
+            graph[edge.source].append(edge.target)
     graph = {source: list(dict.fromkeys(targets)) for source, targets in graph.items()}
     reported: set[tuple[str, ...]] = set()
     for cycle in _back_edge_cycles(graph, list(order)):
@@ -143,8 +149,9 @@ def check_dispatch_cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
         names = " -> ".join((*canonical, canonical[0]))
         yield ctx.at(
             ("agents", order[canonical[0]], "dispatch"),
-            f"dispatch cycle {names}: it would loop forever with no retry bound; "
-            "dispatch must form a DAG (use on_fail feedback_and_retry for loops)",
+            f"dispatch cycle {names}: it would loop forever; bound it by adding "
+            "max_iterations to a route case on the cycle (strategy: route), or re-run an "
+            "agent with on_fail feedback_and_retry instead",
         )
 
 
@@ -201,33 +208,35 @@ def check_agent_reachability(ctx: CheckContext) -> Iterator[Diagnostic]:
             )
 
 
-def check_qa_single_path(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """A QA agent is reached by one dispatch path per work item, so each verdict counts once."""
+def check_parallel_paths(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """No agent is reached on one item by two parallel branches of a broadcast (it would
+    run once per branch) unless it is the join (DSL v2 section 5); route cases are
+    alternatives, so the paths they split into may meet. For a QA agent the message says
+    what it would break: its verdicts and retries would count twice."""
     if not _graph_ok(ctx):
         return
     spec = ctx.spec
-    if dispatch_cycles(spec):
-        return  # check_dispatch_cycles reports those; path counts would be unbounded
-    graph = same_item_graph(spec)
-    starts = [spec.entry_agent]
-    starts += [target for _, target, kind in dispatch_edges(spec) if kind == "parallel_fan_out"]
-    reported: set[str] = set()
-    for start in starts:
-        for agent_id, paths in path_counts(graph, start).items():
-            agent = next((a for a in spec.agents if a.id == agent_id), None)
-            if agent is None or paths < 2 or agent_id in reported:
-                continue
-            if spec.output_kind(agent) != "verdict":
-                continue
-            reported.add(agent_id)
-            index = spec.agents.index(agent)
-            yield ctx.at(
-                ("agents", index, "id"),
-                f"QA agent '{agent_id}' is reached by {paths} dispatch paths from '{start}' on "
-                "the same work item, so it would judge each item once per path and its retries "
-                "would be counted twice; dispatch to it from one agent only, or give each path "
-                "its own QA agent",
+    for meeting in parallel_meetings(spec):
+        agent = next((a for a in spec.agents if a.id == meeting.agent), None)
+        if agent is None:
+            continue
+        index = spec.agents.index(agent)
+        branches = f"through '{meeting.first}' and '{meeting.second}'"
+        if spec.output_kind(agent) == "verdict":
+            message = (
+                f"QA agent '{agent.id}' is reached by {meeting.branches} dispatch paths from "
+                f"'{meeting.broadcaster}' on the same work item, so it would judge each item "
+                "once per path and its retries would be counted twice; dispatch to it from "
+                "one agent only, or give each path its own QA agent"
             )
+        else:
+            message = (
+                f"agent '{agent.id}' is reached by two parallel paths from the broadcast of "
+                f"'{meeting.broadcaster}' ({branches}), so it would run once per path on the "
+                f"same work item; make it the broadcast's join ('join: {agent.id}', and end "
+                "the branches there) or give each path its own agent"
+            )
+        yield ctx.at(("agents", index, "id"), message)
 
 
 def _could_be_upstream(spec: PipelineSpec, target: str, qa: str) -> bool:

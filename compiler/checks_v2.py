@@ -64,11 +64,12 @@ def check_agent_kinds(ctx: CheckContext) -> Iterator[Diagnostic]:
                 "gate), so it cannot declare 'output:'; remove 'output:' or make it a plain agent",
             )
         elif kind == "items":
+            lists = [f.name for f in agent.output.fields if f.type.kind == "list"]
+            example = lists[0] if lists else "<field>"
             yield ctx.at(
-                (*path, "output"),
-                f"agent '{agent.id}' fans out work items (parallel_fan_out): a typed 'output:' "
-                "on a fan-out agent is not supported yet (it comes with DSL v2 part 2's "
-                "'items:'); remove 'output:'",
+                (*path, "dispatch", "strategy"),
+                f"agent '{agent.id}' fans out a typed output: name the list field that holds "
+                f"the work items: items: {example}",
             )
 
 

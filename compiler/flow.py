@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agentflow.runtime.spec import (
+    RESERVED_TARGETS,
     STRUCTURED_REASKS,
     AgentSpec,
     FieldSpec,
@@ -23,6 +24,7 @@ __all__ = [
     "CycleFound",
     "Edge",
     "QALoop",
+    "bounded_case_edges",
     "can_reach",
     "dispatch_cycles",
     "dispatch_edges",
@@ -30,35 +32,75 @@ __all__ = [
     "feedback_edges",
     "max_attempts",
     "max_model_calls",
+    "parallel_meetings",
     "qa_loops",
     "same_item_graph",
     "topological",
+    "unbounded_graph",
 ]
 
-EdgeKind = Literal["sequential", "parallel_fan_out", "parallel_broadcast", "feedback"]
+EdgeKind = Literal[
+    "sequential", "parallel_fan_out", "parallel_broadcast", "route", "join", "reduce", "feedback"
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A dispatch edge (kind = strategy) or a QA feedback edge (QA agent -> its target)."""
+    """A dispatch edge (kind = strategy), a join or reduce edge (broadcaster or fan-out
+    agent -> the agent run once after its targets), or a QA feedback edge (QA agent ->
+    its target). A route edge names its `case` ("default" for the default); a route
+    case to `end` or `abort` is no edge."""
 
     source: str
     target: str
     kind: EdgeKind
+    case: str | None = None
+    max_iterations: int | None = None
+    """The case's bound (route edges only): the edge may be taken this often per item."""
 
 
 def dispatch_edges(spec: PipelineSpec) -> list[Edge]:
-    """Every dispatch edge, agents in listed order, broadcast targets in listed order."""
+    """Every dispatch edge, agents in listed order: targets in listed order (route cases
+    in YAML order, then the default), then the join or reduce edge."""
     edges: list[Edge] = []
     for agent in spec.agents:
         dispatch = agent.dispatch
         if dispatch is None:
             continue
+        if dispatch.strategy == "route":
+            cases = list(dispatch.cases.items())
+            if dispatch.default is not None:
+                cases.append(("default", dispatch.default))
+            edges.extend(
+                Edge(agent.id, case.target, "route", key, case.max_iterations)
+                for key, case in cases
+                if case.target not in RESERVED_TARGETS
+            )
+            continue
         targets = dispatch.targets if dispatch.strategy == "parallel_broadcast" else ()
         if dispatch.strategy != "parallel_broadcast" and dispatch.target is not None:
             targets = (dispatch.target,)
         edges.extend(Edge(agent.id, t, dispatch.strategy) for t in targets)
+        if dispatch.strategy == "parallel_broadcast" and dispatch.join is not None:
+            edges.append(Edge(agent.id, dispatch.join, "join"))
+        if dispatch.strategy == "parallel_fan_out" and dispatch.reduce is not None:
+            edges.append(Edge(agent.id, dispatch.reduce, "reduce"))
     return edges
+
+
+def bounded_case_edges(spec: PipelineSpec) -> list[Edge]:
+    """The route edges whose case has `max_iterations` (what may close a loop)."""
+    return [e for e in dispatch_edges(spec) if e.max_iterations is not None]
+
+
+def unbounded_graph(spec: PipelineSpec) -> dict[str, list[str]]:
+    """The dispatch graph without the bounded route cases: every cycle left in it is
+    unbounded (DSL v2 section 4: each cycle must pass through a bounded case)."""
+    graph: dict[str, list[str]] = {agent.id: [] for agent in spec.agents}
+    for edge in dispatch_edges(spec):
+        if edge.max_iterations is None and edge.target not in graph.get(edge.source, ()):
+            graph.setdefault(edge.source, []).append(edge.target)
+    return graph
 
 
 def feedback_edges(spec: PipelineSpec) -> list[Edge]:
@@ -112,12 +154,72 @@ def describe_shape(fields: tuple[NamedField, ...]) -> str:
 
 
 def same_item_graph(spec: PipelineSpec) -> dict[str, list[str]]:
-    """Dispatch edges that stay on the same work item (every edge but fan-outs)."""
+    """Dispatch edges that stay on the same work item (every edge but fan-outs; a
+    join or reduce agent runs on the broadcaster's or fan-out agent's item). Two
+    route cases to one agent give one edge."""
     graph: dict[str, list[str]] = {a.id: [] for a in spec.agents}
     for edge in dispatch_edges(spec):
         if edge.kind != "parallel_fan_out":
-            graph.setdefault(edge.source, []).append(edge.target)
+            targets = graph.setdefault(edge.source, [])
+            if edge.kind != "route" or edge.target not in targets:
+                targets.append(edge.target)
     return graph
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """Two parallel branches of one item meet: `agent` is reached from the broadcast of
+    `broadcaster` through its targets `first` and `second` (DSL v2 section 5)."""
+
+    agent: str
+    broadcaster: str
+    first: str
+    second: str
+    branches: int
+    """How many of the broadcast's branches reach `agent` (at least 2)."""
+
+
+def parallel_meetings(spec: PipelineSpec) -> list[Meeting]:
+    """Each agent where two branches of a broadcast meet on the same item: reached by both,
+    and not only through an agent they already met at (so one diamond is one meeting).
+    A join or reduce agent is reached through its own edge, not through the branches;
+    paths a route makes exclusive stay in one branch."""
+    graph = same_item_graph(spec)
+    predecessors: dict[str, list[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            predecessors.setdefault(target, []).append(source)
+    found: dict[str, Meeting] = {}
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if dispatch is None or dispatch.strategy != "parallel_broadcast":
+            continue
+        reached_by: dict[str, list[str]] = {}
+        for target in dict.fromkeys(dispatch.targets):
+            for node in _reachable(graph, target):
+                reached_by.setdefault(node, []).append(target)
+        for node, branches in reached_by.items():
+            if len(branches) < 2 or node in found:
+                continue
+            if any(set(reached_by.get(p, ())) >= set(branches) for p in predecessors[node]):
+                continue  # the branches met before it: that agent is the one to report
+            found[node] = Meeting(node, agent.id, branches[0], branches[1], len(branches))
+    order = {a.id: i for i, a in enumerate(spec.agents)}
+    return sorted(found.values(), key=lambda m: order.get(m.agent, len(order)))
+
+
+def _reachable(graph: dict[str, list[str]], start: str) -> list[str]:
+    """Agents reachable from `start` (itself included), in discovery order."""
+    seen = {start}
+    order = [start]
+    stack = [start]
+    while stack:
+        for nxt in graph.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                order.append(nxt)
+                stack.append(nxt)
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,50 +384,83 @@ def topological(graph: dict[str, list[str]], start: str) -> list[str]:
 
 
 def dispatch_targets(agent: AgentSpec) -> Iterable[str]:
-    if agent.dispatch is None:
+    """The agents `agent` dispatches its output to (a route: its cases' agents, each once)."""
+    dispatch = agent.dispatch
+    if dispatch is None:
         return ()
-    if agent.dispatch.strategy == "parallel_broadcast":
-        return agent.dispatch.targets
-    return (agent.dispatch.target,) if agent.dispatch.target else ()
+    if dispatch.strategy == "parallel_broadcast":
+        return dispatch.targets
+    if dispatch.strategy == "route":
+        cases = [*dispatch.cases.values(), *([dispatch.default] if dispatch.default else [])]
+        return tuple(dict.fromkeys(c.target for c in cases if c.target not in RESERVED_TARGETS))
+    return (dispatch.target,) if dispatch.target else ()
 
 
-def immediate_dominators(spec: PipelineSpec) -> dict[str, str | None] | None:
+def immediate_dominators(spec: PipelineSpec) -> dict[str, str | None]:
     """Each agent reachable from the entry -> the agent that runs right before it on every
-    dispatch path (its immediate dominator; None for the entry), or None for a cyclic graph.
+    dispatch path (its immediate dominator; None for the entry).
 
     Every dispatch edge counts (a fan-out's children are items whose ancestor ran the
-    parent). One pass in topological order, intersecting the predecessors' dominator
-    chains (Cooper, Harvey and Kennedy), with no recursion.
+    parent; a join or reduce agent follows its broadcaster or fan-out agent; route
+    cases are alternative paths). Loops are handled: an agent dominates another when
+    every path from the entry to it passes through the first, so a loop body does not
+    dominate the router it returns to. Cooper, Harvey and Kennedy's iterative
+    algorithm over the reverse postorder (one pass for a DAG, a few for loops), with
+    no recursion.
     """
     graph: dict[str, list[str]] = {a.id: [] for a in spec.agents}
     for edge in dispatch_edges(spec):
         graph.setdefault(edge.source, []).append(edge.target)
     start = spec.entry_agent
-    try:
-        order = topological(graph, start)
-    except CycleFound:
-        return None
+    order = _reverse_postorder(graph, start)
     position = {agent: index for index, agent in enumerate(order)}
     predecessors: dict[str, list[str]] = {agent: [] for agent in order}
     for source in order:
         for target in graph.get(source, ()):
             predecessors[target].append(source)
-    idom: dict[str, str | None] = {start: None}
-    for agent in order[1:]:
-        found: str | None = None
-        for pred in predecessors[agent]:
-            if found is None:
-                found = pred
-                continue
-            a, b = found, pred
-            while a != b:  # walk the later one up its chain until the two chains meet
-                if position[a] > position[b]:
-                    a = idom[a] or start
-                else:
-                    b = idom[b] or start
-            found = a
-        idom[agent] = found
-    return idom
+    idom: dict[str, str] = {start: start}
+    changed = True
+    while changed:
+        changed = False
+        for agent in order[1:]:
+            found: str | None = None
+            for pred in predecessors[agent]:
+                if pred not in idom:
+                    continue  # not processed yet (a loop's back edge on the first pass)
+                if found is None:
+                    found = pred
+                    continue
+                a, b = found, pred
+                while a != b:  # walk the later one up its chain until the two chains meet
+                    while position[a] > position[b]:
+                        a = idom[a]
+                    while position[b] > position[a]:
+                        b = idom[b]
+                found = a
+            if found is not None and idom.get(agent) != found:
+                idom[agent] = found
+                changed = True
+    return {agent: (None if agent == start else idom[agent]) for agent in order}
+
+
+def _reverse_postorder(graph: dict[str, list[str]], start: str) -> list[str]:
+    """The agents reachable from `start`, in reverse postorder of a depth-first search."""
+    finished: list[str] = []
+    seen = {start}
+    path = [start]
+    pending = [iter(graph.get(start, ()))]
+    while pending:
+        for nxt in pending[-1]:
+            if nxt not in seen:
+                seen.add(nxt)
+                path.append(nxt)
+                pending.append(iter(graph.get(nxt, ())))
+                break
+        else:
+            pending.pop()
+            finished.append(path.pop())
+    finished.reverse()
+    return finished
 
 
 def dominates(idom: dict[str, str | None], runs_first: str, reader: str) -> bool:

@@ -12,7 +12,15 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from agentflow.runtime.spec import Loc, PipelineSpec, StateMachineSpec, StateSpec
+from agentflow.runtime.spec import (
+    FieldSpec,
+    Loc,
+    NamedField,
+    PipelineSpec,
+    ShapeSpec,
+    StateMachineSpec,
+    StateSpec,
+)
 
 from .diagnostics import CompileError, Diagnostic, did_you_mean, sort_diagnostics
 from .naming import IDENTIFIER_PATTERN, suggest_identifier
@@ -23,6 +31,9 @@ __all__ = ["lower"]
 
 _PLAIN_MAPS = frozenset({"config", "input", "output", "pipeline"})
 """Keys whose mapping is user data (`config`) or read by `lower_shape`: no `loc` added."""
+
+ROUTE_FIELD = "route"
+"""The field a router's `on` names by default: the one field of its implicit output."""
 
 DEFAULT_STATE_MACHINE = StateMachineSpec(
     initial="running",
@@ -73,6 +84,8 @@ def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]
             what = f"the output of {name}"
             shape, found = lower_shape(agent["output"], (*path, "output"), source, what)
             agent["output"], problems = shape, problems + found
+        if isinstance(agent.get("dispatch"), dict):
+            _lower_route(agent, agent["dispatch"], (*path, "dispatch"), source, _gates(data))
         kinds = [key for key in _AGENT_KINDS if key in agent]
         if len(kinds) == 1:
             continue
@@ -93,10 +106,52 @@ def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]
     return problems
 
 
+def _gates(data: dict[str, Any]) -> set[str]:
+    aggregation = data.get("aggregation")
+    gates = aggregation.get("gates") if isinstance(aggregation, dict) else None
+    return {gate for gate in gates if isinstance(gate, str)} if isinstance(gates, list) else set()
+
+
+def _lower_route(
+    agent: dict[str, Any], dispatch: dict[str, Any], path: Path, source: SourceMap, gates: set[str]
+) -> None:
+    """Route cases in place: `case: target` -> `{target: ...}` (also `default`), a bool key
+    -> "true"/"false"; a router gets `on: route` and, without `output:`, the implicit
+    output `{route: {enum: [<case names>]}}` (DSL v2 section 4)."""
+    cases = dispatch.get("cases")
+    if isinstance(cases, dict):
+        lowered: dict[str, Any] = {}
+        for key, case in cases.items():
+            name = str(key).lower() if isinstance(key, bool) else key
+            lowered[name] = _case(case, (*path, "cases", key), source)
+        dispatch["cases"] = cases = lowered
+    if "default" in dispatch:
+        dispatch["default"] = _case(dispatch["default"], (*path, "default"), source)
+    if dispatch.get("strategy") != "route":
+        return
+    dispatch.setdefault("on", ROUTE_FIELD)
+    gives_verdict = "on_fail" in agent or agent.get("id") in gates
+    if "output" in agent or gives_verdict or not isinstance(cases, dict) or not cases:
+        return  # a QA router or one without cases is reported by the checks
+    values = FieldSpec(kind="enum", values=tuple(cases), loc=source.key((*path, "cases")))
+    route = NamedField(name=ROUTE_FIELD, type=values, loc=values.loc)
+    agent["output"] = ShapeSpec(fields=(route,), loc=values.loc)
+
+
+def _case(case: Any, path: Path, source: SourceMap) -> Any:
+    """A route case as the IR reads it: the short form `target` -> `{target: target}`."""
+    if isinstance(case, str):
+        return {"target": case, "loc": source.value(path)}
+    return case
+
+
 def _with_locs(value: Any, path: Path, source: SourceMap) -> Any:
     if isinstance(value, dict):
         if path and path[-1] in _PLAIN_MAPS:
             return dict(value)
+        if len(path) > 1 and path[-2:] == ("dispatch", "cases"):
+            # The case names are user data: no `loc` among them; each case gets its own.
+            return {key: _with_locs(item, (*path, key), source) for key, item in value.items()}
         lowered = {key: _with_locs(item, (*path, key), source) for key, item in value.items()}
         lowered["loc"] = source.key(path) if path else Loc(file=source.file, line=1, column=1)
         return lowered

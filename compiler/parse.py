@@ -37,7 +37,7 @@ from strictyaml.ruamel.reader import Reader
 from strictyaml.ruamel.resolver import VersionedResolver
 from strictyaml.ruamel.scanner import Scanner
 
-from agentflow.runtime.spec import AgentSpec, Loc, PipelineSpec, ShapeSpec
+from agentflow.runtime.spec import AgentSpec, Loc, PipelineSpec, RouteCase, ShapeSpec
 
 from .diagnostics import CompileError, Diagnostic
 
@@ -122,11 +122,19 @@ _EXTRA_KEYS: dict[type[BaseModel], tuple[str, ...]] = {AgentSpec: ("pipeline",)}
 supported yet (an agent's `pipeline:` comes with DSL v2 part 2)."""
 
 
+def _free_form(annotation: Any) -> bool:
+    """A shape, a route case, or route cases by name: read as plain YAML (see lower.py)."""
+    if get_origin(annotation) is dict:
+        return get_args(annotation)[1] is RouteCase
+    return annotation is ShapeSpec or annotation is RouteCase
+
+
 def _validator_for(annotation: Any) -> Any:
     """The strictyaml validator for one IR field type."""
     origin = get_origin(annotation)
-    if annotation is ShapeSpec:
-        # A declared shape is free-form YAML (`name: type`); lowering reads and checks it.
+    if _free_form(annotation):
+        # A declared shape (`name: type`) or route cases (`case: target` or a mapping) are
+        # free-form YAML; lowering reads them and the IR checks them.
         return strictyaml.Any()
     if origin in (Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
@@ -371,7 +379,7 @@ _FastSpec = Any
 def _fast_spec(annotation: Any) -> _FastSpec:
     """The fast-path rule for one IR field type; mirrors `_validator_for`."""
     origin = get_origin(annotation)
-    if annotation is ShapeSpec:
+    if _free_form(annotation):
         return "any"
     if origin in (Union, types.UnionType):
         return _fast_spec(next(a for a in get_args(annotation) if a is not type(None)))

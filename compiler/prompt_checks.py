@@ -16,15 +16,22 @@ from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from agentflow.runtime.agents import PROMPT_VARIABLES
+from agentflow.runtime.agents import GATHER_VARIABLES, PROMPT_VARIABLES
 from agentflow.runtime.engine.prompting import PromptSandbox
 from agentflow.runtime.spec import FieldSpec, NamedField, PipelineSpec
 
 from .diagnostics import did_you_mean
 
-__all__ = ["Reference", "reference_problems", "template_problems", "template_references"]
+__all__ = [
+    "Reference",
+    "gather_problems",
+    "reference_problems",
+    "template_problems",
+    "template_references",
+]
 
-_CHECKED_ROOTS = frozenset({"input", "outputs", "history"})
+_CHECKED_ROOTS = frozenset({"input", "outputs", "history", "joined"})
+_KNOWN_VARIABLES = PROMPT_VARIABLES | GATHER_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ def _template_problems(text: str) -> tuple[tuple[int, str], ...]:
         return ((1, f"the template nests too deeply ({reason}); flatten its blocks"),)
     problems: list[tuple[int, str]] = []
     available = ", ".join(sorted(PROMPT_VARIABLES))
-    for name in sorted(meta.find_undeclared_variables(tree) - PROMPT_VARIABLES):
+    for name in sorted(meta.find_undeclared_variables(tree) - _KNOWN_VARIABLES):
         problems.append(
             (
                 _first_use(text, name),
@@ -132,6 +139,11 @@ def reference_problems(
                     problems.append((ref.line, problem))
             continue
         name = ref.parts[0]
+        if ref.root == "joined":
+            problem = _joined_problem(ref, reader, spec)
+            if problem:
+                problems.append((ref.line, problem))
+            continue
         if not isinstance(name, str) or name not in agents:
             problems.append(
                 (
@@ -216,3 +228,77 @@ def _path_problem(
         spec = by_name[part].type
         current = spec.fields if spec.kind == "object" else None
     return None
+
+
+_FAILURE_FIELDS = frozenset({"failed", "error"})
+"""What `joined.<target>` holds for a branch that failed (runtime `BranchFailure`)."""
+
+
+def joined_targets(spec: PipelineSpec, reader: str) -> tuple[str, ...] | None:
+    """The targets of the broadcast `reader` joins, or None if it joins none."""
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if (
+            dispatch is not None
+            and dispatch.strategy == "parallel_broadcast"
+            and (dispatch.join == reader)
+        ):
+            return dispatch.targets
+    return None
+
+
+def _reduces(spec: PipelineSpec, reader: str) -> bool:
+    return any(
+        a.dispatch is not None
+        and a.dispatch.strategy == "parallel_fan_out"
+        and a.dispatch.reduce == reader
+        for a in spec.agents
+    )
+
+
+def gather_problems(text: str, reader: str, spec: PipelineSpec) -> list[tuple[int, str]]:
+    """(template line, message) for `joined` outside a join agent's prompt and `children`
+    outside a reduce agent's (the runtime renders them empty there)."""
+    try:
+        used = meta.find_undeclared_variables(_ENV.parse(text)) & GATHER_VARIABLES
+    except (TemplateSyntaxError, RecursionError, SyntaxError, MemoryError):
+        return []
+    problems: list[tuple[int, str]] = []
+    if "joined" in used and joined_targets(spec, reader) is None:
+        problems.append(
+            (
+                _first_use(text, "joined"),
+                f"'joined' is only set for a broadcast's join agent, and agent '{reader}' "
+                "joins no broadcast (name it in a parallel_broadcast's 'join:')",
+            )
+        )
+    if "children" in used and not _reduces(spec, reader):
+        problems.append(
+            (
+                _first_use(text, "children"),
+                f"'children' is only set for a fan-out's reduce agent, and agent '{reader}' "
+                "reduces no fan-out (name it in a parallel_fan_out's 'reduce:')",
+            )
+        )
+    return problems
+
+
+def _joined_problem(ref: Reference, reader: str, spec: PipelineSpec) -> str | None:
+    """`joined.<target>.<field…>`: a target of the joined broadcast, a field it answers
+    (or `failed` / `error` of a failed branch)."""
+    targets = joined_targets(spec, reader)
+    if targets is None:
+        return None  # gather_problems reports it once
+    name = ref.parts[0]
+    if not isinstance(name, str) or name not in targets:
+        return (
+            f"'joined.{name}': '{name}' is not a target of the broadcast agent '{reader}' "
+            f"joins{did_you_mean(str(name), targets)}; its targets: {', '.join(targets)}"
+        )
+    rest = ref.parts[1:]
+    if rest and rest[0] in _FAILURE_FIELDS:
+        return None
+    agent = spec.agent(name)
+    fields = agent.output.fields if agent.output is not None else _TEXT_FIELDS
+    what = f"agent '{name}'" + ("" if agent.output is not None else " (which answers text)")
+    return _path_problem(fields, rest, f"joined.{name}", what)

@@ -49,10 +49,24 @@ _FIELD_TYPE: dict[str, Any] = {
 }
 
 
+_ROUTE_CASE: dict[str, Any] = {
+    "description": "An agent id, end or abort; or a mapping with target, max_iterations, "
+    "on_exhausted.",
+    "anyOf": [
+        {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+        {"$ref": "#/$defs/RouteCase"},
+    ],
+}
+
+
 def _yaml_form(generated: dict[str, Any]) -> None:
     """Describe the keys as written in YAML where the IR differs: shapes are `name: type`
-    mappings, and the compiler fills `implicit_state_machine` (state_machine is optional)."""
+    mappings, a route case may be its target alone, and the compiler fills
+    `implicit_state_machine` (state_machine is optional)."""
     defs = generated["$defs"]
+    dispatch = defs["DispatchSpec"]["properties"]
+    dispatch["cases"]["additionalProperties"] = _ROUTE_CASE
+    dispatch["default"]["anyOf"][0] = _ROUTE_CASE
     for name in ("FieldSpec", "NamedField", "ShapeSpec"):
         defs.pop(name, None)
     defs["Shape"], defs["FieldType"] = _SHAPE, _FIELD_TYPE

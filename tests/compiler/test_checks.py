@@ -97,6 +97,7 @@ agents:
       targets:
         - qa_one
         - qa_two
+      join: joiner
   - id: qa_one
     prompt: p.md
     on_fail:
@@ -109,6 +110,31 @@ agents:
       action: feedback_and_retry
       target: worker_agent
       feedback_path: $.text
+  - id: joiner
+    instructions: "Judge {{ joined.qa_one.text }}."
+    output:
+      verdict: {enum: [ship, again, split, drop]}
+    dispatch:
+      strategy: route
+      on: verdict
+      cases:
+        ship: end
+        again: {target: worker_agent, max_iterations: 2, on_exhausted: end}
+        split: splitter
+      default: abort
+  - id: splitter
+    instructions: "Split {{ upstream }}."
+    output:
+      parts: list[str]
+    dispatch:
+      strategy: parallel_fan_out
+      target: piece_agent
+      items: parts
+      reduce: reducer
+  - id: piece_agent
+    instructions: "Do {{ item }}."
+  - id: reducer
+    instructions: "Sum up {{ children }}."
 aggregation:
   strategy: threshold
   gates:

@@ -106,7 +106,7 @@ def test_output_on_a_qa_agent_is_an_error(tmp_path: Path) -> None:
     ]
 
 
-def test_output_on_a_fan_out_agent_is_not_supported_yet(tmp_path: Path) -> None:
+def test_typed_fan_out_without_items_is_an_error(tmp_path: Path) -> None:
     text = """\
 name: s
 agents:
@@ -118,7 +118,6 @@ agents:
     prompt: p.md
 """
     assert errors(text, tmp_path) == [
-        "v.yaml:5:13: error: agent 'planner' fans out work items (parallel_fan_out): a typed "
-        "'output:' on a fan-out agent is not supported yet (it comes with DSL v2 part 2's "
-        "'items:'); remove 'output:'"
+        "v.yaml:6:26: error: agent 'planner' fans out a typed output: name the list field "
+        "that holds the work items: items: subjects"
     ]

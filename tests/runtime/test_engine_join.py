@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import trio
 from pydantic import BaseModel, ConfigDict
 
 from agentflow.runtime.agents import AgentOutput, BranchFailure, QAIssue, TextOutput
 from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.dispatcher import UNFINISHED
+from agentflow.runtime.engine.runner import run_pipeline
 from agentflow.runtime.events.event import EventKind as K
+from agentflow.runtime.sinks.memory import MemorySink
+from agentflow.runtime.usage import Usage
 
 from .test_engine_fakes import kinds, run, text
 from .test_engine_route import Scripted, agent, payloads, pipeline, route, seq
@@ -232,3 +237,58 @@ async def test_a_failing_join_agent_aborts_the_item_like_any_agent() -> None:
     )
     assert handlers.of("final") == []
     assert [e.agent for e in kinds(events, K.ITEM_ABORTED)] == ["combiner"]
+
+
+async def test_a_run_ending_error_in_a_joined_branch_ends_the_run_not_just_the_branch() -> None:
+    """A budget exceeded in a branch is not a BranchFailure: the run ends, the join never
+    runs, and the branch's sibling is cancelled."""
+    compiled, handlers = join_pipeline()
+
+    def story(ctx: AgentContext) -> StoryOutput:
+        assert ctx.services is not None
+        ctx.services.budget.charge(Usage(input_tokens=500))
+        return StoryOutput(title="never", words=0)
+
+    async def poem(ctx: AgentContext) -> AgentOutput:
+        await trio.sleep(100)
+        return text("never")
+
+    handlers._scripts.update(story=story, poem=poem)
+    with trio.fail_after(30):  # a safety net only: the budget cancels the sleeping poem
+        result, events = await run(compiled, None, handlers, max_total_tokens=100)
+
+    assert result.status == "cancelled"
+    assert handlers.of("combiner") == []
+    assert [e.agent for e in kinds(events, K.AGENT_FAILED)] == []  # budget_exceeded instead
+    assert len(kinds(events, K.BUDGET_EXCEEDED)) == 1
+    (main,) = result.items
+    assert (main.status, main.reason) == ("aborted", UNFINISHED)
+
+
+async def test_cancelling_a_run_inside_a_loop_ends_it_cancelled(autojump_clock: object) -> None:
+    async def replanner(ctx: AgentContext) -> LoopOutput:
+        if ctx.attempt == 3:
+            await trio.sleep(100)
+        return LoopOutput(route="again")
+
+    compiled = pipeline(
+        agent("topic", broadcast("a", "b")),
+        agent("a"),
+        agent("b"),
+        agent("combiner", route({"again": {"target": "topic", "max_iterations": 9}})),
+        outputs={"combiner": LoopOutput},
+    )
+    handlers = Scripted(
+        topic=lambda ctx: text("t"),
+        a=lambda ctx: text("a"),
+        b=lambda ctx: text("b"),
+        combiner=replanner,
+    )
+    sink = MemorySink()
+    with trio.move_on_after(5) as scope:
+        await run_pipeline(compiled, None, handlers=handlers, sinks=[sink])
+
+    assert scope.cancelled_caught
+    assert [e.kind for e in sink.events[-3:]] == [K.RUN_CANCELLED, K.RUN_FINISHED, K.LOG_SEALED]
+    assert sink.events[-2].payload["status"] == "cancelled"
+    assert [e.payload["iteration"] for e in kinds(sink.events, K.ROUTE_CHOSEN)] == [1, 2]

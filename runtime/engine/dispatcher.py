@@ -26,6 +26,7 @@ is one write, and whenever the run waits its events are on disk (page cache).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -589,7 +590,7 @@ class Dispatcher:
         }
         if item.joined is None:
             item.joined = {}
-        item.joined[join] = joined
+        item.joined[join] = MappingProxyType(joined)  # one snapshot, shared by its retries
         return join, out, plan.id
 
     async def _broadcast_one(

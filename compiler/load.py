@@ -92,13 +92,15 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
 def load_pipeline_text(text: str, path: str, base_dir: Path) -> LoadedPipeline:
     """Compile pipeline source held in memory; `path` is the name shown in diagnostics.
 
-    Prompt paths are resolved against `base_dir`.
+    Prompt and sub-pipeline paths are resolved against `base_dir`; a sub-pipeline that
+    includes `base_dir`'s file named like `path` closes an include cycle.
 
     Raises:
         CompileError: with every diagnostic, for a pipeline that does not compile.
     """
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return _compile(text, path, base_dir, digest, (_real_or_none(Path(path)) or path,))
+    named = _real_or_none(base_dir / Path(path).name)  # the file the text came from, if any
+    return _compile(text, path, base_dir, digest, (named or path,))
 
 
 def _fail(path: str, message: str) -> CompileError:

@@ -50,13 +50,31 @@ class CompiledModule:
 def compile_and_import(path: str | Path) -> CompiledModule:
     """Load, check and emit `path`, then exec the module under a private name.
 
+    A sub-pipeline's module is executed first, under its own private name, and the
+    parent's module imports it from there (`agentflow_generated_<child>`), so the
+    run uses exactly the code compiled now, whatever else is on the path.
+
     Raises:
         PipelineInvalidError: the pipeline has errors (the message lists them all).
     """
+    loaded = _load_checked(path)
+    module, source = _exec_module(loaded, {})
+    return CompiledModule(module, source, tuple(str(w) for w in loaded.warnings))
+
+
+def _exec_module(
+    loaded: LoadedPipeline, done: dict[str, types.ModuleType]
+) -> tuple[types.ModuleType, str]:
+    """Exec `loaded`'s module (its children's first; `done`: module name -> executed)."""
     from agentflow.compiler.emit import emit_module, module_name
 
-    loaded = _load_checked(path)
-    source = emit_module(loaded)
+    child_modules: dict[str, str] = {}
+    for agent, child in loaded.children.items():
+        child_name = module_name(child.spec)
+        if child_name not in done:
+            done[child_name] = _exec_module(child, done)[0]
+        child_modules[agent] = done[child_name].__name__
+    source = emit_module(loaded, child_modules=child_modules)
     name = f"agentflow_generated_{module_name(loaded.spec)}"
     module = types.ModuleType(name)
     module.__file__ = f"<agentflow generated from {loaded.source_path}>"
@@ -78,7 +96,7 @@ def compile_and_import(path: str | Path) -> CompiledModule:
         del sys.modules[name]
         raise PipelineInvalidError(str(exc)) from None
     _also_as_natural_name(module, module_name(loaded.spec))
-    return CompiledModule(module, source, tuple(str(w) for w in loaded.warnings))
+    return module, source
 
 
 def _also_as_natural_name(module: types.ModuleType, natural: str) -> None:
@@ -111,7 +129,10 @@ def load_for_inspection(path: str | Path) -> CompiledPipeline:
     Raises:
         PipelineInvalidError: the pipeline has errors (the message lists them all).
     """
-    loaded = _load_checked(path)
+    return _inspected(_load_checked(path))
+
+
+def _inspected(loaded: LoadedPipeline) -> CompiledPipeline:
     # `Any`: mypy checks this package as `runtime.*` from the repo but the
     # compiler imports it as `agentflow.runtime.*`; at run time they are one module.
     spec: Any = loaded.spec
@@ -120,6 +141,7 @@ def load_for_inspection(path: str | Path) -> CompiledPipeline:
         loaded.prompts,
         source_path=loaded.source_path.replace("\\", "/"),
         source_sha256=loaded.source_sha256,
+        children={agent: _inspected(child) for agent, child in loaded.children.items()},
     )
 
 

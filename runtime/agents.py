@@ -136,6 +136,22 @@ class ChildResult(BaseModel):
     reason: str | None
 
 
+_CHILD_RESULT_FIELDS = frozenset({"id", "status", "output", "reason"})
+
+
+def child_result(id: str, status: str, output: BaseModel | None, reason: str | None) -> ChildResult:
+    """`ChildResult(...)` from the engine's trusted values, without validation (~1.4 us
+    instead of ~3.5: a reduce over 10,000 children builds 10,000). Pinned against a
+    validated instance by test_engine_reduce.py::test_child_result_is_a_valid_model."""
+    result: ChildResult = _new_object(ChildResult)
+    fields = {"id": id, "status": status, "output": output, "reason": reason}
+    _set(result, "__dict__", fields)
+    _set(result, "__pydantic_fields_set__", set(_CHILD_RESULT_FIELDS))
+    _set(result, "__pydantic_extra__", None)
+    _set(result, "__pydantic_private__", None)
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """A unit of work flowing through the agents: `main` for the run, children for fan-outs."""

@@ -38,6 +38,7 @@ from ..agents import (
     ChildResult,
     QAIssue,
     WorkItem,
+    child_result,
     text_output,
     typed_agent_output,
 )
@@ -503,12 +504,7 @@ class Dispatcher:
         if item.children is None:
             item.children = {}
         item.children[reduce] = tuple(
-            ChildResult(
-                id=child.item.id,
-                status=child.status or "aborted",
-                output=child.last,
-                reason=child.reason,
-            )
+            child_result(child.item.id, child.status or "aborted", child.last, child.reason)
             for child in children
         )
         return reduce, out, plan.id

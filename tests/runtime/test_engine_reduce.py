@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.runtime.agents import AgentOutput, ChildResult, QAIssue, TextOutput
+from agentflow.runtime.agents import AgentOutput, ChildResult, QAIssue, TextOutput, child_result
 from agentflow.runtime.engine.context import AgentContext
 from agentflow.runtime.events.event import EventKind as K
 
@@ -284,3 +284,20 @@ async def test_a_fan_out_run_again_on_its_item_numbers_its_new_children_apart() 
         ["item-1"],
         ["item-1#2", "item-2#2"],
     ]
+
+
+def test_child_result_is_a_valid_model() -> None:
+    """The engine's unvalidated `child_result` equals, dumps and copies like a validated
+    `ChildResult`."""
+    output = JokeOutput(joke="j", score=1)
+    for args in [
+        ("item-1", "completed", output, None),
+        ("item-2.3#2", "aborted", None, "agent 'writer' failed: X: y"),
+        ("item-3", "passed", TextOutput(text="t"), None),
+    ]:
+        fast = child_result(*args)
+        slow = ChildResult(id=args[0], status=args[1], output=args[2], reason=args[3])
+        assert fast == slow
+        assert fast.model_dump(mode="json") == slow.model_dump(mode="json")
+        assert fast.model_dump_json() == slow.model_dump_json()
+        assert fast.model_fields_set == slow.model_fields_set

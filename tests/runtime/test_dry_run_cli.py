@@ -68,8 +68,7 @@ def test_a_route_for_an_agent_that_does_not_route_is_refused_before_the_run(
 
 
 def test_items_sets_the_fan_out_width(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", FANOUT, "x", "--model", "dry-run", "--items", "5", "--no-ui", "--quiet"])
-    assert code == 0, capsys.readouterr()
-    (log,) = Path().glob("*-run.jsonl")
-    events = [json.loads(line) for line in log.read_text().splitlines()]
+    argv = ["run", FANOUT, "x", "--model", "dry-run", "--items", "5", "--no-ui", "--quiet"]
+    assert main([*argv, "--jsonl", "run.jsonl"]) == 0, capsys.readouterr()
+    events = [json.loads(line) for line in Path("run.jsonl").read_text().splitlines()]
     assert sum(e["kind"] == "item_created" for e in events) == 5

@@ -8,15 +8,23 @@ RSS is its own.
        4 agent invocations a run, RUNS runs in one process.
     B  orchestrator fans out N items; each: worker, then QA; then aggregation.
        1 + 2N invocations; N = 100, 1,000, 10,000.
+    C  route + loop (DSL v2): planner -> executor -> replanner, whose route
+       case `execute` loops back to the executor (max_iterations 8) until the
+       8th replanner answer routes `done` -> end; typed outputs throughout.
+       1 + 2 * 8 = 17 invocations a run, RUNS / 4 runs in one process.
+    D  map-reduce (DSL v2): a typed fan-out (`items: parts`) of N children, one
+       mapper each, then `reduce` once on the parent. 1 + N + 1 invocations;
+       N = 100, 1,000, 10,000.
 
 The floor makes the same number of awaited coroutine calls (one checkpoint
-each), with one task per item in a nursery for the fan-out.
+each), with one task per item in a nursery for the fan-outs.
 
 Times are the best of 3 repetitions (wall and CPU; the ratio uses CPU time,
 steadier on a shared machine); the log-lines column checks the audit log got
 every event.
 
-Usage:  /work/venv/bin/python bench/bench_runtime.py [--runs 2000] [--profile A|B]
+Usage:  .venv/bin/python bench/bench_runtime.py [--runs 2000] [--cases A,B,C,D]
+                                                [--profile A|B|C|D]
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import trio
+from pydantic import BaseModel, ConfigDict
 
 from agentflow.runtime.agents import AgentOutput, QAIssue
 from agentflow.runtime.engine.context import AgentContext
@@ -127,6 +137,112 @@ def fanout_pipeline() -> CompiledPipeline:
     return compile_spec(spec, {"orchestrator_agent": "", "worker_agent": "", "qa_agent": ""})
 
 
+LOOP_ITERATIONS = 8
+
+
+class _Typed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlannerOutput(_Typed):
+    goal: str
+    steps: list[str]
+
+
+class ExecutorOutput(_Typed):
+    step: str
+    result: str
+
+
+class ReplannerOutput(_Typed):
+    decision: Literal["execute", "done"]
+    next_step: str
+
+
+class SplitterOutput(_Typed):
+    parts: list[str]
+
+
+class MapperOutput(_Typed):
+    finding: str
+
+
+class ReducerOutput(_Typed):
+    answer: str
+    parts: int
+
+
+def route_loop_pipeline() -> CompiledPipeline:
+    """Case C: plan, then execute/replan in a bounded route loop until `done` -> end."""
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "route-loop",
+            "state_machine": _states("running", "complete", "failed"),
+            "implicit_state_machine": True,
+            "agents": [
+                {
+                    "id": "planner",
+                    "prompt": "p.md",
+                    "dispatch": {"strategy": "sequential", "target": "executor"},
+                },
+                {
+                    "id": "executor",
+                    "prompt": "e.md",
+                    "dispatch": {"strategy": "sequential", "target": "replanner"},
+                },
+                {
+                    "id": "replanner",
+                    "prompt": "r.md",
+                    "dispatch": {
+                        "strategy": "route",
+                        "on": "decision",
+                        "cases": {
+                            "execute": {
+                                "target": "executor",
+                                "max_iterations": LOOP_ITERATIONS,
+                                "on_exhausted": "abort",
+                            },
+                            "done": {"target": "end"},
+                        },
+                    },
+                },
+            ],
+        }
+    )
+    compiled = compile_spec(spec, {"planner": "", "executor": "", "replanner": ""})
+    models = {"planner": PlannerOutput, "executor": ExecutorOutput, "replanner": ReplannerOutput}
+    return replace(compiled, output_models=models)
+
+
+def map_reduce_pipeline() -> CompiledPipeline:
+    """Case D: a typed fan-out over `parts`, one mapper per part, one reduce on the parent."""
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "map-reduce",
+            "defaults": {"max_concurrency": 64},
+            "state_machine": _states("running", "complete", "failed"),
+            "implicit_state_machine": True,
+            "agents": [
+                {
+                    "id": "splitter",
+                    "prompt": "s.md",
+                    "dispatch": {
+                        "strategy": "parallel_fan_out",
+                        "items": "parts",
+                        "target": "mapper",
+                        "reduce": "reducer",
+                    },
+                },
+                {"id": "mapper", "prompt": "m.md"},
+                {"id": "reducer", "prompt": "r.md"},
+            ],
+        }
+    )
+    compiled = compile_spec(spec, {"splitter": "", "mapper": "", "reducer": ""})
+    models = {"splitter": SplitterOutput, "mapper": MapperOutput, "reducer": ReducerOutput}
+    return replace(compiled, output_models=models)
+
+
 class HelloHandlers:
     async def writer_agent(self, ctx: AgentContext) -> AgentOutput:
         await trio.lowlevel.checkpoint()
@@ -152,6 +268,46 @@ class FanoutHandlers:
     async def qa_agent(self, ctx: AgentContext) -> AgentOutput:
         await trio.lowlevel.checkpoint()
         return _PASS
+
+
+class RouteLoopHandlers:
+    """The replanner loops back `LOOP_ITERATIONS - 1` times, then routes `done`."""
+
+    plan = PlannerOutput(goal="answer the question", steps=["look it up", "write it down"])
+    step = ExecutorOutput(step="look it up", result="found the usual answer")
+    again = ReplannerOutput(decision="execute", next_step="write it down")
+    done = ReplannerOutput(decision="done", next_step="")
+
+    async def planner(self, ctx: AgentContext) -> PlannerOutput:
+        await trio.lowlevel.checkpoint()
+        return self.plan
+
+    async def executor(self, ctx: AgentContext) -> ExecutorOutput:
+        await trio.lowlevel.checkpoint()
+        return self.step
+
+    async def replanner(self, ctx: AgentContext) -> ReplannerOutput:
+        await trio.lowlevel.checkpoint()
+        return self.done if ctx.attempt == LOOP_ITERATIONS else self.again
+
+
+class MapReduceHandlers:
+    finding = MapperOutput(finding="a finding of about the usual length for one part")
+
+    def __init__(self, n: int) -> None:
+        self.split = SplitterOutput(parts=[f"part {k}" for k in range(n)])
+
+    async def splitter(self, ctx: AgentContext) -> SplitterOutput:
+        await trio.lowlevel.checkpoint()
+        return self.split
+
+    async def mapper(self, ctx: AgentContext) -> MapperOutput:
+        await trio.lowlevel.checkpoint()
+        return self.finding
+
+    async def reducer(self, ctx: AgentContext) -> ReducerOutput:
+        await trio.lowlevel.checkpoint()
+        return ReducerOutput(answer="the combined answer", parts=len(ctx.children))
 
 
 async def _call() -> None:
@@ -197,7 +353,52 @@ async def floor_b(n: int, log: Path) -> int:
     return 1 + 2 * n
 
 
-CASES = {"engine_a": engine_a, "floor_a": floor_a, "engine_b": engine_b, "floor_b": floor_b}
+async def engine_c(runs: int, log: Path) -> int:
+    pipeline, handlers = route_loop_pipeline(), RouteLoopHandlers()
+    options = RunOptions(backoff_scale=0.0)
+    for _ in range(runs):
+        result = await run_pipeline(
+            pipeline, "task", handlers=handlers, sinks=[FileSink(log)], options=options
+        )
+        assert result.ok, result.reason
+    return runs * (1 + 2 * LOOP_ITERATIONS)
+
+
+async def floor_c(runs: int, log: Path) -> int:
+    for _ in range(runs):
+        for _ in range(1 + 2 * LOOP_ITERATIONS):
+            await _call()
+    return runs * (1 + 2 * LOOP_ITERATIONS)
+
+
+async def engine_d(n: int, log: Path) -> int:
+    result = await run_pipeline(
+        map_reduce_pipeline(), "question", handlers=MapReduceHandlers(n), sinks=[FileSink(log)],
+        options=RunOptions(backoff_scale=0.0),
+    )  # fmt: skip
+    assert result.ok and len(result.items) == n + 1, result.reason
+    return n + 2
+
+
+async def floor_d(n: int, log: Path) -> int:
+    await _call()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(_call)
+    await _call()
+    return n + 2
+
+
+CASES = {
+    "engine_a": engine_a,
+    "floor_a": floor_a,
+    "engine_b": engine_b,
+    "floor_b": floor_b,
+    "engine_c": engine_c,
+    "floor_c": floor_c,
+    "engine_d": engine_d,
+    "floor_d": floor_d,
+}
 
 
 def _rss_mb() -> float:
@@ -255,16 +456,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000, help="runs for case A")
     parser.add_argument("--sizes", default="100,1000,10000", help="fan-out sizes for case B")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
-    parser.add_argument("--profile", choices=["A", "B"], help="cProfile one engine case")
+    parser.add_argument("--cases", default="A,B,C,D", help="which cases to run")
+    parser.add_argument("--profile", choices=["A", "B", "C", "D"], help="cProfile one engine case")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), False)))
         return
+    sizes = [int(n) for n in args.sizes.split(",")]
+    runs = {"A": [args.runs], "B": sizes, "C": [max(1, args.runs // 4)], "D": sizes}
     if args.profile:
-        case, size = ("engine_a", args.runs) if args.profile == "A" else ("engine_b", 10000)
-        print(json.dumps(child(case, size, True)))
+        name = args.profile
+        size = runs[name][0] if name in "AC" else 10000
+        print(json.dumps(child(f"engine_{name.lower()}", size, True)))
         return
-    rows = [("A", args.runs)] + [("B", int(n)) for n in args.sizes.split(",")]
+    rows = [(name, size) for name in args.cases.split(",") for size in runs[name]]
     print(
         f"{'case':<4} {'size':>6} {'engine us/inv':>13} {'(cpu)':>6} {'floor us/inv':>12} "
         f"{'(cpu)':>6} {'ratio':>5} {'engine s':>8} {'(cpu)':>6} {'engine MB':>9} "

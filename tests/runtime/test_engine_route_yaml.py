@@ -11,6 +11,7 @@ from agentflow.runtime import RunOptions
 from agentflow.runtime.cli.compiled_loader import compile_and_import
 from agentflow.runtime.events.event import EventKind as K
 from agentflow.runtime.events.event import PipelineEvent
+from agentflow.runtime.events.verify import verify_run_log
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, TextSink
 from agentflow.runtime.models.dry_run import DryRunModel
 
@@ -115,3 +116,44 @@ async def test_a_compiled_map_reduce_join_and_loop_run_with_their_prompts_render
         "judge": 3,
     }
     assert json.loads(main.output) == {"route": "again"}
+
+
+REPLAN = """\
+name: replan-e2e
+agents:
+  - id: planner
+    instructions: "Plan {{ input }}"
+    output:
+      steps: list[str]
+    dispatch:
+      strategy: parallel_fan_out
+      items: steps
+      target: worker
+      reduce: reviewer
+  - id: worker
+    instructions: "Do {{ item }}"
+  - id: reviewer
+    instructions: "{{ children | length }} steps done"
+    dispatch:
+      strategy: route
+      cases:
+        replan: {target: planner, max_iterations: 1}
+        done: end
+"""
+
+
+async def test_a_loop_through_a_fan_out_and_reduce_keeps_item_ids_unique_and_verifies(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "replan.yaml").write_text(REPLAN, encoding="utf-8")
+    module = compile_and_import(tmp_path / "replan.yaml").module
+    model = Recording(routes={"reviewer": ["replan", "done"]}, items=2)
+    log = tmp_path / "run.jsonl"
+    result = await module.run("x", model=model, options=RunOptions(audit_log=log))
+
+    assert result.ok, result.reason
+    assert [i.id for i in result.items] == ["main", "item-1", "item-2", "item-1#2", "item-2#2"]
+    reviewers = [r.system for r in model.requests if r.agent == "reviewer"]
+    assert reviewers == ["2 steps done", "2 steps done"]
+    report = verify_run_log(log, module.COMPILED.spec)
+    assert report.problems == []

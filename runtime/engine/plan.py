@@ -114,6 +114,12 @@ def resolve_handlers(pipeline: CompiledPipeline, handlers: object) -> dict[str, 
                     "generated module's DefaultHandlers() (it imports the function), not "
                     "handlers=None"
                 )
+            if agent.pipeline is not None:
+                raise PipelineDefinitionError(
+                    f"agent '{agent.id}' runs the sub-pipeline {agent.pipeline}: pass the "
+                    "generated module's DefaultHandlers() (it imports the child's module), not "
+                    "handlers=None"
+                )
             output_model = output_models.get(agent.id)
             resolved[agent.id] = (
                 run_default_agent

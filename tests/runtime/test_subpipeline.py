@@ -21,6 +21,8 @@ from agentflow.runtime import AgentOutput, RunOptions
 from agentflow.runtime.cli.compiled_loader import compile_and_import, load_for_inspection
 from agentflow.runtime.cli.main import main as agentflow_main
 from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.runner import run_pipeline
+from agentflow.runtime.errors import PipelineDefinitionError
 from agentflow.runtime.events.event import PipelineEvent, seal_event
 from agentflow.runtime.events.verify import verify_log, verify_run_log
 from agentflow.runtime.models.anthropic import AnthropicModel
@@ -386,3 +388,16 @@ async def test_agentflow_run_compiles_and_runs_the_child(
         agentflow_main, ["verify", str(log), "--pipeline", str(path)]
     )
     assert status == 0, capsys.readouterr().out
+
+
+async def test_handlers_none_names_the_sub_pipeline_agent(tmp_path: Path) -> None:
+    """The child's code lives in the generated module: run_pipeline(handlers=None) cannot
+    run it, and says so before the run starts instead of failing the agent."""
+    path = write(tmp_path, PARENT, CHILD, "sp-no-handlers")
+    compiled = compile_and_import(path).compiled
+    with pytest.raises(PipelineDefinitionError) as caught:
+        await run_pipeline(compiled, {"topic": "bees"}, handlers=None, model=DryRunModel())
+    assert str(caught.value) == (
+        "agent 'team' runs the sub-pipeline kids/child.yaml: pass the generated module's "
+        "DefaultHandlers() (it imports the child's module), not handlers=None"
+    )

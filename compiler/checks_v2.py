@@ -92,11 +92,14 @@ def check_verdict_transitions(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def uses_v2(spec: PipelineSpec) -> bool:
     """True if the pipeline uses any DSL v2 key (`input`, `output`, `instructions`, `handler`,
-    or leaves out `state_machine`)."""
+    `pipeline`, or leaves out `state_machine`)."""
     if spec.input is not None or spec.implicit_state_machine:
         return True
     return any(
-        agent.output is not None or agent.instructions is not None or agent.handler is not None
+        agent.output is not None
+        or agent.instructions is not None
+        or agent.handler is not None
+        or agent.pipeline is not None
         for agent in spec.agents
     )
 

@@ -372,3 +372,17 @@ def test_two_files_giving_one_module_name_clash(
         "other/team.yaml:1:1: error: pipeline name 'team' gives module 'team.py', which "
         "'kids/team.yaml' also generates; rename one of the pipelines"
     ) in capsys.readouterr().err
+
+
+def test_a_sub_pipeline_makes_a_pipeline_v2_so_a_stranding_failure_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """`pipeline:` is a DSL v2 key: a failure that strands the run is an error, not the
+    warning a v1 pipeline gets."""
+    child(tmp_path, "name: c\nagents:\n  - id: x\n    instructions: 'X {{ input }}.'\n")
+    text = (
+        "name: s\nstate_machine:\n  initial: a\n  terminal: [b]\n  states: [{id: a}, {id: b}]\n"
+        "agents:\n  - id: team\n    pipeline: child.yaml\n    transitions: {on_complete: b}\n"
+    )
+    (problem,) = errors(text, tmp_path)
+    assert problem.startswith("v.yaml:7:9: error: if agent 'team' fails, the run is left")

@@ -132,7 +132,7 @@ agents:
       items: parts
       reduce: reducer
   - id: piece_agent
-    instructions: "Do {{ item }}."
+    pipeline: children/piece.yaml
   - id: reducer
     instructions: "Sum up {{ children }}."
 aggregation:
@@ -153,7 +153,16 @@ def prompt_dir(tmp_path: Path) -> Path:
     (tmp_path / "p.md").write_text(
         "Do {{ input }} for {{ item }} ({{ attempt }}).\n{{ upstream }}\n"
     )
+    _write_child(tmp_path)
     return tmp_path
+
+
+def _write_child(base: Path) -> None:
+    """The kitchen sink's sub-pipeline (`pipeline: children/piece.yaml`)."""
+    (base / "children").mkdir()
+    (base / "children" / "piece.yaml").write_text(
+        "name: piece\nagents:\n  - id: doer\n    instructions: 'Do {{ input }}.'\n"
+    )
 
 
 def _load(text: str, base: Path) -> LoadedPipeline:
@@ -179,6 +188,9 @@ def _nodes(node: object) -> list[BaseModel]:
             found += _nodes(getattr(node, name))
     elif isinstance(node, tuple):
         for item in node:
+            found += _nodes(item)
+    elif isinstance(node, dict):  # route cases by name
+        for item in node.values():
             found += _nodes(item)
     return found
 
@@ -269,6 +281,7 @@ def test_cycle_of_three_is_named_once(prompt_dir: Path) -> None:
 
 def test_prompt_errors_point_into_the_prompt_file(tmp_path: Path) -> None:
     (tmp_path / "p.md").write_text("line one\n\n{{ inptu }}\n")
+    _write_child(tmp_path)
     errors = _errors(KITCHEN_SINK, tmp_path)
     assert errors[0].startswith(
         "p.md:3:1: error: prompt uses undefined variable 'inptu' (did you mean 'input'?)"

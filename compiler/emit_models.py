@@ -4,7 +4,9 @@ One pydantic model per declared shape (`<Agent>Output`, `PipelineInput`), nested
 objects and list items as their own classes, enums as `Literal` aliases; the
 `OUTPUT_MODELS` / `INPUT_MODEL` tables; `handler:` functions imported under a
 private name and checked to be `async def` on import; and the typed accessors
-`outputs(ctx)` / `history(ctx)`; a sub-pipeline agent's child module imported
+`outputs(ctx)` / `history(ctx)` (with `joined(ctx)` for a join, `children(ctx)` for
+a reduce); each router's case names as a `Literal` alias (`<Router>Case`, the type of
+its implicit `route` field); a sub-pipeline agent's child module imported
 (`import <child> as _pipeline_<agent>`), its default body running the child, and the
 `CHILDREN` table. A v1 pipeline has none of these (`has_v2_parts`), so its module is
 unchanged.
@@ -40,6 +42,7 @@ MODEL_IMPORTS = frozenset(
         "BaseModel", "ConfigDict", "Field", "Literal", "TextOutput", "run_typed_agent",
         "inspect", "PipelineDefinitionError", "OUTPUT_MODELS", "INPUT_MODEL", "Outputs",
         "History", "outputs", "history", "PipelineInput", "CHILDREN", "run_subpipeline",
+        "Joined", "joined", "children", "BranchFailure", "ChildResult",
     }
 )  # fmt: skip
 """Names the v2 parts of a module define or import (model names must avoid them)."""
@@ -66,6 +69,11 @@ class V2Parts:
     return_types: dict[str, str] = field(default_factory=dict)
     bodies: dict[str, str] = field(default_factory=dict)
     accessors: str = ""
+    gather_import: str = ""
+    """`from agentflow.runtime.agents import ...` for `joined` / `children`, if used."""
+    gather_exports: list[str] = field(default_factory=list)
+    gathers: str = ""
+    """The `Joined` view and the `joined(ctx)` / `children(ctx)` functions, if used."""
     subpipelines: str = ""
     """The `CHILDREN` table (sub-pipeline agent -> its child's COMPILED); "" if none."""
 
@@ -76,6 +84,8 @@ class _Models:
     def __init__(self, taken: set[str]) -> None:
         self.taken = taken
         self.blocks: list[str] = []
+        self.fixed: dict[int, str] = {}
+        """`id()` of an enum FieldSpec -> the alias already written for it."""
 
     def name(self, wanted: str) -> str:
         name, number = wanted, 2
@@ -105,6 +115,8 @@ class _Models:
         text: str
         if spec.kind in ("str", "int", "float", "bool"):
             text = spec.kind
+        elif spec.kind == "enum" and id(spec) in self.fixed:
+            text = self.fixed[id(spec)]
         elif spec.kind == "enum":
             alias = self.name(stem)
             values = Tuple(tuple(Atom(py_str(v)) for v in spec.values), braces="[]")
@@ -168,6 +180,8 @@ def v2_parts(
     else:
         parts.input_model = "INPUT_MODEL: Final[type[BaseModel] | None] = None"
     for agent in spec.agents:
+        _case_alias(agent, models)
+    for agent in spec.agents:
         if agent.output is not None:
             wanted = pascal_case(agent.id) + "Output"
             doc = f"What agent {agent.id} answers (its `output:` shape)."
@@ -208,6 +222,7 @@ def v2_parts(
         call = Call("_check_handlers", ((None, Dict(tuple(checked))),))
         parts.handler_check = fmt(call, indent=0, prefix=0)
     parts.accessors = _accessors(spec, output_classes)
+    _gathers(spec, output_classes, parts)
     _subpipelines(spec, child_modules or {}, parts)
     return parts
 
@@ -235,7 +250,6 @@ def _subpipelines(
     parts.subpipelines = prefix + fmt(
         Call("MappingProxyType", ((None, table),)), indent=0, prefix=len(prefix)
     )
-
 
 
 def _is_name(annotation: str) -> bool:
@@ -300,3 +314,106 @@ def _accessors(spec: PipelineSpec, output_classes: dict[str, str]) -> str:
                 "        return " + fmt(call, indent=8, prefix=len("        return ")),
             ]
     return "\n".join(out) + "\n\n\n" + "\n".join(hist)
+
+
+def _case_alias(agent: AgentSpec, models: _Models) -> None:
+    """`<Router>Case = Literal[<case names>]` for a router; its `on` field takes this type
+    when it is an enum of exactly those names (always so for the implicit output), so
+    mypy rejects a handler that returns any other route."""
+    dispatch = agent.dispatch
+    if dispatch is None or dispatch.strategy != "route" or not dispatch.cases:
+        return
+    alias = models.name(pascal_case(agent.id) + "Case")
+    values = Tuple(tuple(Atom(py_str(v)) for v in dispatch.cases), braces="[]")
+    literal = fmt(values, indent=0, prefix=len(f"{alias} = Literal"))
+    models.blocks.append(f"{alias} = Literal{literal}")
+    fields = agent.output.fields if agent.output is not None else ()
+    on = next((f.type for f in fields if f.name == (dispatch.on or "route")), None)
+    if on is not None and on.kind == "enum" and on.values == tuple(dispatch.cases):
+        models.fixed[id(on)] = alias
+
+
+def _gathers(spec: PipelineSpec, output_classes: dict[str, str], parts: V2Parts) -> None:
+    """`class Joined` + `joined(ctx)` when a broadcast has a join; `children(ctx)` when a
+    fan-out has a reduce."""
+    joined: list[str] = []
+    reduces = False
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if dispatch is None:
+            continue
+        if dispatch.strategy == "parallel_broadcast" and dispatch.join is not None:
+            joined += [t for t in dispatch.targets if t not in joined]
+        if dispatch.strategy == "parallel_fan_out" and dispatch.reduce is not None:
+            reduces = True
+    imports = (["BranchFailure"] if joined else []) + (["ChildResult"] if reduces else [])
+    if not imports:
+        return
+    parts.gather_import = "from agentflow.runtime.agents import " + ", ".join(imports)
+    blocks: list[str] = []
+    if joined:
+        parts.gather_exports += ["Joined", "joined"]
+        blocks.append(_joined_source(joined, output_classes))
+    if reduces:
+        parts.gather_exports.append("children")
+        blocks.append(_CHILDREN_SOURCE)
+    parts.gathers = "\n\n\n".join(blocks)
+
+
+_CHILDREN_SOURCE = '''\
+def children(ctx: AgentContext) -> tuple[ChildResult, ...]:
+    """The fan-out's child items in item order, for a reduce agent's handler: each one's
+    id, status (its item_finished status), output (the latest non-QA output on it, or
+    None) and reason (why it aborted, or None)."""
+    return ctx.children'''
+
+_JOINED_HEAD = '''\
+def _joined(ctx: AgentContext, agent: str, model: type[_M]) -> _M | BranchFailure:
+    found = ctx.joined.get(agent)
+    if found is None:
+        raise LookupError(
+            f"agent '{agent}' is not joined on work item '{ctx.item.id}' (read "
+            "joined(ctx) in the handler of a broadcast's join agent)"
+        )
+    if isinstance(found, BranchFailure | model):
+        return found
+    return model.model_validate(found.model_dump())
+
+
+class Joined:
+    """Typed view of `ctx.joined`, for a join agent: each target of its broadcast ->
+    that target's latest output on this item, or a BranchFailure if the target
+    failed. Reading a target that is not joined here raises LookupError."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self._ctx = ctx'''
+
+_JOINED_TAIL = '''
+
+def joined(ctx: AgentContext) -> Joined:
+    """Typed outputs of the joined broadcast's targets, for a join agent's handler:
+    `joined(ctx).<target>`."""
+    return Joined(ctx)'''
+
+
+def _joined_source(targets: list[str], output_classes: dict[str, str]) -> str:
+    lines = [_JOINED_HEAD]
+    for target in targets:
+        model = output_classes.get(target, "TextOutput")
+        returns = f"{model} | BranchFailure"
+        call = Call(
+            "_joined",
+            ((None, Atom("self._ctx")), (None, Atom(py_str(target))), (None, Atom(model))),
+        )
+        head = f"def {target}(self) -> {returns}:"
+        if width(head) + 4 > LINE_LENGTH:
+            head = signature(f"def {target}", "self,", f" -> {returns}:", indent=4)
+        lines += [
+            "",
+            "    @property",
+            "    " + head,
+            "        return " + fmt(call, indent=8, prefix=len("        return ")),
+        ]
+    return "\n".join(lines) + "\n" + _JOINED_TAIL

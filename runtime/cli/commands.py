@@ -179,7 +179,7 @@ def _choose_model(
     routes = dict(args.route)
     try:
         return choose_model(
-            compiled.spec,
+            compiled,
             model=args.model,
             cassette=cassette,
             replay_log=None,

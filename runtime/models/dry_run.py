@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import difflib
 import random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
 
 from ..errors import AgentflowError
-from ..spec import DispatchSpec, PipelineSpec
+from ..pipeline import CompiledPipeline
+from ..spec import AgentSpec, DispatchSpec, PipelineSpec
 from ..usage import Usage
 from .base import ModelRequest, ModelTurn, TextSink
 
@@ -123,33 +125,42 @@ class DryRunModel:
         routes = f", routes={self.routes}" if self.routes else ""
         return f"DryRunModel(fail_first={self.fail_first}, items={self.items}{routes})"
 
-    def check_routes(self, spec: PipelineSpec) -> None:
-        """Check every route choice against `spec`, before a run starts.
+    def check_routes(self, pipeline: PipelineSpec | CompiledPipeline) -> None:
+        """Check every route choice against `pipeline`, before a run starts.
+
+        A router inside a sub-pipeline is named as its events name it,
+        `<agent>.<child agent>`; it is found through `CompiledPipeline.children`.
 
         Raises:
             RouteChoiceError: a choice names an agent that is not a router (with
-                did-you-mean), a router that runs its handler, or a case the
-                router does not have.
+                did-you-mean), a router that runs its handler or a child
+                pipeline, or a case the router does not have.
         """
-        routers = [
-            agent.id
-            for agent in spec.agents
-            if agent.dispatch is not None and agent.dispatch.strategy == "route"
-        ]
+        spec = pipeline.spec if isinstance(pipeline, CompiledPipeline) else pipeline
+        agents = _agents_by_name(pipeline)
+        routers = [name for name, agent in agents.items() if _is_router(agent)]
         known = (
             f"its routers: {', '.join(routers)}"
             if routers
             else "it has no router (no agent with `strategy: route`)"
         )
         for router, told in self.routes.items():
-            try:
-                agent = spec.agent(router)
-            except KeyError:
+            agent = agents.get(router)
+            if agent is None:
+                head = router.partition(".")[0]
+                hint = (
+                    " (its sub-pipelines' routers are found through the CompiledPipeline: "
+                    "pass COMPILED, not PIPELINE)"
+                    if isinstance(pipeline, PipelineSpec)
+                    and head in agents
+                    and agents[head].pipeline is not None
+                    else ""
+                )
                 raise RouteChoiceError(
                     f"'{router}' is not an agent of pipeline '{spec.name}'"
-                    f"{did_you_mean(router, routers)}; {known}",
+                    f"{did_you_mean(router, routers)}; {known}{hint}",
                     router,
-                ) from None
+                )
             if agent.dispatch is None or agent.dispatch.strategy != "route":
                 raise RouteChoiceError(
                     f"'{router}' is not a router (no `strategy: route`); the routers of "
@@ -250,6 +261,25 @@ class DryRunModel:
         return ModelTurn(
             text=str(verdict["summary"]), structured=verdict, usage=usage, model=self.name
         )
+
+
+def _is_router(agent: AgentSpec) -> bool:
+    return agent.dispatch is not None and agent.dispatch.strategy == "route"
+
+
+def _agents_by_name(pipeline: PipelineSpec | CompiledPipeline) -> dict[str, AgentSpec]:
+    """Every agent by the id its events carry: a sub-pipeline's as `<agent>.<child agent>`."""
+    found: dict[str, AgentSpec] = {}
+    pending: deque[tuple[str, PipelineSpec | CompiledPipeline]] = deque([("", pipeline)])
+    while pending:
+        prefix, current = pending.popleft()
+        spec = current.spec if isinstance(current, CompiledPipeline) else current
+        for agent in spec.agents:
+            found[prefix + agent.id] = agent
+        if isinstance(current, CompiledPipeline):
+            for agent_id, child in current.children.items():
+                pending.append((f"{prefix}{agent_id}.", child))
+    return found
 
 
 def case_names(dispatch: DispatchSpec) -> list[str]:

@@ -144,7 +144,7 @@ def choose_model(
         from .dry_run import DryRunModel
 
         dry_run = DryRunModel(fail_first=fail_first, items=items, routes=routes)
-        dry_run.check_routes(spec.spec if isinstance(spec, CompiledPipeline) else spec)
+        dry_run.check_routes(spec)
         return dry_run
     auto = model == "auto"
     if auto:

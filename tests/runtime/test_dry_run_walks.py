@@ -293,3 +293,55 @@ def test_default_without_a_default_case_is_refused(capsys: pytest.CaptureFixture
         "agentflow: error: --route triage=default: router 'triage' has no case 'default'; "
         "its cases: billing, bug, question, spam"
     )
+
+
+TEAM = """
+name: team
+agents:
+  - id: worker
+    instructions: Work on it.
+    dispatch: {strategy: sequential, target: judge}
+  - id: judge
+    instructions: Is it done?
+    dispatch:
+      strategy: route
+      cases:
+        again: {target: worker, max_iterations: 2, on_exhausted: end}
+        stop: end
+"""
+
+PARENT = """
+name: parent
+agents:
+  - id: team
+    pipeline: team.yaml
+    dispatch: {strategy: sequential, target: wrap_up}
+  - id: wrap_up
+    instructions: Wrap up.
+"""
+
+
+@pytest.mark.parametrize(("told", "workers"), [("stop", 1), ("again,stop", 2), ("again", 3)])
+def test_a_router_inside_a_sub_pipeline_is_told_by_its_namespaced_id(
+    told: str, workers: int
+) -> None:
+    Path("team.yaml").write_text(TEAM)
+    run = walk(PARENT, "--route", f"team.judge={told}")
+    assert run.code == 0
+    ran = [agent for agent, _ in run.started()]
+    assert ran.count("team.worker") == workers and ran[-1] == "wrap_up"
+    assert run.routes()[-1]["case"] == told.split(",")[-1]
+
+
+def test_an_unknown_sub_pipeline_router_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("team.yaml").write_text(TEAM)
+    assert refused(capsys, PARENT, "--route", "team.jduge=stop") == (
+        "agentflow: error: --route team.jduge=stop: 'team.jduge' is not an agent of pipeline "
+        "'parent' (did you mean 'team.judge'?); its routers: team.judge"
+    )
+    assert refused(capsys, PARENT, "--route", "team.judge=stpo") == (
+        "agentflow: error: --route team.judge=stpo: router 'team.judge' has no case 'stpo' "
+        "(did you mean 'stop'?); its cases: again, stop"
+    )

@@ -297,3 +297,16 @@ def test_check_routes_on_a_pipeline_without_routers() -> None:
         "'triage' is not an agent of pipeline 'support'; it has no router (no agent "
         "with `strategy: route`)"
     )
+
+
+def test_a_sub_pipeline_router_checked_against_the_spec_alone_says_to_pass_compiled() -> None:
+    spec = triage_spec()
+    team = spec.agents[1].model_copy(update={"id": "team", "prompt": None, "pipeline": "t.yaml"})
+    spec = spec.model_copy(update={"agents": (*spec.agents, team)})
+    with pytest.raises(RouteChoiceError) as caught:
+        DryRunModel(routes={"team.judge": "stop"}).check_routes(spec)
+    assert str(caught.value) == (
+        "'team.judge' is not an agent of pipeline 'support'; its routers: triage, sorter "
+        "(its sub-pipelines' routers are found through the CompiledPipeline: pass COMPILED, "
+        "not PIPELINE)"
+    )

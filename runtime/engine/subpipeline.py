@@ -13,7 +13,9 @@ so its items, QA loops and state machine are its own:
   another invocation's;
 - its events carry agent ids `<agent>.<child agent>` and the payload key
   `"subpipeline": "<agent>"` (nested: `"outer.inner"`), which `agentflow verify`
-  uses to keep the child's items and transitions apart from the parent's;
+  uses to keep the child's items and transitions apart from the parent's; its
+  model requests name its agents the same way (`ChildModel`), so the run's log
+  replays as a cassette (`agentflow run --replay`);
 - its state machine settles as a run's would (`run_result.settle`), and it
   succeeds exactly when it would succeed as a run on its own; then the agent's
   output is the text of its main item's last non-QA output. Otherwise the agent
@@ -24,12 +26,14 @@ so its items, QA loops and state machine are its own:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..agents import AgentOutput
 from ..errors import AgentflowError
 from ..events.event import EventKind, PipelineEvent
 from ..events.hub import EventHub
+from ..models.base import Model, ModelRequest, ModelTurn, TextSink
 from ..pipeline import CompiledPipeline
 from .context import AgentContext
 from .dispatcher import Dispatcher
@@ -106,6 +110,22 @@ class ChildHub(EventHub):
         self._parent.flush()
 
 
+class ChildModel:
+    """The parent run's model as a sub-pipeline's agents call it: each request names its
+    agent as the log does (`<namespace>.<agent>`), so the run's log (`--replay`) and a
+    cassette recorded from it replay the child's turns."""
+
+    def __init__(self, parent: Model, namespace: str) -> None:
+        self._parent = parent
+        self._namespace = namespace
+        self.name = parent.name
+        self.secrets: tuple[str, ...] = tuple(getattr(parent, "secrets", ()) or ())
+
+    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
+        named = replace(request, agent=f"{self._namespace}.{request.agent}")
+        return await self._parent.complete(named, on_text)
+
+
 def child_item_id(ctx: AgentContext) -> str:
     """The sub-pipeline's main item id: `<parent item>/<agent>/<attempt>`."""
     return f"{ctx.item.id}/{ctx.agent}/{ctx.attempt}"
@@ -152,7 +172,7 @@ async def run_subpipeline(
     max_concurrency = services.max_concurrency or child.spec.defaults.max_concurrency
     child_services = RunServices(
         pipeline=child,
-        model=services.model,
+        model=ChildModel(services.model, ctx.agent),
         tools=ToolTable(child, None),
         hub=ChildHub(services.hub, ctx.agent, main_id),
         model_limiter=services.model_limiter,

@@ -345,3 +345,28 @@ def test_an_unknown_sub_pipeline_router_is_refused_before_the_run(
         "agentflow: error: --route team.judge=stpo: router 'team.judge' has no case 'stpo' "
         "(did you mean 'stop'?); its cases: again, stop"
     )
+
+
+BOSS = """
+name: boss
+agents:
+  - id: boss
+    instructions: Who works next?
+    dispatch:
+      strategy: route
+      cases:
+        more: {target: team, max_iterations: 2, on_exhausted: end}
+        done: end
+  - id: team
+    pipeline: team.yaml
+    dispatch: {strategy: sequential, target: boss}
+"""
+
+
+def test_each_run_of_a_sub_pipeline_starts_its_route_sequence_again() -> None:
+    Path("team.yaml").write_text(TEAM)
+    run = walk(BOSS, "--route", "team.judge=again,stop")
+    assert run.code == 0
+    judges = [(e["item"], e["payload"]["case"]) for e in run.of("route_chosen", "team.judge")]
+    assert [case for _, case in judges] == ["again", "stop", "again", "stop"]
+    assert len({item for item, _ in judges}) == 2  # one child item per run of the team

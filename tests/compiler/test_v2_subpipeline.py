@@ -14,7 +14,7 @@ from agentflow.compiler.diagnostics import CompileError
 from agentflow.compiler.emit import emit_module
 from agentflow.compiler.load import PIPELINE_MAX_BYTES, load_pipeline
 
-from .emit_helpers import import_with_children
+from .emit_helpers import ROOT, import_with_children
 from .v2_helpers import compile_text, errors
 
 CHILD = """\
@@ -386,3 +386,16 @@ def test_a_sub_pipeline_makes_a_pipeline_v2_so_a_stranding_failure_is_an_error(
     )
     (problem,) = errors(text, tmp_path)
     assert problem.startswith("v.yaml:7:9: error: if agent 'team' fails, the run is left")
+
+
+def test_the_golden_case_childs_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The focused golden case `subpipeline` checks the parent's module
+    (tests/compiler/test_golden.py); this checks its child's, as `agentflowc` writes it
+    next to the parent's (kept in team/expected.py, so its header names the YAML
+    relative to the case directory)."""
+    from .test_golden import GOLDEN, check_golden
+
+    monkeypatch.chdir(ROOT)
+    loaded = load_pipeline("tests/golden/cases/subpipeline/pipeline.yaml")
+    expected = GOLDEN / "cases" / "subpipeline" / "team" / "expected.py"
+    check_golden(emit_module(loaded.children["team"], expected.parent.parent), expected)

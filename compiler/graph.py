@@ -2,7 +2,13 @@
 
 Agent graph: dispatch edges labelled by strategy, QA feedback edges dashed. A
 `handler:` agent is drawn as a subroutine (mermaid `[[...]]`, dot `component`);
-an agent with `output:` lists its output fields under its id (DSL v2).
+an agent with `output:` lists its output fields under its id (DSL v2). DSL v2
+part 2: a router's edges are labelled with their case (`case billing`, `default`;
+a loop case `case more, max 8`), `end` and `abort` are terminal nodes; a join is
+drawn from each joined target to the join agent (bold), a reduce from the fan-out
+agent to the reduce agent (bold); a typed fan-out names its `items` field; a
+sub-pipeline agent is drawn with its child's agents in a subgraph (mermaid) or
+cluster (dot), the agent pointing at the child's entry (`runs`).
 State graph: one edge per (state, target) pair, labelled with the triggers
 that take it (every trigger is legal from every non-terminal state, so the
 full table would repeat each trigger per state; it is merged per pair).
@@ -12,23 +18,29 @@ Both formats print ONE document per pipeline, holding both graphs side by side:
 renders one diagram per block, so two diagrams in one block would be rejected);
 `dot` is one `digraph` with a cluster per graph. Node ids are prefixed
 (`agent_<id>`, `state_<id>`) so an agent and a state of the same name stay
-apart; states are rounded, terminal states double circles, and a `start` dot
-points at the initial state. Ids are validated identifiers; the only free text
-(the pipeline name) is escaped.
+apart; a child pipeline's nodes are `agent_S<len><agent>_<child id>` (upper case
+never occurs in an id, so no agent of the parent can take such a name), and
+`end` / `abort` are `agent_END` / `agent_ABORT` (per child: with its prefix).
+States are rounded, terminal states double circles, and a `start` dot points at
+the initial state. Ids are validated identifiers; the free text (the pipeline
+name, route case keys, the `on` and `items` field names, file names) is escaped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from agentflow.runtime.pipeline import derive_transitions
-from agentflow.runtime.spec import AgentSpec, PipelineSpec
+from agentflow.runtime.spec import ROUTE_ABORT, ROUTE_END, AgentSpec, PipelineSpec
 
-from .flow import dispatch_edges, feedback_edges, max_attempts
+from .flow import feedback_edges, max_attempts
 
 __all__ = ["render_graph"]
 
 GraphFormat = Literal["mermaid", "dot"]
+_STRATEGIES = ("sequential", "parallel_fan_out", "parallel_broadcast")
 
 
 class _Loaded(Protocol):
@@ -43,10 +55,84 @@ def render_graph(loaded: _Loaded, fmt: GraphFormat) -> str:
         ValueError: `fmt` is neither "mermaid" nor "dot" (the CLI restricts it first).
     """
     if fmt == "mermaid":
-        return _mermaid(loaded.spec)
+        return _mermaid(loaded)
     if fmt == "dot":
-        return _dot(loaded.spec)
+        return _dot(loaded)
     raise ValueError(f"unknown graph format {fmt!r}; use 'mermaid' or 'dot'")
+
+
+@dataclass(frozen=True)
+class _AgentEdge:
+    """One drawn agent edge: `style` "solid" (dispatch), "bold" (join, reduce, runs) or
+    "dashed" (QA feedback)."""
+
+    source: str
+    target: str
+    label: str
+    style: Literal["solid", "bold", "dashed"] = "solid"
+
+
+def _children(loaded: _Loaded) -> Mapping[str, _Loaded]:
+    found: Mapping[str, _Loaded] | None = getattr(loaded, "children", None)
+    return found or {}
+
+
+def _case_label(key: str | None, max_iterations: int | None) -> str:
+    label = "default" if key is None else f"case {key}"
+    return label + (f", max {max_iterations}" if max_iterations is not None else "")
+
+
+def _agent_edges(spec: PipelineSpec, prefix: str) -> Iterator[_AgentEdge]:
+    """Every agent edge, agents in listed order (node ids already prefixed)."""
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        source = prefix + agent.id
+        if dispatch is None:
+            continue
+        if dispatch.strategy == "route":
+            cases: list[tuple[str | None, str, int | None]] = [
+                (key, case.target, case.max_iterations) for key, case in dispatch.cases.items()
+            ]
+            if dispatch.default is not None:
+                default = dispatch.default
+                cases.append((None, default.target, default.max_iterations))
+            for key, target, limit in cases:
+                node = (
+                    prefix + target.upper()
+                    if target in (ROUTE_END, ROUTE_ABORT)
+                    else (prefix + target)
+                )
+                yield _AgentEdge(source, node, _case_label(key, limit))
+            continue
+        targets = dispatch.targets if dispatch.strategy == "parallel_broadcast" else ()
+        if dispatch.strategy != "parallel_broadcast" and dispatch.target is not None:
+            targets = (dispatch.target,)
+        label: str = dispatch.strategy
+        if dispatch.items is not None:
+            label += f" over {dispatch.items}"
+        for target in targets:
+            yield _AgentEdge(source, prefix + target, label)
+        if dispatch.join is not None:
+            for target in dispatch.targets:
+                yield _AgentEdge(prefix + target, prefix + dispatch.join, "join", "bold")
+        if dispatch.reduce is not None:
+            label = "reduce, after every item"
+            yield _AgentEdge(source, prefix + dispatch.reduce, label, "bold")
+    for edge in feedback_edges(spec):
+        label = _feedback_label(spec, edge.source)
+        yield _AgentEdge(prefix + edge.source, prefix + edge.target, label, "dashed")
+
+
+def _terminals(spec: PipelineSpec) -> list[str]:
+    """`end` / `abort` if some route case goes there, in that order."""
+    used = {
+        case.target
+        for agent in spec.agents
+        if agent.dispatch is not None
+        for case in (*agent.dispatch.cases.values(), agent.dispatch.default)
+        if case is not None
+    }
+    return [t for t in (ROUTE_END, ROUTE_ABORT) if t in used]
 
 
 def _state_edges(spec: PipelineSpec) -> list[tuple[str, str, list[str]]]:
@@ -58,10 +144,15 @@ def _state_edges(spec: PipelineSpec) -> list[tuple[str, str, list[str]]]:
 
 
 def _agent_label_lines(agent: AgentSpec) -> list[str]:
-    """The node label: the id, then `handler` and/or the output fields (v2 agents only)."""
+    """The node label: the id, then `handler`, `pipeline`, the route's field and/or the
+    output fields (v2 agents only)."""
     lines = [agent.id]
     if agent.handler is not None:
         lines.append(f"handler {agent.handler}")
+    if agent.pipeline is not None:
+        lines.append(f"sub-pipeline {agent.pipeline}")
+    if agent.dispatch is not None and agent.dispatch.strategy == "route":
+        lines.append(f"routes on {agent.dispatch.on or 'route'}")
     if agent.output is not None:
         lines.append("output: " + ", ".join(f.name for f in agent.output.fields))
     return lines
@@ -80,22 +171,50 @@ def _mermaid_text(text: str) -> str:
     return _printable(text).replace('"', "#quot;")
 
 
-def _mermaid(spec: PipelineSpec) -> str:
+def _child_prefix(prefix: str, agent: str) -> str:
+    return f"{prefix}S{len(agent)}{agent}_"
+
+
+def _mermaid_agents(loaded: _Loaded, prefix: str, indent: str) -> list[str]:
+    """The nodes and edges of one pipeline's agents (a child's nested in a subgraph)."""
+    spec = loaded.spec
+    children = _children(loaded)
+    lines: list[str] = []
+    for agent in spec.agents:
+        label = "<br/>".join(_mermaid_text(line) for line in _agent_label_lines(agent))
+        subroutine = agent.handler is not None or agent.pipeline is not None
+        shape = ("[[", "]]") if subroutine else ("[", "]")
+        lines.append(f'{indent}{prefix}{agent.id}{shape[0]}"{label}"{shape[1]}')
+    for terminal in _terminals(spec):
+        lines.append(f'{indent}{prefix}{terminal.upper()}((("{terminal}")))')
+    for agent in spec.agents:
+        child = children.get(agent.id)
+        if agent.pipeline is None or child is None:
+            continue
+        inner = _child_prefix(prefix, agent.id)
+        title = _mermaid_text(f"{agent.id}: {agent.pipeline}")
+        lines.append(f'{indent}subgraph {inner}GROUP ["{title}"]')
+        lines += _mermaid_agents(child, inner, indent + "    ")
+        lines.append(f"{indent}end")
+        entry = inner + child.spec.entry_agent
+        lines.append(f"{indent}{prefix}{agent.id} ==>|runs| {entry}")
+    arrows = {"solid": "-->", "bold": "==>", "dashed": "-.->"}
+    for edge in _agent_edges(spec, prefix):
+        plain = edge.label in _STRATEGIES  # v1's labels, unquoted as they always were
+        label = edge.label if plain else f'"{_mermaid_text(edge.label)}"'
+        lines.append(f"{indent}{edge.source} {arrows[edge.style]}|{label}| {edge.target}")
+    return lines
+
+
+def _mermaid(loaded: _Loaded) -> str:
+    spec = loaded.spec
     terminal = set(spec.state_machine.terminal)
     lines = [
         f"%% {_mermaid_text(spec.name)}: agent graph and state graph",
         "flowchart TD",
         '    subgraph agents ["agents"]',
     ]
-    for agent in spec.agents:
-        label = "<br/>".join(_mermaid_text(line) for line in _agent_label_lines(agent))
-        shape = ("[[", "]]") if agent.handler is not None else ("[", "]")
-        lines.append(f'        agent_{agent.id}{shape[0]}"{label}"{shape[1]}')
-    for edge in dispatch_edges(spec):
-        lines.append(f"        agent_{edge.source} -->|{edge.kind}| agent_{edge.target}")
-    for edge in feedback_edges(spec):
-        label = _feedback_label(spec, edge.source)
-        lines.append(f'        agent_{edge.source} -.->|"{label}"| agent_{edge.target}')
+    lines += _mermaid_agents(loaded, "agent_", " " * 8)
     lines += ["    end", '    subgraph states ["states"]', '        states_start(("start"))']
     for state in spec.state_machine.states:
         shape = ('((("', '")))') if state.id in terminal else ('("', '")')
@@ -112,7 +231,39 @@ def _dot_text(text: str) -> str:
     return _printable(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _dot(spec: PipelineSpec) -> str:
+def _dot_agents(loaded: _Loaded, prefix: str, indent: str) -> list[str]:
+    spec = loaded.spec
+    children = _children(loaded)
+    lines: list[str] = []
+    for agent in spec.agents:
+        label = "\\n".join(_dot_text(line) for line in _agent_label_lines(agent))
+        subroutine = agent.handler is not None or agent.pipeline is not None
+        shape = "component" if subroutine else "box"
+        lines.append(f'{indent}{prefix}{agent.id} [label="{label}", shape={shape}];')
+    for terminal in _terminals(spec):
+        lines.append(
+            f'{indent}{prefix}{terminal.upper()} [label="{terminal}", shape=doublecircle];'
+        )
+    for agent in spec.agents:
+        child = children.get(agent.id)
+        if agent.pipeline is None or child is None:
+            continue
+        inner = _child_prefix(prefix, agent.id)
+        title = _dot_text(f"{agent.id}: {agent.pipeline}")
+        lines += [f"{indent}subgraph cluster_{inner}GROUP {{", f'{indent}    label="{title}";']
+        lines += _dot_agents(child, inner, indent + "    ")
+        lines.append(f"{indent}}}")
+        entry = inner + child.spec.entry_agent
+        lines.append(f'{indent}{prefix}{agent.id} -> {entry} [label="runs", style=bold];')
+    for edge in _agent_edges(spec, prefix):
+        style = "" if edge.style == "solid" else f", style={edge.style}"
+        label = _dot_text(edge.label)
+        lines.append(f'{indent}{edge.source} -> {edge.target} [label="{label}"{style}];')
+    return lines
+
+
+def _dot(loaded: _Loaded) -> str:
+    spec = loaded.spec
     terminal = set(spec.state_machine.terminal)
     lines = [
         "digraph pipeline {",
@@ -121,17 +272,7 @@ def _dot(spec: PipelineSpec) -> str:
         "    subgraph cluster_agents {",
         '        label="agents";',
     ]
-    for agent in spec.agents:
-        label = "\\n".join(_dot_text(line) for line in _agent_label_lines(agent))
-        shape = "component" if agent.handler is not None else "box"
-        lines.append(f'        agent_{agent.id} [label="{label}", shape={shape}];')
-    for edge in dispatch_edges(spec):
-        lines.append(f'        agent_{edge.source} -> agent_{edge.target} [label="{edge.kind}"];')
-    for edge in feedback_edges(spec):
-        label = _feedback_label(spec, edge.source)
-        lines.append(
-            f'        agent_{edge.source} -> agent_{edge.target} [label="{label}", style=dashed];'
-        )
+    lines += _dot_agents(loaded, "agent_", " " * 8)
     lines += ["    }", "    subgraph cluster_states {", '        label="states";']
     for state in spec.state_machine.states:
         shape = "doublecircle" if state.id in terminal else "circle"

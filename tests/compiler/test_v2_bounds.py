@@ -28,7 +28,7 @@ from .emit_helpers import HandLoaded
 
 def leaf(agent_id: str, **fields: object) -> AgentSpec:
     fields.setdefault("prompt", "p")
-    return AgentSpec(id=agent_id, **fields)  # type: ignore[arg-type]
+    return AgentSpec(id=agent_id, **fields)
 
 
 def seq(agent_id: str, target: str, **fields: object) -> AgentSpec:

@@ -164,7 +164,7 @@
       elements.push({ data: { id: a.id, label: a.id, status: "pending" }, classes: a.is_qa ? "qa" : "" });
     }
     for (const e of config.edges) {
-      elements.push({ data: { id: e.id, source: e.source, target: e.target, label: e.kind === "dispatch" ? e.strategy.replace("parallel_", "") : "feedback" }, classes: e.kind });
+      elements.push({ data: { id: e.id, source: e.source, target: e.target, label: e.label || (e.kind === "dispatch" ? e.strategy.replace("parallel_", "") : "feedback") }, classes: e.kind });
     }
     if (typeof cytoscape !== "function") return;
     cy = cytoscape({

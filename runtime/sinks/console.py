@@ -184,6 +184,10 @@ def _color_of(event: PipelineEvent) -> str:
     return ""
 
 
+_CHILD_RUN_END = frozenset({EventKind.ITEM_FINISHED, EventKind.TRANSITION})
+"""A sub-pipeline run's own end: its items and state machine (not the run's) are not shown."""
+
+
 class ConsoleSink:
     """Prints events to `stream`: readable lines by default, JSON lines with `json=True`.
 
@@ -223,6 +227,10 @@ class ConsoleSink:
         if event.kind is EventKind.MODEL_TEXT or event.kind is EventKind.LOG_SEALED:
             return  # streamed text is too much; the seal is in the run's summary
         if event.item not in (None, "main"):
+            if "subpipeline" in event.payload:  # a child run's event: not a run item
+                if event.item.startswith("main/") and event.kind not in _CHILD_RUN_END:
+                    self._print_line(self._format(event))  # on the main item's path
+                return
             self._on_item_event(event)
             return
         self._print_line(self._format(event))

@@ -9,6 +9,7 @@ scope. Its state machine is its own, and `agentflow verify` accepts such logs.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import textwrap
 from pathlib import Path
@@ -27,6 +28,7 @@ from agentflow.runtime.events.event import PipelineEvent, seal_event
 from agentflow.runtime.events.verify import verify_log, verify_run_log
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.models.dry_run import DryRunModel
+from agentflow.runtime.sinks.console import ConsoleSink
 from tests.fake_anthropic.server import open_fake_anthropic, text_reply
 
 KEY = "sk-ant-api03-SUBPIPELINE-FAKE-KEY-7f3a"
@@ -401,3 +403,28 @@ async def test_handlers_none_names_the_sub_pipeline_agent(tmp_path: Path) -> Non
         "agent 'team' runs the sub-pipeline kids/child.yaml: pass the generated module's "
         "DefaultHandlers() (it imports the child's module), not handlers=None"
     )
+
+
+async def test_the_console_shows_the_childs_agents_and_counts_only_the_runs_items(
+    tmp_path: Path,
+) -> None:
+    """A child's item is not a fan-out item of the run: the console's progress counts
+    only the run's items, and the child's agents on the main item's path are shown."""
+    path = write(tmp_path, FAN_OUT_PARENT, CHILD_WITH_STATES, "sp-fan-out")
+    stream = io.StringIO()
+    console = ConsoleSink(stream, color=False)
+    await run_module(path, None, tmp_path / "run.jsonl", model=DryRunModel(), sinks=[console])
+    assert console.items_total == 2
+    assert console.items_done["completed"] == 2
+    path = write(tmp_path, PARENT, CHILD, "sp-basic")
+    stream = io.StringIO()
+    await run_module(
+        path,
+        {"topic": "bees"},
+        tmp_path / "run2.jsonl",
+        model=DryRunModel(),
+        sinks=[ConsoleSink(stream, color=False)],
+    )
+    shown = stream.getvalue()
+    assert "team.researcher #1 ▶ started" in shown
+    assert "items" not in shown  # no fan-out progress line for the child's main item

@@ -440,17 +440,19 @@ class _ScopeGraph:
                 continue
             inside = set(each.body)
             flow = {each.seed: each.times}
+            loops_again = False
             for agent in reversed(each.body):
                 times = flow.pop(agent, 0)
                 if not times:
                     continue
                 local_runs[agent] = local_runs.get(agent, 0) + times
                 if agent == each.forced:
+                    loops_again = True
                     continue
                 for nxt in self._successors(agent, choices[agent]):
                     into = flow if nxt in inside else seeds
                     into[nxt] = into.get(nxt, 0) + times
-            if each.times > 1 and not local_runs.get(each.forced):
+            if each.times > 1 and not loops_again:
                 notes.append(
                     f"the worst choices after {each.seed} leave the loop of router "
                     f"'{each.forced}', so it cannot be taken {each.times} times"

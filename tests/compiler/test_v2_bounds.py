@@ -273,3 +273,22 @@ def test_v1_shapes_count_as_before() -> None:
     assert worst.scopes[0].runs == {"first": 1, "left": 1, "right": 2, "check": 3}
     assert str(worst.invocations) == "7"
     assert worst.exact
+
+
+def test_each_loop_case_is_checked_on_its_own_pass() -> None:
+    """Case `a` loops back to the router, but the worst choice after case `b` leaves the
+    loop: `b` cannot be taken three times, whatever `a` does."""
+    spec = pipeline(
+        route("boss", a=("worker_a", 3), b=("worker_b", 3), finish="end"),
+        seq("worker_a", "boss"),
+        seq("worker_b", "side"),
+        route("side", back="boss", away="x"),
+        seq("x", "y"),
+        leaf("y"),
+    )
+    worst = worst_case(spec)
+    assert not worst.exact
+    assert worst.notes == (
+        "the worst choices after worker_b leave the loop of router 'boss', so it cannot be "
+        "taken 3 times",
+    )

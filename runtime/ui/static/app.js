@@ -64,6 +64,8 @@
     return a.running > 0 ? "running" : a.failed > 0 ? "failed" : a.passed > 0 ? "passed" : "pending";
   }
 
+  const CHILD_RUN_KINDS = new Set(["transition", "transition_deferred", "item_created", "item_finished"]);
+
   const HANDLERS = {
     run_started(ev) {
       const m = ev.payload.model;
@@ -130,7 +132,8 @@
     if (ev.agent) S.agentOptions.add(ev.agent);
     S.kindOptions.add(ev.kind);
     const h = HANDLERS[ev.kind];
-    if (h) h(ev);
+    // A sub-pipeline's own state machine and items are not the run's (docs/events.md).
+    if (h && !(ev.payload && ev.payload.subpipeline && CHILD_RUN_KINDS.has(ev.kind))) h(ev);
   }
 
   // ---- connection ----------------------------------------------------------

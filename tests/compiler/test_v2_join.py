@@ -311,3 +311,28 @@ def test_a_gate_reached_only_through_a_join_is_reachable(tmp_path: Path) -> None
         "  states: [{id: running}, {id: complete}, {id: failed}]\n"
     )
     assert compile_text(text, tmp_path, _join("x\n")).warnings == []
+
+
+def test_a_qa_agent_after_a_join_or_reduce_can_retry_upstream(tmp_path: Path) -> None:
+    """on_fail's target must be upstream on the item: join and reduce edges count."""
+    joined = JOIN.replace(
+        "  - id: combiner\n    prompt: combiner.md\n",
+        "  - id: combiner\n    prompt: combiner.md\n"
+        "    on_fail: {action: feedback_and_retry, target: topic_agent}\n",
+    )
+    assert compile_text(joined, tmp_path, _join("x\n")).warnings == []
+    reduced = FAN.replace(
+        "  - id: best\n    prompt: best.md\n",
+        "  - id: best\n    prompt: best.md\n"
+        "    on_fail: {action: feedback_and_retry, target: planner}\n",
+    )
+    assert compile_text(reduced, tmp_path, _fan("x\n")).warnings == []
+    child = FAN.replace(
+        "  - id: best\n    prompt: best.md\n",
+        "  - id: best\n    prompt: best.md\n"
+        "    on_fail: {action: feedback_and_retry, target: worker}\n",
+    )
+    assert (
+        "on_fail target 'worker' is not upstream of 'best'"
+        in errors(child, tmp_path, _fan("x\n"))[0]
+    )

@@ -467,3 +467,12 @@ def test_the_json_schema_accepts_both_case_forms() -> None:
         "max_iterations",
         "on_exhausted",
     }
+
+
+def test_max_concurrency_on_a_router_is_a_warning(tmp_path: Path) -> None:
+    text = LOOP.replace("        done: end\n", "        done: end\n      max_concurrency: 2\n")
+    (warning,) = compile_text(text, tmp_path).warnings
+    assert str(warning) == (
+        f"v.yaml:{line_of(text, 'max_concurrency')}:7: warning: max_concurrency has no effect "
+        "with route dispatch (one case runs); remove it"
+    )

@@ -437,6 +437,11 @@ class _ScopeGraph:
         for each, choices in zip(self.passes, evaluation.pass_choices, strict=True):
             if each.forced is None or each.seed not in each.body:
                 seeds[each.seed] = seeds.get(each.seed, 0) + each.times
+                if each.forced is not None and each.times > 1:
+                    notes.append(
+                        f"{each.seed} leads back to router '{each.forced}' only through "
+                        "another loop, so each pass is counted in full"
+                    )
                 continue
             inside = set(each.body)
             flow = {each.seed: each.times}

@@ -292,3 +292,17 @@ def test_each_loop_case_is_checked_on_its_own_pass() -> None:
         "the worst choices after worker_b leave the loop of router 'boss', so it cannot be "
         "taken 3 times",
     )
+
+
+def test_a_loop_closed_only_through_another_loop_is_an_upper_bound() -> None:
+    spec = pipeline(
+        route("first", go=("middle", 2), done="end"),
+        seq("middle", "second"),
+        route("second", back=("first", 3), stop="end"),
+    )
+    worst = worst_case(spec)
+    assert worst.invocations is not None and not worst.exact
+    assert (
+        "middle leads back to router 'first' only through another loop, so each pass is "
+        "counted in full"
+    ) in worst.notes

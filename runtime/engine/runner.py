@@ -152,6 +152,22 @@ async def _execute(
     return with_audit_outcome(result, hub)
 
 
+def _model_agents(pipeline: CompiledPipeline, agent_id: str) -> list[str]:
+    """The agents that call the model when `agent_id` runs its default body: itself, or for
+    a sub-pipeline agent its child's agents that run from a prompt (`team.writer`), none
+    when they are all handlers."""
+    agent = pipeline.spec.agent(agent_id)
+    child = pipeline.children.get(agent_id)
+    if agent.pipeline is None or child is None:
+        return [agent_id]
+    return [
+        f"{agent_id}.{name}"
+        for inner in child.spec.agents
+        if inner.handler is None
+        for name in _model_agents(child, inner.id)
+    ]
+
+
 def _given(option: _T | None, default: _T) -> _T:
     """The run option if set (0 included), else the pipeline default."""
     return default if option is None else option
@@ -333,7 +349,12 @@ async def run_pipeline(
     if model is None:
         from ..models.factory import model_for_run
 
-        defaults = [agent for agent, run in handler_map.items() if runs_default_body(run)]
+        defaults = [
+            name
+            for agent, run in handler_map.items()
+            if runs_default_body(run)
+            for name in _model_agents(pipeline, agent)
+        ]
         auto = model_for_run(pipeline, defaults)
         if auto is not None:
             async with auto:  # the run owns the client: closed when the run ends

@@ -428,3 +428,28 @@ async def test_the_console_shows_the_childs_agents_and_counts_only_the_runs_item
     shown = stream.getvalue()
     assert "team.researcher #1 ▶ started" in shown
     assert "items" not in shown  # no fan-out progress line for the child's main item
+
+
+HANDLER_CHILD = """\
+name: {name}
+agents:
+  - id: writer
+    handler: "tests.runtime.test_subpipeline:plain_writer"
+"""
+
+
+async def plain_writer(ctx: AgentContext) -> AgentOutput:
+    return AgentOutput(text=f"wrote {ctx.input}")
+
+
+async def test_a_child_of_handlers_needs_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model=None opens a live model only when some agent runs from its prompt; a
+    sub-pipeline agent whose child has only handler agents is not one."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    parent = "name: {name}\nagents:\n  - id: team\n    pipeline: kids/child.yaml\n"
+    path = write(tmp_path, parent, HANDLER_CHILD, "sp-no-model")
+    result = await run_module(path, "bees", tmp_path / "run.jsonl")
+    assert result.status == "succeeded", result.reason
+    assert result.items[0].output == "wrote bees"

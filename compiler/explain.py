@@ -263,13 +263,14 @@ def _sub_pipelines(spec: PipelineSpec, worst: WorstCase) -> list[str]:
         if child is None or child.invocations is None or child.model_calls is None:
             lines.append(f"  {agent.id}: {agent.pipeline} (its bound is unknown)")
             continue
+        parent_symbol = {agent: symbol for symbol, agent in worst.symbols.items()}
+        names = {s: parent_symbol.get(f"{agent.id}.{a}", s) for s, a in child.symbols.items()}
         lines.append(
             f"  {agent.id}: {agent.pipeline}; one run of it: agent invocations = "
-            f"{child.invocations}, model calls <= {child.model_calls} (added to the "
-            f"parent's for each run of {agent.id}, which counts itself once)"
+            f"{child.invocations.renamed(names)}, model calls <= "
+            f"{child.model_calls.renamed(names)} (added to the parent's for each run of "
+            f"{agent.id}, which counts itself once)"
         )
-        for symbol, fan_agent in child.symbols.items():
-            lines.append(f"    where {symbol} = work items one run of {fan_agent} produces")
     return lines
 
 

@@ -68,24 +68,11 @@ CASES = [
     _shape("qa_in_route", "7", "failed", router=["review"]),
     _shape("map_reduce_routes", "2 + 2·N", "succeeded", analyst=["deep"]),
     _shape("join_with_qa_branch", "6", "failed"),
+    _shape("sub_pipeline_fan_outs", "1 + 2·N1 + N1·N2", "succeeded"),
 ]
 
 
-WAITING_FOR = {  # remove once the runtime can run these (then every case runs)
-    "supervisor": "sub-pipelines at run time (helper C3): importing the child module",
-}
-
-
-def _params() -> list[object]:
-    params: list[object] = []
-    for case in CASES:
-        waiting = WAITING_FOR.get(case.path.stem)
-        marks = [pytest.mark.skip(reason=waiting)] if waiting else []
-        params.append(pytest.param(case, marks=marks, id=case.path.stem))
-    return params
-
-
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", CASES, ids=[c.path.stem for c in CASES])
 async def test_worst_case_bound_is_reached_and_not_exceeded(
     case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,13 +83,13 @@ async def test_worst_case_bound_is_reached_and_not_exceeded(
     assert bound.exact, bound.notes
     symbols = dict.fromkeys(bound.symbols, N)
     monkeypatch.chdir(tmp_path)  # the filesystem tool's workspace
-    compiled = compile_and_import(case.path).compiled
+    module = compile_and_import(case.path)  # its DefaultHandlers run a sub-pipeline agent
 
     sink = MemorySink()
     result = await run_pipeline(
-        compiled,
+        module.compiled,
         "topic",
-        handlers=None,
+        handlers=module.default_handlers(),
         model=DryRunModel(fail_first=1_000, items=N, routes=case.routes),
         sinks=[sink],
         options=RunOptions(backoff_scale=0),

@@ -110,3 +110,14 @@ def test_sub_pipelines_show_the_childs_bound_added_to_the_parents() -> None:
     # supervisor 7 + research_team 3 x (itself + the child's 2) + writer 3
     assert "  per run: agent invocations = 19" in lines
     assert any(line.endswith("supervisor <= 2, research_team <= 0, writer <= 1)") for line in lines)
+
+
+def test_a_childs_fan_out_is_named_with_the_parents_symbols() -> None:
+    lines = _explain(SHAPES / "sub_pipeline_fan_outs.yaml")
+    assert (
+        "  team: children/split_team.yaml; one run of it: agent invocations = 1 + N2, model "
+        "calls <= 2 + N2 (added to the parent's for each run of team, which counts itself "
+        "once)"
+    ) in lines
+    assert "  per run: agent invocations = 1 + 2·N1 + N1·N2" in lines
+    assert "  where N2 = work items one run of team.split produces" in lines

@@ -91,9 +91,17 @@ def _router_problems(ctx: CheckContext, agent: AgentSpec, where: Path) -> Iterat
             "(an agent, end or abort)",
         )
         return
+    for key in dispatch.cases:
+        if not key.strip():
+            yield _error_at_key(
+                ctx,
+                (*where, "cases", key),
+                "a case name is empty; name each case by a value of the field it routes on",
+            )
+            return
     yield from _case_targets(ctx, agent, where)
     field = _route_field(agent)
-    name = dispatch.on or "route"
+    name = "route" if dispatch.on is None else dispatch.on
     if field is None:
         fields = [f.name for f in agent.output.fields] if agent.output is not None else []
         if ctx.source.has((*where, "on")):
@@ -162,7 +170,7 @@ def _router_problems(ctx: CheckContext, agent: AgentSpec, where: Path) -> Iterat
 def _route_field(agent: AgentSpec) -> NamedField | None:
     if agent.output is None or agent.dispatch is None:
         return None
-    name = agent.dispatch.on or "route"
+    name = "route" if agent.dispatch.on is None else agent.dispatch.on
     return next((f for f in agent.output.fields if f.name == name), None)
 
 

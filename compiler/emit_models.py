@@ -227,9 +227,7 @@ def v2_parts(
     return parts
 
 
-def _subpipelines(
-    spec: PipelineSpec, child_modules: Mapping[str, str], parts: V2Parts
-) -> None:
+def _subpipelines(spec: PipelineSpec, child_modules: Mapping[str, str], parts: V2Parts) -> None:
     """The child modules' imports and the `CHILDREN` table of the sub-pipeline agents."""
     agents = [agent for agent in spec.agents if agent.pipeline is not None]
     if not agents:
@@ -328,7 +326,8 @@ def _case_alias(agent: AgentSpec, models: _Models) -> None:
     literal = fmt(values, indent=0, prefix=len(f"{alias} = Literal"))
     models.blocks.append(f"{alias} = Literal{literal}")
     fields = agent.output.fields if agent.output is not None else ()
-    on = next((f.type for f in fields if f.name == (dispatch.on or "route")), None)
+    field_name = "route" if dispatch.on is None else dispatch.on
+    on = next((f.type for f in fields if f.name == field_name), None)
     if on is not None and on.kind == "enum" and on.values == tuple(dispatch.cases):
         models.fixed[id(on)] = alias
 

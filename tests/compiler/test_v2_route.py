@@ -476,3 +476,17 @@ def test_max_concurrency_on_a_router_is_a_warning(tmp_path: Path) -> None:
         f"v.yaml:{line_of(text, 'max_concurrency')}:7: warning: max_concurrency has no effect "
         "with route dispatch (one case runs); remove it"
     )
+
+
+def test_an_empty_case_name_or_field_name_is_an_error(tmp_path: Path) -> None:
+    head = "name: e\nagents:\n  - id: router\n    prompt: p.md\n    dispatch:\n"
+    empty_case = head + '      strategy: route\n      cases: {"": end, done: end}\n'
+    assert errors(empty_case, tmp_path) == [
+        "v.yaml:7:15: error: a case name is empty; name each case by a value of the field it "
+        "routes on"
+    ]
+    empty_on = head + '      strategy: route\n      on: ""\n      cases: {done: end}\n'
+    assert errors(empty_on, tmp_path) == [
+        "v.yaml:7:11: error: route on '': the output of agent 'router' has no field ''; name "
+        "its enum or bool field"
+    ]

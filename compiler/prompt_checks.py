@@ -235,7 +235,9 @@ _FAILURE_FIELDS = frozenset({"failed", "error"})
 
 
 def joined_targets(spec: PipelineSpec, reader: str) -> tuple[str, ...] | None:
-    """The targets of the broadcast `reader` joins, or None if it joins none."""
+    """The targets of the broadcasts `reader` joins (in listed order), or None if it
+    joins none."""
+    found: list[str] | None = None
     for agent in spec.agents:
         dispatch = agent.dispatch
         if (
@@ -243,8 +245,8 @@ def joined_targets(spec: PipelineSpec, reader: str) -> tuple[str, ...] | None:
             and dispatch.strategy == "parallel_broadcast"
             and (dispatch.join == reader)
         ):
-            return dispatch.targets
-    return None
+            found = (found or []) + [t for t in dispatch.targets if t not in (found or [])]
+    return None if found is None else tuple(found)
 
 
 def _reduces(spec: PipelineSpec, reader: str) -> bool:
@@ -292,7 +294,7 @@ def _joined_problem(ref: Reference, reader: str, spec: PipelineSpec) -> str | No
     name = ref.parts[0]
     if not isinstance(name, str) or name not in targets:
         return (
-            f"'joined.{name}': '{name}' is not a target of the broadcast agent '{reader}' "
+            f"'joined.{name}': '{name}' is not a target of a broadcast that agent '{reader}' "
             f"joins{did_you_mean(str(name), targets)}; its targets: {', '.join(targets)}"
         )
     rest = ref.parts[1:]

@@ -63,8 +63,8 @@ def test_a_joined_broadcast_compiles_and_reads_each_target(tmp_path: Path) -> No
 
 def test_joined_names_a_target_of_the_broadcast(tmp_path: Path) -> None:
     assert errors(JOIN, tmp_path, _join("{{ joined.joke_writr.joke }}\n")) == [
-        "combiner.md:1:1: error: 'joined.joke_writr': 'joke_writr' is not a target of the "
-        "broadcast agent 'combiner' joins (did you mean 'joke_writer'?); its targets: "
+        "combiner.md:1:1: error: 'joined.joke_writr': 'joke_writr' is not a target of a "
+        "broadcast that agent 'combiner' joins (did you mean 'joke_writer'?); its targets: "
         "joke_writer, poem_writer (prompt of agent 'combiner')"
     ]
 
@@ -336,3 +336,33 @@ def test_a_qa_agent_after_a_join_or_reduce_can_retry_upstream(tmp_path: Path) ->
         "on_fail target 'worker' is not upstream of 'best'"
         in errors(child, tmp_path, _fan("x\n"))[0]
     )
+
+
+def test_a_join_of_two_broadcasts_reads_the_targets_of_both(tmp_path: Path) -> None:
+    text = """\
+name: two-joins
+agents:
+  - id: router
+    prompt: p.md
+    dispatch:
+      strategy: route
+      cases: {short: short_fan, long: long_fan}
+  - id: short_fan
+    prompt: p.md
+    dispatch: {strategy: parallel_broadcast, targets: [haiku], join: pick}
+  - id: long_fan
+    prompt: p.md
+    dispatch: {strategy: parallel_broadcast, targets: [essay], join: pick}
+  - id: haiku
+    prompt: p.md
+  - id: essay
+    prompt: p.md
+  - id: pick
+    prompt: combiner.md
+"""
+    combiner = "{{ joined.haiku.text }} {{ joined.essay.text }}\n"
+    assert compile_text(text, tmp_path, _join(combiner)).warnings == []
+    assert errors(text, tmp_path, _join("{{ joined.router.text }}\n")) == [
+        "combiner.md:1:1: error: 'joined.router': 'router' is not a target of a broadcast "
+        "that agent 'pick' joins; its targets: haiku, essay (prompt of agent 'pick')"
+    ]

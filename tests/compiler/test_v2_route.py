@@ -490,3 +490,19 @@ def test_an_empty_case_name_or_field_name_is_an_error(tmp_path: Path) -> None:
         "v.yaml:7:11: error: route on '': the output of agent 'router' has no field ''; name "
         "its enum or bool field"
     ]
+
+
+def test_a_router_may_loop_on_itself_only_through_a_bounded_case(tmp_path: Path) -> None:
+    head = "name: s\nagents:\n  - id: router\n    prompt: p.md\n    dispatch:\n"
+    bounded = (
+        head
+        + "      strategy: route\n"
+        + "      cases: {again: {target: router, max_iterations: 2}, done: end}\n"
+    )
+    assert compile_text(bounded, tmp_path).warnings == []
+    unbounded = head + "      strategy: route\n      cases: {again: router, done: end}\n"
+    assert errors(unbounded, tmp_path) == [
+        "v.yaml:6:7: error: dispatch cycle router -> router: it would loop forever; bound it by "
+        "adding max_iterations to a route case on the cycle (strategy: route), or re-run an "
+        "agent with on_fail feedback_and_retry instead"
+    ]

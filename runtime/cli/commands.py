@@ -1,9 +1,11 @@
 """The `agentflow` subcommands (argument parsing lives in main.py).
 
 A run that cannot start (a bad argument, a missing file, an invalid pipeline,
-a busy UI port, an audit log another run holds) is refused before any file is
-touched: every precondition is checked first, then the audit log is locked
-and emptied, then the run starts.
+a busy UI port, an audit log another run holds, a run store that cannot be
+opened) is refused before any file is touched: every precondition is checked
+first, then the audit log is locked, the run is recorded in the run store, the
+log is emptied (only a `--jsonl PATH` that already exists has anything in it:
+the default log is a new file per run), then the run starts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import functools
 import json
 import math
 import os
-import re
 import signal
 import sys
 from contextlib import AsyncExitStack, redirect_stdout
@@ -28,8 +29,10 @@ from ..events.hub import EventHub
 from ..events.run_ids import new_run_id
 from ..models.base import Model
 from ..pipeline import CompiledPipeline
+from ..store import RunCommitter, RunStore, StoreError, StoreLocation
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
 from .log_lock import LogInUseError, LogLock
+from .store_options import default_log_path, store_location
 
 if TYPE_CHECKING:
     from ..events.verify import VerifyReport
@@ -133,12 +136,6 @@ def _read_recording(path: Path) -> _Recording:
     )
 
 
-def _default_log_path(compiled: CompiledPipeline) -> Path:
-    """`<pipeline name>-run.jsonl` in the current directory, the name made file-safe."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", compiled.spec.name).strip("-.") or "pipeline"
-    return Path(f"{safe}-run.jsonl")
-
-
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and a.samefile(b)
@@ -199,6 +196,8 @@ class _RunPlan:
     args: argparse.Namespace
     compiled_module: CompiledModule
     model: Model
+    run_id: str
+    store: StoreLocation | None  # None: --no-store
     log_path: Path
     run_input: Any
     recording: _Recording | None
@@ -223,8 +222,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_input = validated_input(compiled, run_input)
     except RunInputError as exc:
         raise UsageError(f"--input: {exc}") from None
-    log_path = Path(args.jsonl) if args.jsonl else _default_log_path(compiled)
+    run_id = new_run_id()
+    log_path = Path(args.jsonl) if args.jsonl else default_log_path(run_id)
     _check_log_path(log_path, args)
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"--output {args.output}: cannot write it: Is a directory")
+    store = store_location(args)
     try:
         model = _choose_model(args, pipeline_path, compiled)
     except AgentflowError as exc:  # no key, no cassette: the run cannot start
@@ -233,6 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args=args,
         compiled_module=compiled_module,
         model=model,
+        run_id=run_id,
+        store=store,
         log_path=log_path,
         run_input=run_input,
         recording=recording,
@@ -275,7 +280,7 @@ async def _run_async(plan: _RunPlan) -> int:
 
     args, model, log_path = plan.args, plan.model, plan.log_path
     compiled = plan.compiled_module.compiled
-    run_id = new_run_id()
+    run_id = plan.run_id
     hub = EventHub(
         run_id=run_id,
         pipeline_hash=compiled.source_sha256,
@@ -290,6 +295,8 @@ async def _run_async(plan: _RunPlan) -> int:
         keep_history=not args.no_ui,
     )
     lock = LogLock(log_path)
+    store: RunStore | None = None
+    committer: RunCommitter | None = None
     async with trio.open_nursery() as nursery:
         shutdown = trio.Event()
         ui_url = None
@@ -298,12 +305,21 @@ async def _run_async(plan: _RunPlan) -> int:
         try:
             # The last preconditions, before any file is touched: the UI has its port,
             # and no other live run writes this log.
+            log_existed = log_path.exists()
             try:
                 lock.acquire()
             except LogInUseError as exc:
                 raise UsageError(str(exc)) from None
             except OSError as exc:
                 raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+            if plan.store is not None:  # the run is recorded before its log is touched
+                try:
+                    store, committer = await _record_run(plan, log_path)
+                except UsageError:
+                    if not log_existed:  # the lock created it: a run that never started
+                        log_path.unlink(missing_ok=True)
+                    raise
+                hub.commit_to(committer)
             lock.truncate()  # one run per audit log: start it empty
             hub.add_sink(FileSink(log_path))
             if not args.quiet:
@@ -321,19 +337,79 @@ async def _run_async(plan: _RunPlan) -> int:
                         options=options,
                     )
             result = with_audit_outcome(result, hub)  # closing wrote the seal: final counts
+            output = final_output(result)
+            if committer is not None and output is not None and hub.commit_failure is None:
+                await committer.record_output(output)
             _print_summary(result, log_path, hub)
+            _print_output(output, args.output, plan.human)
             if args.record:
                 _write_cassette(log_path, Path(args.record))
             if plan.recording is not None:
                 _report_replay(plan.recording, compiled, plan.run_input, log_path)
         finally:
             lock.release()
+            if store is not None:  # commits what is queued, then stops its writer thread
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(store.close)
         if ui_url is not None:
             if args.quiet:  # the process keeps running: say where and why
                 print(f"observability UI -> {ui_url}")
             await _wait_for_ctrl_c("ctrl+c to exit")
         shutdown.set()
     return 0 if result.ok else 1
+
+
+async def _record_run(plan: _RunPlan, log_path: Path) -> tuple[RunStore, RunCommitter]:
+    """Open the run store (creating it if new) and record the run there, status `running`.
+
+    Raises:
+        UsageError: the store cannot be opened or written (nothing else was touched).
+    """
+    assert plan.store is not None
+    compiled = plan.compiled_module.compiled
+    args = plan.args
+    location = plan.store
+    try:
+        store = await trio.to_thread.run_sync(RunStore, location)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        committer = await store.begin_run(
+            run_id=plan.run_id,
+            pipeline=compiled.spec.name,
+            pipeline_path=str(args.pipeline),
+            source_hash=compiled.source_sha256,
+            model=plan.model.name,
+            input=plan.run_input,
+            options={"max_concurrency": args.concurrency, "seed": args.seed},
+            jsonl_path=str(log_path),
+        )
+    except BaseException as exc:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(store.close)
+        if isinstance(exc, Exception):
+            raise UsageError(f"run store {location.shown}: cannot record the run: {exc}") from None
+        raise
+    return store, committer
+
+
+def final_output(result: Any) -> str | None:
+    """The run's final output: its main item's (the text of its last non-QA output)."""
+    for item in result.items:
+        if item.id == "main":
+            return str(item.output)
+    return None
+
+
+def _print_output(output: str | None, path: str | None, human: TextIO) -> None:
+    """The final output in full, at the end (on stderr with --json); also to `--output`."""
+    if output is None:
+        return
+    if path:
+        Path(path).write_text(output if output.endswith("\n") else output + "\n")
+        print(f"output -> {path}")
+    print("output:", file=human)
+    print(output, file=human, flush=True)
 
 
 async def _start_ui(

@@ -3,6 +3,7 @@
     agentflow run PIPELINE.yaml [TOPIC] [--input TEXT|@FILE] [--jsonl PATH] ...
     agentflow verify RUN.jsonl [--pipeline PIPELINE.yaml]
     agentflow serve RUN.jsonl [--pipeline PIPELINE.yaml] [--port N]
+    agentflow runs | show RUN | export RUN [--jsonl PATH] | output RUN   (the run store)
 
 Exit codes (EXIT_STATUS below, also in --help): 0 the run succeeded, 1 the run
 failed (verify: the log does not verify), 2 it could not start (a usage error, a
@@ -23,6 +24,7 @@ from agentflow import __version__
 from ..errors import AgentflowError, CannotStartError
 from .commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
+from .history import cmd_export, cmd_output, cmd_runs, cmd_show
 
 __all__ = ["EXIT_STATUS", "build_parser", "main"]
 
@@ -81,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline", help="the pipeline YAML file")
     run.add_argument("topic", nargs="?", help="the run input (same as --input)")
     run.add_argument("--input", dest="input_text", help="run input: TEXT, JSON, or @FILE")
-    run.add_argument("--jsonl", help="audit log path (default: <pipeline name>-run.jsonl)")
+    run.add_argument("--jsonl", help="audit log path (default: .agentflow/runs/<run id>.jsonl)")
+    run.add_argument("--output", metavar="FILE", help="also write the final output to FILE")
+    _store_options(run, recording=True)
     run.add_argument(
         "--model",
         choices=["auto", "replay", "anthropic", "dry-run"],
@@ -131,6 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_positive, help="fan-out concurrency limit for this run")
     run.add_argument("--seed", type=int, help="seed for retry jitter")
 
+    runs = sub.add_parser("runs", help="list the runs in the run store, newest first")
+    runs.add_argument("--pipeline", help="only runs of this pipeline (its name)")
+    runs.add_argument(
+        "--status",
+        choices=["running", "interrupted", "succeeded", "failed", "incomplete", "error",
+                 "cancelled"],
+        help="only runs with this status (interrupted: running, but its process is gone)",
+    )  # fmt: skip
+    runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20; 0: all)")
+    runs.add_argument("--json", action="store_true", help="one JSON object a run")
+    _store_options(runs)
+    show = sub.add_parser("show", help="a run's summary, per-item outcomes and final output")
+    show.add_argument("run", help="the run id (or a prefix naming one run)")
+    _store_options(show)
+    export = sub.add_parser("export", help="write a run's JSONL log from the run store")
+    export.add_argument("run", help="the run id (or a prefix naming one run)")
+    export.add_argument("--jsonl", help="write it to this file (default: stdout)")
+    _store_options(export)
+    output = sub.add_parser("output", help="print a run's final output")
+    output.add_argument("run", help="the run id (or a prefix naming one run)")
+    _store_options(output)
+
     verify = sub.add_parser(
         "verify",
         help="check an audit log: hash chain, seal, run_finished, transitions (0: sound, sealed)",
@@ -144,6 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=4000, help="UI port (0: any free port)")
     return parser
+
+
+def _store_options(command: argparse.ArgumentParser, *, recording: bool = False) -> None:
+    command.add_argument(
+        "--store",
+        metavar="PATH|URL",
+        help="the run store: a SQLite file or a postgresql:// URL "
+        "(default: $AGENTFLOW_STORE, else .agentflow/agentflow.db)",
+    )
+    if recording:
+        command.add_argument(
+            "--no-store", action="store_true", help="do not record this run in the run store"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--fail-first only applies to --model dry-run")
     if args.command == "run":
         _check_dry_run_options(parser, args)
-    commands = {"run": cmd_run, "verify": cmd_verify, "serve": cmd_serve}
+    if args.command == "run" and args.no_store and args.store is not None:
+        parser.error("give --store or --no-store, not both")
+    commands = {
+        "run": cmd_run,
+        "verify": cmd_verify,
+        "serve": cmd_serve,
+        "runs": cmd_runs,
+        "show": cmd_show,
+        "export": cmd_export,
+        "output": cmd_output,
+    }
     try:
         return commands[args.command](args)
     except BaseException as exc:  # the CLI never shows a traceback

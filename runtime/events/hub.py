@@ -231,6 +231,21 @@ class EventHub:
         self._lean = not self._eager and not self._pumped and self._committer is None
         self._sync_close = self._sync_close and callable(getattr(sink, "close", None))
 
+    def commit_to(self, committer: EventCommitter) -> None:
+        """Commit every event to `committer` before publishing it (see the module
+        docstring); like `add_sink`, only before `running()` starts and before any event.
+
+        Raises:
+            RuntimeError: the hub is already running, has events, or has a committer.
+        """
+        if self._started or self._seq or self._committer is not None:
+            raise RuntimeError(
+                "EventHub.commit_to after the hub started or emitted, or twice; "
+                "attach the committer before the run"
+            )
+        self._committer = committer
+        self._lean = False
+
     def subscribe(self, max_buffer: int = 1000) -> Subscription:
         """A live view of the run: the history first (if kept), then each new event."""
         subscription = Subscription(

@@ -98,7 +98,8 @@ class RunRecord:
 
 
 _RUN_COLUMNS = (
-    "id, pipeline, pipeline_path, source_hash, agentflow_version, model, input, options, "
+    "id, pipeline, pipeline_path, source_hash, agentflow_version, model, "
+    "(SELECT input FROM run_inputs WHERE run_id = id), options, "
     "status, owner, epoch, last_seq, started_at, updated_at, finished_at, final_state, "
     "reason, items_passed, items_failed, items_aborted, items_completed, model_calls, "
     "input_tokens, output_tokens, cost_usd, jsonl_path, output"
@@ -107,7 +108,7 @@ _RUN_COLUMNS = (
 
 def _record(row: Sequence[Any]) -> RunRecord:
     values = list(row)
-    values[6] = json.loads(values[6])
+    values[6] = json.loads(values[6]) if values[6] is not None else None
     values[7] = json.loads(values[7])
     return RunRecord(*values)
 
@@ -307,6 +308,10 @@ class RunStore:
         connection = connect(location, create=create)
         try:
             migrate(connection, self.dialect)
+        except StoreError:
+            raise
+        except Exception as exc:  # a full disk, a file size limit, a lost server...
+            raise StoreError(f"run store {location.shown}: cannot open it: {exc}") from None
         finally:
             connection.close()
         self.writer = StoreWriter(lambda: connect(location, create=False), self.dialect)
@@ -356,19 +361,23 @@ class RunStore:
         now = time.time()
         row = (
             run_id, pipeline, pipeline_path, source_hash, __version__, model,
-            json.dumps(input), json.dumps(options), "running", owner or default_owner(),
+            json.dumps(options), "running", owner or default_owner(),
             1, -1, "", now, now, jsonl_path,
         )  # fmt: skip
+        input_row = (run_id, json.dumps(input))
 
         def write(cursor: Any, dialect: Dialect) -> None:
             cursor.execute(
                 dialect.sql(
                     "INSERT INTO runs (id, pipeline, pipeline_path, source_hash, "
-                    "agentflow_version, model, input, options, status, owner, epoch, "
+                    "agentflow_version, model, options, status, owner, epoch, "
                     "last_seq, last_hash, started_at, updated_at, jsonl_path) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 row,
+            )
+            cursor.execute(
+                dialect.sql("INSERT INTO run_inputs (run_id, input) VALUES (?, ?)"), input_row
             )
 
         await _acknowledged(self.writer, lambda on_done: _Call(None, write, on_done))

@@ -9,7 +9,8 @@ downgraded.
 
 The tables (DURABLE.md "The store"): `runs` (one row a run: identity, status, the
 lease's owner and fencing `epoch`, the chain's last seq/hash, totals, the final
-output), `events` (each run's exact chained lines: the JSONL export is these lines),
+output), `run_inputs` (each run's input, kept out of the row every commit updates),
+`events` (each run's exact chained lines: the JSONL export is these lines),
 and the memo tables resume will read: `steps` (the full output of every finished
 invocation), `model_calls` (run/agent/item/attempt/turn -> request hash, response,
 usage) and `tool_calls` (the same key plus the tool call id -> result).
@@ -50,7 +51,6 @@ MIGRATIONS: tuple[Migration, ...] = (
                 source_hash TEXT NOT NULL,
                 agentflow_version TEXT NOT NULL,
                 model TEXT,
-                input TEXT NOT NULL,
                 options TEXT NOT NULL,
                 status TEXT NOT NULL,
                 owner TEXT NOT NULL,
@@ -72,6 +72,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                 cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
                 jsonl_path TEXT,
                 output TEXT
+            )""",
+            # The input has a table of its own: every commit updates its run's row (the
+            # lease check, last seq/hash), and SQLite rewrites a whole row on update.
+            """CREATE TABLE run_inputs (
+                run_id TEXT PRIMARY KEY REFERENCES runs (id),
+                input TEXT NOT NULL
             )""",
             "CREATE INDEX runs_by_pipeline ON runs (pipeline, started_at)",
             "CREATE INDEX runs_by_started ON runs (started_at)",

@@ -33,6 +33,12 @@ def agentflow(
     )
 
 
+def the_run_log(cwd: Path) -> Path:
+    """The one run's log, at its default place: .agentflow/runs/<run id>.jsonl."""
+    (log,) = (cwd / ".agentflow" / "runs").glob("run-*.jsonl")
+    return log
+
+
 def kinds(log: Path) -> list[tuple[str, str | None, int | None]]:
     events = [json.loads(line) for line in log.read_text().splitlines()]
     return [(e["kind"], e["agent"], e["attempt"]) for e in events]
@@ -44,7 +50,8 @@ def test_offline_hello_world_runs_verifies_and_says_offline(tmp_path: Path) -> N
     assert "OFFLINE REPLAY" in done.stdout
     assert "SUCCEEDED in state 'complete'" in done.stdout
     assert "Traceback" not in done.stderr
-    log = tmp_path / "hello-world-run.jsonl"
+    log = the_run_log(tmp_path)
+    assert f"audit log -> .agentflow/runs/{log.name}" in done.stdout
     steps = [k for k in kinds(log) if k[0] in {"agent_started", "qa_verdict", "retry_scheduled"}]
     assert steps == [
         ("agent_started", "writer_agent", 1),
@@ -64,13 +71,13 @@ def test_offline_hello_world_runs_verifies_and_says_offline(tmp_path: Path) -> N
 
 def test_verify_detects_an_edited_audit_log(tmp_path: Path) -> None:
     assert agentflow("run", str(HELLO), "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
-    log = tmp_path / "hello-world-run.jsonl"
+    log = the_run_log(tmp_path)
     lines = log.read_text().splitlines()
     lines[5] = lines[5].replace('"writer_agent"', '"reviewer_agent"', 1)
     log.write_text("\n".join(lines) + "\n")
     verified = agentflow("verify", str(log), cwd=tmp_path)
     assert verified.returncode == 1
-    assert "hello-world-run.jsonl:7: prev_hash does not match" in verified.stdout
+    assert f"{log.name}:7: prev_hash does not match" in verified.stdout
 
 
 def test_record_then_replay_follows_the_recorded_path(tmp_path: Path) -> None:
@@ -86,7 +93,7 @@ def test_record_then_replay_follows_the_recorded_path(tmp_path: Path) -> None:
         "--no-ui",
         "--quiet",
         "--replay",
-        "hello-world-run.jsonl",
+        str(the_run_log(tmp_path)),
         "--jsonl",
         "again.jsonl",
         cwd=tmp_path,
@@ -107,7 +114,7 @@ def test_replay_reports_where_an_edited_pipeline_departs(tmp_path: Path) -> None
         "--no-ui",
         "--quiet",
         "--replay",
-        "hello-world-run.jsonl",
+        str(the_run_log(tmp_path)),
         "--jsonl",
         "edited.jsonl",
         cwd=tmp_path,
@@ -151,7 +158,7 @@ def test_a_cassette_without_the_call_fails_the_run_clearly(tmp_path: Path) -> No
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    log = (tmp_path / "research-fanout-run.jsonl").read_text()
+    log = the_run_log(tmp_path).read_text()
     assert "CassetteMissError" in log or "no recorded response" in log
 
 
@@ -203,9 +210,12 @@ def test_unwritable_audit_log_and_unreadable_input_name_the_option(tmp_path: Pat
     (tmp_path / "adir").mkdir()
     done = agentflow("run", str(HELLO), "--no-ui", "--jsonl", "adir", cwd=tmp_path)
     assert done.returncode == 2 and "audit log adir: cannot write it" in done.stderr
-    old_log = tmp_path / "hello-world-run.jsonl"
+    old_log = tmp_path / "last.jsonl"
     old_log.write_text("yesterday's run\n")
-    done = agentflow("run", str(HELLO), "--no-ui", "--input", "@nope.json", cwd=tmp_path)
+    done = agentflow(
+        "run", str(HELLO), "--no-ui", "--input", "@nope.json", "--jsonl", "last.jsonl",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert done.returncode == 2 and "--input @nope.json: cannot read it" in done.stderr
     assert old_log.read_text() == "yesterday's run\n"  # a typo does not wipe the last log
 

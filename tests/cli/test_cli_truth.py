@@ -45,6 +45,18 @@ def agentflow(
     )
 
 
+def the_run_log(cwd: Path) -> Path:
+    """The one run's log, relative to `cwd`, at its default place: .agentflow/runs/<id>.jsonl."""
+    (log,) = (cwd / ".agentflow" / "runs").glob("run-*.jsonl")
+    return log.relative_to(cwd)
+
+
+def replay_verdict(stdout: str) -> str:
+    """The `replay: ...` line (the run's final output, printed too, is free text)."""
+    (line,) = [line for line in stdout.splitlines() if line.startswith("replay: ")]
+    return line
+
+
 def events(log: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
 
@@ -63,7 +75,7 @@ def copy_hello(tmp_path: Path) -> Path:
 def test_a_busy_port_leaves_the_previous_log_byte_identical(tmp_path: Path) -> None:
     first = agentflow("run", HELLO, "--no-ui", "--quiet", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    log = tmp_path / "hello-world-run.jsonl"
+    log = tmp_path / the_run_log(tmp_path)
     before = log.read_bytes()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -127,12 +139,12 @@ def test_the_log_is_free_again_after_a_run(tmp_path: Path) -> None:
 
 def test_replaying_a_log_into_itself_is_refused_before_it_is_emptied(tmp_path: Path) -> None:
     assert agentflow("run", HELLO, "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
-    log = tmp_path / "hello-world-run.jsonl"
-    before = log.read_bytes()
-    again = agentflow("run", HELLO, "--no-ui", "--replay", log.name, cwd=tmp_path)
+    log = the_run_log(tmp_path)  # each run has its own log: only --jsonl can name it again
+    before = (tmp_path / log).read_bytes()
+    again = agentflow("run", HELLO, "--no-ui", "--replay", log, "--jsonl", log, cwd=tmp_path)
     assert again.returncode == 2, again.stderr
     assert "--jsonl" in again.stderr
-    assert log.read_bytes() == before
+    assert (tmp_path / log).read_bytes() == before
 
 
 # -- finding 10: --json, --quiet, --replay, errors on the console, exit codes
@@ -142,43 +154,47 @@ def test_json_stdout_is_only_json_lines(tmp_path: Path) -> None:
     done = agentflow("run", HELLO, "--no-ui", "--json", "--record", "cassette.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == len(events(tmp_path / "hello-world-run.jsonl"))
+    assert len(lines) == len(events(tmp_path / the_run_log(tmp_path)))
     assert all(isinstance(json.loads(line), dict) for line in lines)
     assert "SUCCEEDED" in done.stderr and "cassette -> cassette.jsonl" in done.stderr
 
 
-def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
+def test_quiet_prints_only_the_summary_and_the_final_output(tmp_path: Path) -> None:
     done = agentflow("run", HELLO, "--no-ui", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 2, lines
     assert lines[0].startswith("run run-") and "SUCCEEDED in state 'complete'" in lines[0]
-    assert lines[1].startswith("audit log -> hello-world-run.jsonl (")
+    assert lines[1] == f"audit log -> {the_run_log(tmp_path)} (41 events, sealed)"
+    assert lines[2] == "output:"
+    run_id = the_run_log(tmp_path).stem
+    output = agentflow("output", run_id, cwd=tmp_path)
+    assert "\n".join(lines[3:]) + "\n" == output.stdout and "ownership" in output.stdout
     assert done.stderr == ""
 
 
 def test_replay_reuses_the_recorded_input(tmp_path: Path) -> None:
     topic = "how trio nurseries work"
     assert agentflow("run", HELLO, topic, "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
+    recorded = the_run_log(tmp_path)
     again = agentflow(
-        "run", HELLO, "--no-ui", "--quiet", "--replay", "hello-world-run.jsonl",
+        "run", HELLO, "--no-ui", "--quiet", "--replay", recorded,
         "--jsonl", "again.jsonl",
         cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     started = events(tmp_path / "again.jsonl")[0]
     assert started["payload"]["input"] == topic  # type: ignore[index]
-    assert "followed the recorded path of hello-world-run.jsonl exactly" in again.stdout
+    assert f"followed the recorded path of {recorded} exactly" in again.stdout
 
 
 def test_replay_with_another_input_is_not_an_exact_match(tmp_path: Path) -> None:
     assert agentflow("run", HELLO, "one", "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
     again = agentflow(
-        "run", HELLO, "two", "--no-ui", "--quiet", "--replay", "hello-world-run.jsonl",
+        "run", HELLO, "two", "--no-ui", "--quiet", "--replay", the_run_log(tmp_path),
         "--jsonl", "again.jsonl", cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert "exactly" not in again.stdout
+    assert "exactly" not in replay_verdict(again.stdout)
     assert "input" in again.stdout and "differs" in again.stdout
 
 
@@ -188,11 +204,11 @@ def test_replay_after_a_prompt_edit_reports_that_the_pipeline_changed(tmp_path: 
     prompt = tmp_path / "prompts" / "writer_agent.md"
     prompt.write_text(prompt.read_text(encoding="utf-8") + "\nBe brief.\n", encoding="utf-8")
     again = agentflow(
-        "run", pipeline, "--no-ui", "--quiet", "--replay", "hello-world-run.jsonl",
+        "run", pipeline, "--no-ui", "--quiet", "--replay", the_run_log(tmp_path),
         "--jsonl", "again.jsonl", cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert "exactly" not in again.stdout
+    assert "exactly" not in replay_verdict(again.stdout)
     assert "prompts changed since the recorded run" in again.stdout
 
 
@@ -201,10 +217,10 @@ def test_replay_after_a_yaml_edit_reports_that_the_pipeline_changed(tmp_path: Pa
     assert agentflow("run", pipeline, "x", "--no-ui", "--quiet", cwd=tmp_path).returncode == 0
     pipeline.write_text(pipeline.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     again = agentflow(
-        "run", pipeline, "--no-ui", "--quiet", "--replay", "hello-world-run.jsonl",
+        "run", pipeline, "--no-ui", "--quiet", "--replay", the_run_log(tmp_path),
         "--jsonl", "again.jsonl", cwd=tmp_path,
     )  # fmt: skip
-    assert "exactly" not in again.stdout
+    assert "exactly" not in replay_verdict(again.stdout)
     assert "hello_world.yaml changed since the recorded run" in again.stdout
 
 

@@ -228,7 +228,7 @@ def test_unicode_name_prompt_and_input_through_the_cli(work: Path) -> None:
     assert (work / "out" / "pipeline.py").exists()  # "Рецензия ✓ pipeline": only ASCII survives
     proc = run(work, "unicode.yaml", "--input", "日本語 ✓ «été»")
     assert proc.returncode == 0, proc.stderr
-    [log] = work.glob("*-run.jsonl")  # the default log path, made file-safe
+    [log] = work.glob(".agentflow/runs/run-*.jsonl")  # the default log path: the run's id
     events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert events[0]["payload"]["pipeline"] == "Рецензия ✓ pipeline"
     assert events[0]["payload"]["version"] == "1.0-β"

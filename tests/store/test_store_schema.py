@@ -59,9 +59,9 @@ def test_an_older_store_is_migrated_forward_keeping_its_runs(store_url: str) -> 
         cursor = connection.cursor()
         cursor.execute(
             location.dialect.sql(
-                "INSERT INTO runs (id, pipeline, source_hash, agentflow_version, input, "
+                "INSERT INTO runs (id, pipeline, source_hash, agentflow_version, "
                 "options, status, owner, epoch, last_seq, last_hash, started_at, updated_at) "
-                "VALUES (?, 'p', 'h', '0.0', '\"x\"', '{}', 'succeeded', 'o', 1, -1, '', 1, 1)"
+                "VALUES (?, 'p', 'h', '0.0', '{}', 'succeeded', 'o', 1, -1, '', 1, 1)"
             ),
             ("run-old",),
         )
@@ -69,7 +69,8 @@ def test_an_older_store_is_migrated_forward_keeping_its_runs(store_url: str) -> 
         connection.close()
     assert "steps" not in _tables(store_url)
     with RunStore.open(store_url) as store:
-        assert store.run("run-old").status == "succeeded"
+        old = store.run("run-old")
+        assert (old.status, old.input) == ("succeeded", None)
     assert _version(store_url) == 2 and "steps" in _tables(store_url)
 
 

@@ -1,0 +1,229 @@
+"""`agentflow runs / show / export / output`: the run history kept in the store.
+
+    agentflow runs [--pipeline NAME] [--status S] [--limit N]
+    agentflow show RUN            # summary, per-item outcomes, the final output in full
+    agentflow export RUN [--jsonl PATH]   # the run's log, byte for byte
+    agentflow output RUN          # the final output alone
+
+RUN is a run id, or a prefix naming one run. A run still marked `running` whose
+owner was a process on this machine that no longer exists is shown as
+`interrupted` (it crashed or was killed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+
+from ..store import RunNotFoundError, RunRecord, RunStore
+from .store_options import StoreUsageError, open_store_for_reading
+
+__all__ = ["cmd_export", "cmd_output", "cmd_runs", "cmd_show", "shown_status"]
+
+
+def _owner_is_gone(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def shown_status(record: RunRecord) -> str:
+    """The run's status; `interrupted` for a `running` run whose local owner is dead."""
+    if record.status == "running" and _owner_is_gone(record.owner):
+        return "interrupted"
+    return record.status
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _duration(record: RunRecord) -> str:
+    if record.finished_at is None:
+        return "-"
+    seconds = max(0.0, record.finished_at - record.started_at)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _with_store(args: argparse.Namespace, command: object) -> int:
+    store = open_store_for_reading(args)
+    try:
+        return command(store)  # type: ignore[operator, no-any-return]
+    except RunNotFoundError as exc:
+        raise StoreUsageError(str(exc)) from None
+    finally:
+        store.close()
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """`agentflow runs`: the store's runs, newest first, as a table (or JSON lines)."""
+
+    def table(store: RunStore) -> int:
+        limit = args.limit or None
+        if args.status in ("running", "interrupted"):  # told apart by the owner's liveness
+            records = store.runs(pipeline=args.pipeline, status="running", limit=None)
+            records = [r for r in records if shown_status(r) == args.status][:limit]
+        else:
+            records = store.runs(pipeline=args.pipeline, status=args.status, limit=limit)
+        if args.json:
+            for r in records:
+                print(json.dumps(_summary(r)))
+            return 0
+        if not records:
+            print(f"no runs in {store.location.shown}")
+            return 0
+        header = ("RUN", "PIPELINE", "STATUS", "STARTED", "TOOK", "PASSED", "FAILED",
+                  "CALLS", "TOKENS", "COST")  # fmt: skip
+        rows = [_row(r) for r in records]
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+        for row in (header, *rows):
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        return 0
+
+    return _with_store(args, table)
+
+
+def _row(r: RunRecord) -> tuple[str, ...]:
+    passed = r.items_passed + r.items_completed
+    failed = r.items_failed + r.items_aborted
+    tokens = r.input_tokens + r.output_tokens
+    return (
+        r.id, r.pipeline, shown_status(r), _when(r.started_at), _duration(r),
+        str(passed), str(failed), str(r.model_calls), str(tokens), f"${r.cost_usd:.4f}",
+    )  # fmt: skip
+
+
+def _summary(r: RunRecord) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "pipeline": r.pipeline,
+        "status": shown_status(r),
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "final_state": r.final_state,
+        "reason": r.reason,
+        "items": {
+            "passed": r.items_passed,
+            "failed": r.items_failed,
+            "aborted": r.items_aborted,
+            "completed": r.items_completed,
+        },
+        "model_calls": r.model_calls,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cost_usd": r.cost_usd,
+        "events": r.events,
+        "jsonl": r.jsonl_path,
+    }
+
+
+def _item_outcomes(store: RunStore, run_id: str) -> list[tuple[str, str, str | None]]:
+    """(item, status, reason) for each item, from its item_finished / item_aborted events."""
+    statuses: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for line in store.lines(run_id, kinds=("item_created", "item_finished", "item_aborted")):
+        event = json.loads(line)
+        item = event.get("item") or "main"
+        payload = event.get("payload") or {}
+        if event["kind"] == "item_created":
+            statuses.setdefault(item, "unfinished")
+        elif event["kind"] == "item_finished":
+            statuses[item] = str(payload.get("status"))
+        else:
+            reasons.setdefault(item, str(payload.get("reason")))
+    if "main" not in statuses:  # main has no item_created event
+        statuses = {"main": "unfinished", **statuses}
+    else:
+        statuses = {"main": statuses.pop("main"), **statuses}
+    return [(item, status, reasons.get(item)) for item, status in statuses.items()]
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """`agentflow show RUN`: the run's summary, its items, and its final output in full."""
+
+    def show(store: RunStore) -> int:
+        r = store.run(args.run)
+        status = shown_status(r)
+        state = f" in state '{r.final_state}'" if r.final_state else ""
+        print(f"run {r.id}: {status.upper()}{state}")
+        where = f" ({r.pipeline_path})" if r.pipeline_path else ""
+        print(f"pipeline: {r.pipeline}{where}, source sha256 {r.source_hash[:12]}")
+        print(f"agentflow {r.agentflow_version}, model {r.model or '-'}, owner {r.owner}")
+        print(f"started: {_when(r.started_at)}, took {_duration(r)}")
+        print(f"input: {json.dumps(r.input, ensure_ascii=False)}")
+        print(
+            f"items: {r.items_passed} passed, {r.items_failed} failed, "
+            f"{r.items_aborted} aborted, {r.items_completed} completed"
+        )
+        print(
+            f"usage: {r.model_calls} model call{'' if r.model_calls == 1 else 's'}, "
+            f"{r.input_tokens}+{r.output_tokens} tokens, ${r.cost_usd:.4f}"
+        )
+        if r.reason:
+            print(f"reason: {r.reason}")
+        print(f"events: {r.events} committed" + (f"; log {r.jsonl_path}" if r.jsonl_path else ""))
+        print("per item:")
+        for item, item_status, reason in _item_outcomes(store, r.id):
+            print(f"  {item}: {item_status}" + (f": {reason}" if reason else ""))
+        if r.output is None:
+            print("output: none recorded")
+        else:
+            print("output:")
+            print(r.output)
+        return 0
+
+    return _with_store(args, show)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`agentflow export RUN [--jsonl PATH]`: the run's committed events, exactly the
+    bytes of its log (to stdout, or written to PATH)."""
+
+    def export(store: RunStore) -> int:
+        r = store.run(args.run)
+        if args.jsonl:
+            written = 0
+            with open(args.jsonl, "w", encoding="utf-8", newline="") as out:
+                for line in store.lines(r.id):
+                    out.write(line + "\n")
+                    written += 1
+            print(f"{args.jsonl}: {written} events of run {r.id}", file=sys.stderr)
+            return 0
+        stdout = sys.stdout
+        for line in store.lines(r.id):
+            stdout.write(line + "\n")
+        return 0
+
+    return _with_store(args, export)
+
+
+def cmd_output(args: argparse.Namespace) -> int:
+    """`agentflow output RUN`: the run's final output alone (exit 1 if it has none)."""
+
+    def output(store: RunStore) -> int:
+        r = store.run(args.run)
+        if r.output is None:
+            print(
+                f"agentflow: error: run {r.id} has no recorded output (status {shown_status(r)})",
+                file=sys.stderr,
+            )
+            return 1
+        sys.stdout.write(r.output if r.output.endswith("\n") else r.output + "\n")
+        return 0
+
+    return _with_store(args, output)

@@ -339,21 +339,31 @@ class _Evaluation:
 class _ScopeGraph:
     """One work item's agents from `start` in one mode: the order, the passes, the DP."""
 
-    def __init__(self, nodes: dict[str, _Node], start: str) -> None:
+    def __init__(self, nodes: dict[str, _Node], start: str, retry_to: Mapping[str, str]) -> None:
+        """`retry_to`: QA agent -> its feedback target (re-runs may start there, even
+        when no dispatch path from `start` does)."""
         self.nodes = nodes
         self.start = start
         reached = {start}
         stack = [start]
         while stack:
-            node = nodes.get(stack.pop())
+            agent = stack.pop()
+            node = nodes.get(agent)
             if node is None:
                 continue
-            for nxt in (*node.always, *(t for t in node.cases if t), *(t for t, _ in node.loops)):
+            loops = (t for t, _ in node.loops)
+            retry = (retry_to[agent],) if agent in retry_to else ()
+            for nxt in (*node.always, *(t for t in node.cases if t), *loops, *retry):
                 if nxt not in reached:
                     reached.add(nxt)
                     stack.append(nxt)
         dag = {a: [*n.always, *(t for t in n.cases if t)] for a, n in nodes.items()}
-        dag[_ROOT] = [start, *(t for a in reached for t, _ in nodes[a].loops)]
+        in_order = [a for a in nodes if a in reached]
+        dag[_ROOT] = [
+            start,
+            *(t for a in in_order for t, _ in nodes[a].loops),
+            *(retry_to[a] for a in in_order if a in retry_to),
+        ]
         self.order = topological(dag, _ROOT)[1:]  # raises CycleFound: an unbounded cycle
         self.position = {agent: index for index, agent in enumerate(self.order)}
         self.predecessors: dict[str, list[str]] = {a: [] for a in self.order}
@@ -679,7 +689,8 @@ def worst_case(
     def open_scope(start: str, via: str | None) -> list[tuple[str, str]]:
         """Record the scope (once per start and fan-out); its fan-outs (agent, child start)."""
         if start not in graphs:
-            failing, ceiling = _ScopeGraph(modes[0], start), _ScopeGraph(modes[1], start)
+            failing = _ScopeGraph(modes[0], start, retry_to)
+            ceiling = _ScopeGraph(modes[1], start, retry_to)
             for site in _retry_sites(spec, failing.order, start):
                 loops = [q for q in site if q in retry_to]
                 if loops:

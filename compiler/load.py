@@ -38,6 +38,13 @@ PROMPT_MAX_BYTES = 1 << 20
 """The largest prompt file the compiler reads (1 MiB): it is embedded in the module."""
 PIPELINE_MAX_BYTES = 1 << 20
 """The largest sub-pipeline file the compiler reads (1 MiB), like a prompt."""
+MAX_INCLUDE_DEPTH = 32
+"""How deep sub-pipelines may nest below the file compiled (deeper is a design error,
+and every level costs stack in the compiler and at run time)."""
+
+_Memo = dict[tuple[str, int], "LoadedPipeline | CompileError"]
+"""(a child's resolved path, the depth it is included at) -> its compiled result: a file
+included from many places (a diamond) is compiled once per depth, not once per path."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
             [Diagnostic(shown, line, 1, "the file is not valid UTF-8; save it as UTF-8")]
         ) from None
     chain = (_real_or_none(file) or os.path.abspath(shown),)
-    return _compile(text, shown, file.parent, hashlib.sha256(raw).hexdigest(), chain)
+    return _compile(text, shown, file.parent, hashlib.sha256(raw).hexdigest(), chain, {})
 
 
 def load_pipeline_text(text: str, path: str, base_dir: Path) -> LoadedPipeline:
@@ -100,7 +107,7 @@ def load_pipeline_text(text: str, path: str, base_dir: Path) -> LoadedPipeline:
     """
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     named = _real_or_none(base_dir / Path(path).name)  # the file the text came from, if any
-    return _compile(text, path, base_dir, digest, (named or path,))
+    return _compile(text, path, base_dir, digest, (named or path,), {})
 
 
 def _fail(path: str, message: str) -> CompileError:
@@ -115,10 +122,11 @@ def _real_or_none(file: Path) -> str | None:
 
 
 def _compile(
-    text: str, path: str, base_dir: Path, digest: str, chain: tuple[str, ...]
+    text: str, path: str, base_dir: Path, digest: str, chain: tuple[str, ...], memo: _Memo
 ) -> LoadedPipeline:
     """Compile one pipeline file's text; `chain` holds the resolved paths of the files
-    that include it, itself last (an include cycle returns to one of them)."""
+    that include it, itself last (an include cycle returns to one of them); `memo`
+    the children compiled so far in this load."""
     text = text.removeprefix("\ufeff")
     parsed = parse_text(text, path)
     spec = lower(parsed)
@@ -136,7 +144,8 @@ def _compile(
             continue
         if agent.pipeline is not None:
             loc = parsed.source.value(("agents", index, "pipeline"))
-            child, found = _load_child(root, agent.pipeline, path, chain, loc.line, loc.column)
+            here = (path, loc.line, loc.column)
+            child, found = _load_child(root, agent.pipeline, here, chain, memo)
             diagnostics += found
             if child is not None:
                 children[agent.id] = child
@@ -168,14 +177,21 @@ def _compile(
 
 
 def _load_child(
-    root: Path | None, written: str, parent: str, chain: tuple[str, ...], line: int, column: int
+    root: Path | None,
+    written: str,
+    at: tuple[str, int, int],
+    chain: tuple[str, ...],
+    memo: _Memo,
 ) -> tuple[LoadedPipeline | None, list[Diagnostic]]:
-    """Read and compile the sub-pipeline `written` (relative to the file `parent`).
+    """Read and compile the sub-pipeline `written`, named at `at` (the parent file, the
+    line and column of its `pipeline:` value).
 
     Returns the loaded child (None if it cannot be used) and the diagnostics: the
     child's own (at its file:line:col), and one at the parent's `pipeline:` value
-    when the child cannot be read, does not compile, or closes an include cycle.
+    when the child cannot be read, does not compile, closes an include cycle or
+    nests too deep.
     """
+    parent, line, column = at
     shown = os.path.normpath(os.path.join(os.path.dirname(parent), written))
 
     def here(message: str) -> Diagnostic:
@@ -203,13 +219,32 @@ def _load_child(
                 "through its sub-pipelines"
             )
         ]
+    if len(chain) > MAX_INCLUDE_DEPTH:
+        files = [_shown_in_cycle(name) for name in (*chain, real or shown)]
+        shown_chain = " -> ".join([*files[:2], "...", *files[-2:]])
+        return None, [
+            here(
+                f"sub-pipelines nest more than {MAX_INCLUDE_DEPTH} deep here ({shown_chain}); "
+                "flatten the nesting"
+            )
+        ]
     content, problem = _read_beneath(root, written, shown, _SUB_PIPELINE)
     if content is None:
         return None, [here(problem)]
-    child_root = Path(real).parent if real is not None else Path(shown).parent
-    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    key = (real or shown, len(chain))
+    done = memo.get(key)
+    if done is None:
+        child_root = Path(real).parent if real is not None else Path(shown).parent
+        digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            done = _compile(content, shown, child_root, digest, (*chain, real or shown), memo)
+        except CompileError as exc:
+            done = exc
+        memo[key] = done
     try:
-        child = _compile(content, shown, child_root, digest, (*chain, real or shown))
+        if isinstance(done, CompileError):
+            raise done
+        child = done
     except CompileError as exc:
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         return None, [

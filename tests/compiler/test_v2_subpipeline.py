@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import agentflow.compiler.load as load_module
 from agentflow.compiler.cli import EXIT_INVALID, EXIT_OK, main
 from agentflow.compiler.diagnostics import CompileError
 from agentflow.compiler.emit import emit_module
@@ -399,3 +400,43 @@ def test_the_golden_case_childs_module(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = load_pipeline("tests/golden/cases/subpipeline/pipeline.yaml")
     expected = GOLDEN / "cases" / "subpipeline" / "team" / "expected.py"
     check_golden(emit_module(loaded.children["team"], expected.parent.parent), expected)
+
+
+def test_each_child_file_is_compiled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty levels that each include the next twice are 2^20 paths: every file is
+    compiled once and shared (the walk would otherwise never end)."""
+    for level in range(20):
+        nxt = f"l{level + 1}.yaml"
+        (tmp_path / f"l{level}.yaml").write_text(
+            f"name: l{level}\nagents:\n  - id: a\n    pipeline: {nxt}\n"
+            f"    dispatch: {{strategy: sequential, target: b}}\n  - id: b\n    pipeline: {nxt}\n"
+        )
+    (tmp_path / "l20.yaml").write_text("name: l20\nagents:\n  - id: x\n    instructions: 'X.'\n")
+    calls: list[str] = []
+    real_lower = load_module.lower
+    monkeypatch.setattr(load_module, "lower", lambda parsed: calls.append("") or real_lower(parsed))
+    loaded = load_pipeline(tmp_path / "l0.yaml")
+    assert len(calls) == 21
+    assert loaded.children["a"] is loaded.children["b"]
+
+
+def test_sub_pipelines_nest_at_most_32_deep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for level in range(40):
+        (tmp_path / f"d{level}.yaml").write_text(
+            f"name: d{level}\nagents:\n  - id: a\n    pipeline: d{level + 1}.yaml\n"
+        )
+    (tmp_path / "d40.yaml").write_text("name: d40\nagents:\n  - id: x\n    instructions: 'X.'\n")
+    with pytest.raises(CompileError) as caught:
+        load_pipeline(tmp_path / "d0.yaml")
+    deepest = [d for d in caught.value.diagnostics if "nest more than" in d.message]
+    assert [(Path(d.file).name, d.line, d.message) for d in deepest] == [
+        (
+            "d32.yaml",
+            4,
+            "sub-pipelines nest more than 32 deep here (d0.yaml -> d1.yaml -> ... -> "
+            "d32.yaml -> d33.yaml); flatten the nesting",
+        )
+    ]

@@ -37,7 +37,7 @@ from strictyaml.ruamel.reader import Reader
 from strictyaml.ruamel.resolver import VersionedResolver
 from strictyaml.ruamel.scanner import Scanner
 
-from agentflow.runtime.spec import AgentSpec, Loc, PipelineSpec, RouteCase, ShapeSpec
+from agentflow.runtime.spec import Loc, PipelineSpec, RouteCase, ShapeSpec
 
 from .diagnostics import CompileError, Diagnostic
 
@@ -117,9 +117,6 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float | None:
 
 _NOT_YAML_KEYS = frozenset({"loc", "implicit_state_machine"})
 """IR fields the compiler fills in itself; a pipeline file may not write them."""
-_EXTRA_KEYS: dict[type[BaseModel], tuple[str, ...]] = {AgentSpec: ("pipeline",)}
-"""Keys the DSL reserves beyond the IR: accepted here so lowering can say they are not
-supported yet (an agent's `pipeline:` comes with DSL v2 part 2)."""
 
 
 def _free_form(annotation: Any) -> bool:
@@ -163,8 +160,6 @@ def _map_for(model: type[BaseModel]) -> Any:
             continue
         # Every key is optional here: the IR reports all missing keys at once, with paths.
         fields[strictyaml.Optional(name)] = _validator_for(info.annotation)
-    for name in _EXTRA_KEYS.get(model, ()):
-        fields[strictyaml.Optional(name)] = strictyaml.Any()
     return strictyaml.Map(fields)
 
 
@@ -396,12 +391,11 @@ def _fast_spec(annotation: Any) -> _FastSpec:
     if origin is dict:
         return "strmap"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        rules = {
+        return {
             name: _fast_spec(info.annotation)
             for name, info in annotation.model_fields.items()
             if name not in _NOT_YAML_KEYS
         }
-        return rules | {name: "any" for name in _EXTRA_KEYS.get(annotation, ())}
     raise TypeError(f"no fast-path rule for IR field type {annotation!r}")
 
 

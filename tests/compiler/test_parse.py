@@ -35,7 +35,7 @@ def _all_nodes(node: object) -> list[object]:
 def test_examples_compile_without_diagnostics(path: Path) -> None:
     loaded = load_pipeline(path)
     assert loaded.warnings == []
-    prompted = {agent.id for agent in loaded.spec.agents if agent.handler is None}
+    prompted = {a.id for a in loaded.spec.agents if a.handler is None and a.pipeline is None}
     assert set(loaded.prompts) == prompted  # a handler agent runs a function, not a prompt
     assert all(text.strip() for text in loaded.prompts.values())
 
@@ -174,7 +174,8 @@ def test_all_ir_errors_are_reported_at_once_in_line_order() -> None:
         "p.yaml:6:12: error: 'Start' is not a valid id for 'state_machine.initial': ids must "
         "match [a-z][a-z0-9_]* because they become Python identifiers (try 'start')",
         "p.yaml:8:5: error: agent 'w' needs one of 'prompt: prompts/x.md', "
-        "'instructions: \"inline text\"' or 'handler: \"package.module:function\"'",
+        "'instructions: \"inline text\"', 'handler: \"package.module:function\"' or "
+        "'pipeline: child.yaml'",
     ]
 
 

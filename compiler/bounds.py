@@ -48,11 +48,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agentflow.runtime.spec import AgentSpec, PipelineSpec
+from agentflow.runtime.spec import AgentSpec, PipelineSpec, RouteCase
 
 from .flow import (
     CycleFound,
-    dispatch_edges,
     dispatch_targets,
     feedback_edges,
     max_attempts,
@@ -813,10 +812,44 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
 
 
+def _cases(agent: AgentSpec) -> list[tuple[str, RouteCase]]:
+    """A router's cases in YAML order, then its default (key "default")."""
+    dispatch = agent.dispatch
+    if dispatch is None:
+        return []
+    default = [("default", dispatch.default)] if dispatch.default is not None else []
+    return [*dispatch.cases.items(), *default]
+
+
+def _case_limit(case: RouteCase) -> str:
+    """`max_iterations n, on_exhausted x` for a loop case, else empty."""
+    if case.max_iterations is None:
+        return ""
+    return f"max_iterations {case.max_iterations}, on_exhausted {case.on_exhausted}"
+
+
+def _dispatch_parts(agent: AgentSpec) -> list[str]:
+    """`source -> target (how)` for each of the agent's dispatch edges, in listed order."""
+    dispatch = agent.dispatch
+    if dispatch is None:
+        return []
+    if dispatch.strategy == "route":
+        return [
+            f"{agent.id} -> {case.target} (route case {key}"
+            + (f", {_case_limit(case)})" if _case_limit(case) else ")")
+            for key, case in _cases(agent)
+        ]
+    parts = [f"{agent.id} -> {t} ({dispatch.strategy})" for t in dispatch_targets(agent)]
+    if dispatch.join is not None:
+        parts.append(f"{agent.id} -> {dispatch.join} (join)")
+    if dispatch.reduce is not None:
+        parts.append(f"{agent.id} -> {dispatch.reduce} (reduce)")
+    return parts
+
+
 def pipeline_summary(spec: PipelineSpec, source: str) -> str:
     """The generated module's docstring: what the pipeline does, in a few lines."""
-    edges = dispatch_edges(spec)
-    dispatch = "; ".join(f"{e.source} -> {e.target} ({e.kind})" for e in edges) or "none"
+    dispatch = "; ".join(part for a in spec.agents for part in _dispatch_parts(a)) or "none"
     loops = "; ".join(
         f"{loop.qa} fails -> {loop.target} again, at most {loop.max_attempts} attempts"
         for loop in qa_loops(spec)
@@ -854,7 +887,13 @@ def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
         details.append(f"Tools: {', '.join(agent.tools) or 'none'}.")
     if agent.output is not None:
         details.append(f"Output: {', '.join(f.name for f in agent.output.fields)}.")
-    if agent.dispatch is not None:
+    if agent.dispatch is not None and agent.dispatch.strategy == "route":
+        cases = ", ".join(
+            f"{key} -> {case.target}" + (f" ({_case_limit(case)})" if _case_limit(case) else "")
+            for key, case in _cases(agent)
+        )
+        details.append(f"Dispatch: route on {agent.dispatch.on or 'route'}: {cases}.")
+    elif agent.dispatch is not None:
         targets = dispatch_targets(agent)
         details.append(f"Dispatch: {agent.dispatch.strategy} -> {', '.join(targets)}.")
     if agent.on_fail is not None:

@@ -5,7 +5,8 @@
 
 Compiled from ../pipelines/plan_execute.yaml.
 Agents: planner, executor, replanner (entry: planner). Dispatch: planner -> executor
-(sequential); executor -> replanner (sequential); replanner -> executor (route).
+(sequential); executor -> replanner (sequential); replanner -> executor (route case execute,
+max_iterations 4, on_exhausted end); replanner -> end (route case done).
 QA loops: none.
 """
 
@@ -302,7 +303,8 @@ class DefaultHandlers:
         Prompt: prompts/plan_execute_replanner.md. Model: claude-sonnet-4-6.
         Tools: none.
         Output: decision, next_step, answer.
-        Dispatch: route -> executor.
+        Dispatch: route on decision: execute -> executor (max_iterations 4, on_exhausted
+        end), done -> end.
         """
         return await run_typed_agent(ctx, ReplannerOutput)
 

@@ -5,8 +5,9 @@
 
 Compiled from ../pipelines/supervisor.yaml.
 Agents: supervisor, research_team, writer (entry: supervisor). Dispatch: supervisor ->
-research_team (route); supervisor -> writer (route); research_team -> supervisor
-(sequential); writer -> supervisor (sequential).
+research_team (route case research, max_iterations 3, on_exhausted end); supervisor ->
+writer (route case write, max_iterations 3, on_exhausted end); supervisor -> end (route case
+finish); research_team -> supervisor (sequential); writer -> supervisor (sequential).
 QA loops: none.
 """
 
@@ -250,7 +251,8 @@ class DefaultHandlers:
         Prompt: prompts/supervisor.md. Model: claude-sonnet-4-6.
         Tools: none.
         Output: next, instruction.
-        Dispatch: route -> research_team, writer.
+        Dispatch: route on next: research -> research_team (max_iterations 3, on_exhausted
+        end), write -> writer (max_iterations 3, on_exhausted end), finish -> end.
         """
         return await run_typed_agent(ctx, SupervisorOutput)
 

@@ -121,3 +121,19 @@ def test_a_childs_fan_out_is_named_with_the_parents_symbols() -> None:
     ) in lines
     assert "  per run: agent invocations = 1 + 2·N1 + N1·N2" in lines
     assert "  where N2 = work items one run of team.split produces" in lines
+
+
+def test_generated_docstrings_name_each_case_and_its_bound() -> None:
+    from agentflow.compiler.bounds import agent_summary, pipeline_summary
+
+    spec = load_pipeline(EXAMPLES / "plan_execute.yaml").spec
+    summary = " ".join(pipeline_summary(spec, "x.yaml").split())
+    assert (
+        "replanner -> executor (route case execute, max_iterations 4, on_exhausted end); "
+        "replanner -> end (route case done)."
+    ) in summary
+    lines = agent_summary(spec.agent("replanner"), spec)
+    assert " ".join(" ".join(lines).split()).endswith(
+        "Dispatch: route on decision: execute -> executor (max_iterations 4, on_exhausted "
+        "end), done -> end."
+    )

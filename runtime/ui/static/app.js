@@ -468,6 +468,7 @@
     nodes() { const out = {}; for (const id in S.agents) out[id] = Object.assign({ passed: S.agents[id].passed, failed: S.agents[id].failed }, agentView(S.agents[id])); return out; },
     statusHistory() { const out = {}; for (const id in S.agents) out[id] = S.agents[id].history.slice(); return out; },
     graph() { return cy ? { nodes: cy.nodes().map((n) => n.id()), edges: cy.edges().map((e) => e.id()), positions: cy.nodes().map((n) => [n.id(), n.position()]) } : null; },
+    edgeLabels() { const out = {}; if (cy) cy.edges().forEach((e) => { out[e.id()] = e.data("label"); }); return out; },
     render: render,
   };
 

@@ -24,6 +24,7 @@ from .checks import CheckContext, run_checks
 from .checks_pipeline import check_subpipelines
 from .diagnostics import CompileError, Diagnostic, sort_diagnostics
 from .lower import lower
+from .naming import module_name
 from .parse import Parsed, parse_text
 
 __all__ = [
@@ -163,6 +164,7 @@ def _compile(
     ctx = CheckContext(spec, parsed.source, prompts, prompt_files, prompt_lines)
     diagnostics += run_checks(ctx)
     diagnostics += check_subpipelines(spec, parsed.source, children)
+    diagnostics += _module_clashes(spec, parsed, children, chain[-1])
     diagnostics = sort_diagnostics(diagnostics, path)
     if any(d.severity == "error" for d in diagnostics):
         raise CompileError(diagnostics)
@@ -255,6 +257,43 @@ def _load_child(
             ),
         ]
     return child, list(child.warnings)
+
+
+def _module_clashes(
+    spec: PipelineSpec, parsed: Parsed, children: Mapping[str, LoadedPipeline], real: str
+) -> list[Diagnostic]:
+    """A sub-pipeline (or one it includes) whose module name is this pipeline's or another
+    file's: the generated modules import each other by these names."""
+    owners: dict[str, tuple[str, str]] = {module_name(spec.name): ("this pipeline", real)}
+    found: list[Diagnostic] = []
+    for index, agent in enumerate(spec.agents):
+        child = children.get(agent.id)
+        if child is None:
+            continue
+        stack = [child]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children.values())
+            name, where = module_name(node.spec.name), os.path.realpath(node.source_path)
+            what = (
+                f"sub-pipeline '{agent.pipeline}'"
+                if node is child
+                else f"sub-pipeline '{node.source_path}' (included by '{agent.pipeline}')"
+            )
+            owner = owners.setdefault(name, (what, where))
+            if owner[1] == where:
+                continue
+            loc = parsed.source.value(("agents", index, "pipeline"))
+            found.append(
+                Diagnostic(
+                    loc.file,
+                    loc.line,
+                    loc.column,
+                    f"{what} is named '{node.spec.name}', which gives module '{name}.py' "
+                    f"like {owner[0]}; rename one of them",
+                )
+            )
+    return found
 
 
 def _shown_in_cycle(real: str) -> str:

@@ -440,3 +440,30 @@ def test_sub_pipelines_nest_at_most_32_deep(
             "d32.yaml -> d33.yaml); flatten the nesting",
         )
     ]
+
+
+def test_a_child_whose_module_name_is_taken_is_an_error(tmp_path: Path) -> None:
+    """The parent's module imports the child's by its module name: a child named like its
+    parent (or like another child from another file) would import the wrong module, so
+    the loader refuses it (agentflow run failed with an internal AttributeError)."""
+    (tmp_path / "kid.yaml").write_text("name: team\nagents:\n  - id: x\n    instructions: 'X.'\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "kid.yaml").write_text(
+        "name: helper\nagents:\n  - id: y\n    instructions: 'Y.'\n"
+    )
+    (tmp_path / "third.yaml").write_text(
+        "name: Helper\nagents:\n  - id: z\n    instructions: 'Z.'\n"
+    )
+    same_as_parent = "name: team\nagents:\n  - id: a\n    pipeline: kid.yaml\n"
+    assert errors(same_as_parent, tmp_path) == [
+        "v.yaml:4:15: error: sub-pipeline 'kid.yaml' is named 'team', which gives module "
+        "'team.py' like this pipeline; rename one of them"
+    ]
+    two_children = (
+        "name: top\nagents:\n  - id: a\n    pipeline: other/kid.yaml\n"
+        "    dispatch: {strategy: sequential, target: b}\n  - id: b\n    pipeline: third.yaml\n"
+    )
+    assert errors(two_children, tmp_path) == [
+        "v.yaml:7:15: error: sub-pipeline 'third.yaml' is named 'Helper', which gives module "
+        "'helper.py' like sub-pipeline 'other/kid.yaml'; rename one of them"
+    ]

@@ -29,7 +29,9 @@ class EventCommitter(Protocol):
         last_hash: str,
         done: Callable[[BaseException | None], None],
     ) -> None:
-        """Queue events `first_seq`, `first_seq + 1`, ... (their exact lines and kinds;
-        `last_hash` is the SHA-256 of the last line) without blocking; call `done` on the
-        trio loop, in submission order, once they are committed (None) or have failed."""
+        """Queue events `first_seq`, `first_seq + 1`, ... (their exact lines and kinds,
+        the kinds as `str`, possibly `EventKind`; `last_hash` is the SHA-256 of the last
+        line) without blocking; call `done` on the trio loop, in submission order, once
+        they are committed (None) or have failed. The hub has at most one burst in flight
+        at a time: what it publishes meanwhile is the next burst."""
         ...

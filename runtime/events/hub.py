@@ -47,8 +47,11 @@ can resync it. They never slow `emit`.
 Commit, then publish: a hub given a `committer` (the run store's, `commit.py`)
 numbers and chains each event as always but delivers it (history, subscribers,
 every sink: the JSONL file included) only once the committer says it is
-committed. `flush()` hands the burst to the committer without waiting; the
-acknowledgement arrives on the trio loop and delivers the burst. A failed commit
+committed. `flush()` hands the burst to the committer without waiting (or, while
+a burst is being committed, leaves it queued: the acknowledgement submits
+everything published meanwhile as the next burst, so a run has one commit in
+flight at a time); the acknowledgement arrives on the trio loop and delivers the
+burst, and the delivered lines are written with one write per acknowledgement. A failed commit
 is recorded like a failed audit write (`audit_failure`, `on_audit_failure`: the
 run stops, as an error) and nothing after the last commit is ever published, so
 the sinks can lag the store, never lead it. `wait_committed()` waits for every
@@ -177,6 +180,12 @@ class EventHub:
         # Invariant: True while open with no history and inline sinks only (or none) and
         # no committer: `publish` then needs no event object, no buffer, no drop accounting.
         self._lean = not keep_history and committer is None
+        # Invariant: True while open with a committer and no consumer of event objects
+        # (no history, every sink lines-only or inline): `publish` then queues the bare
+        # line for the commit.
+        self._commit_lean = not keep_history and committer is not None
+        self._token: trio.lowlevel.TrioToken | None = None  # for `_write_soon`
+        self._write_scheduled = False
         self._started = False
         # Invariant: True while every sink added has a synchronous `close()` (see runs_inline).
         self._sync_close = True
@@ -229,6 +238,7 @@ class EventHub:
         (self._inline if queue.inline else self._pumped).append(queue)
         self._eager = self._eager or not (queue.lines_only or queue.inline)
         self._lean = not self._eager and not self._pumped and self._committer is None
+        self._commit_lean = not self._eager and self._committer is not None
         self._sync_close = self._sync_close and callable(getattr(sink, "close", None))
 
     def commit_to(self, committer: EventCommitter) -> None:
@@ -245,6 +255,7 @@ class EventHub:
             )
         self._committer = committer
         self._lean = False
+        self._commit_lean = not self._eager
 
     def subscribe(self, max_buffer: int = 1000) -> Subscription:
         """A live view of the run: the history first (if kept), then each new event."""
@@ -299,6 +310,17 @@ class EventHub:
                     held.append(line)
                     if len(held) >= _MAX_HELD:
                         self.flush()
+                return
+        elif self._commit_lean and not self._subscribers and kind is not _RUN_FINISHED:
+            seq = self._seq  # as above, the line queued for the commit (`_committed`)
+            line = self._line(seq, _time(), kind, agent, item, attempt, payload, self._prev_hash)
+            if line is not None:
+                self._seq = seq + 1
+                self._prev_hash = _sha256(line.encode()).hexdigest()
+                uncommitted = self._uncommitted
+                uncommitted.append((None, line, kind))
+                if len(uncommitted) >= _MAX_HELD:
+                    self.flush()
                 return
         self._publish(kind, agent, item, attempt, payload, False)
 
@@ -356,6 +378,8 @@ class EventHub:
         self, event: PipelineEvent | None, line: str, kind: EventKind, write_through: bool
     ) -> None:
         """Hand one numbered event to the history, the sinks and the subscribers."""
+        if event is None and self._subscribers:  # one subscribed after it was published
+            event = PipelineEvent.model_validate_json(line)
         # No tuple when nobody needs the event: the lines-only queues take the bare line.
         entry = None if event is None else (event, line)
         if self.history is not None:
@@ -397,8 +421,8 @@ class EventHub:
         `sink_error` event, itself held until the next flush. With a committer, the
         events are first handed to it; they reach the sinks when it acknowledges them.
         """
-        if self._committer is not None:
-            self._submit()
+        if self._committer is not None and not self._inflight:
+            self._submit()  # else `_committed` submits it: everything queued meanwhile
         self._write_held()
 
     def _submit(self) -> None:
@@ -412,12 +436,9 @@ class EventHub:
         assert self._committer is not None
         first_seq = self._seq - len(batch)
         self._inflight += 1
+        _, lines, kinds = zip(*batch, strict=True)
         self._committer.submit(
-            first_seq,
-            [line for _, line, _ in batch],
-            [kind.value for _, _, kind in batch],
-            self._prev_hash,
-            lambda error: self._committed(batch, error),
+            first_seq, lines, kinds, self._prev_hash, lambda error: self._committed(batch, error)
         )
 
     def _committed(
@@ -433,9 +454,27 @@ class EventHub:
                 deliver = self._deliver
                 for event, line, kind in batch:
                     deliver(event, line, kind, False)
-                self._write_held()
+                self._write_soon()
+        if self._uncommitted and not self._inflight:  # published while this one committed
+            self._submit()
         if not self._inflight and self._idle is not None:
             self._idle.set()
+
+    def _write_soon(self) -> None:
+        """Write the delivered lines once the acknowledgements now being run are done:
+        one write for all the bursts of a commit (the closing hub writes what is left)."""
+        if self._write_scheduled or not self._held:
+            return
+        token = self._token
+        if token is None:
+            token = self._token = trio.lowlevel.current_trio_token()
+        self._write_scheduled = True
+        token.run_sync_soon(self._scheduled_write)
+
+    def _scheduled_write(self) -> None:
+        self._write_scheduled = False
+        if not self._closed:
+            self._write_held()
 
     def _commit_failed(self, error: BaseException) -> None:
         """The store failed: publish nothing more, and stop the run like a lost audit log."""
@@ -516,6 +555,7 @@ class EventHub:
         self._publish(_LOG_SEALED, None, None, None, seal.payload, False, ts)
         self._sealed = True
         self._lean = False  # `publish` now goes through `_publish`, which refuses
+        self._commit_lean = False
         self.flush()
 
     def sink_stats(self) -> dict[str, dict[str, Any]]:
@@ -645,7 +685,7 @@ class EventHub:
             self.flush()
         self._held.clear()
         self._closed = True
-        self._lean = False
+        self._lean = self._commit_lean = False
         for subscription in tuple(self._subscribers):
             subscription._end()
         self._subscribers.clear()

@@ -11,6 +11,7 @@ connection and never wait for the writer.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -117,6 +118,7 @@ class _Operation:
     """A writer operation acknowledged to the trio loop that submitted it."""
 
     rows = 0
+    taken = False
 
     def __init__(self, committer: RunCommitter | None, on_done: Callable[..., None]) -> None:
         self.committer = committer
@@ -154,21 +156,42 @@ class _Fenced(_Operation):
 
 
 class _Events(_Fenced):
+    """A run's events from `first_seq` on: the bursts the hub flushed while the writer
+    was busy, gathered into one operation (`RunCommitter.submit`)."""
+
     def __init__(
+        self, committer: RunCommitter, first_seq: int, token: trio.lowlevel.TrioToken
+    ) -> None:
+        super().__init__(committer, self._acknowledge_on_the_loop)
+        self._token = token
+        self.first_seq = first_seq
+        self.lines: list[str] = []
+        self.kinds: list[str] = []
+        self.last_hash = ""
+        # Each burst's acknowledgement, in order (called on the trio loop).
+        self.dones: list[Callable[[BaseException | None], None]] = []
+
+    def add(
         self,
-        committer: RunCommitter,
-        first_seq: int,
         lines: Sequence[str],
         kinds: Sequence[str],
         last_hash: str,
-        on_done: Callable[..., None],
+        done: Callable[[BaseException | None], None],
     ) -> None:
-        super().__init__(committer, on_done)
-        self.first_seq = first_seq
-        self.lines = lines
-        self.kinds = kinds
+        self.lines.extend(lines)
+        self.kinds.extend(kinds)
         self.last_hash = last_hash
-        self.rows = len(lines)
+        self.dones.append(done)
+        self.rows = len(self.lines)
+
+    def _acknowledge_on_the_loop(self, error: BaseException | None) -> None:
+        with contextlib.suppress(trio.RunFinishedError):  # the loop is gone: no one to tell
+            self._token.run_sync_soon(self._acknowledge, error)
+
+    def _acknowledge(self, error: BaseException | None) -> None:
+        """On the trio loop: tell every burst of this operation how it went, in order."""
+        for done in self.dones:
+            done(error)
 
     def apply(self, cursor: Any, dialect: Dialect) -> None:
         committer = self.committer
@@ -176,13 +199,17 @@ class _Events(_Fenced):
         last_seq = self.first_seq + len(self.lines) - 1
         self.fence(cursor, dialect, ", last_seq = ?, last_hash = ?", (last_seq, self.last_hash))
         run_id, first = committer.run_id, self.first_seq
-        cursor.executemany(
-            dialect.sql("INSERT INTO events (run_id, seq, kind, line) VALUES (?, ?, ?, ?)"),
-            [
-                (run_id, first + index, kind, line)
-                for index, (kind, line) in enumerate(zip(self.kinds, self.lines, strict=True))
-            ],
-        )
+        if dialect.name == "postgresql":  # one statement, one round trip, for every row
+            cursor.execute(
+                "INSERT INTO events (run_id, seq, kind, line) SELECT %s, * FROM "
+                "unnest(%s::bigint[], %s::text[], %s::text[])",
+                (run_id, list(range(first, last_seq + 1)), list(map(str, self.kinds)), self.lines),
+            )
+        else:
+            cursor.executemany(
+                "INSERT INTO events (run_id, seq, kind, line) VALUES (?, ?, ?, ?)",
+                zip(itertools.repeat(run_id), itertools.count(first), self.kinds, self.lines),
+            )
         for kind, line in zip(self.kinds, self.lines, strict=True):
             if kind == _RUN_FINISHED:
                 _record_finish(cursor, dialect, run_id, json.loads(line))
@@ -268,6 +295,9 @@ class RunCommitter:
         # Set by the writer thread (the first failed operation); read by it and the hub.
         self.failure: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        # The run's last queued events operation (under the writer's lock): bursts join
+        # it until the writer takes it.
+        self._queued: _Events | None = None
 
     def submit(
         self,
@@ -277,16 +307,27 @@ class RunCommitter:
         last_hash: str,
         done: Callable[[BaseException | None], None],
     ) -> None:
-        """Queue events `first_seq`.. for commit; `done(error)` runs on the trio loop after."""
-        token = self._token
-        if token is None:
-            token = self._token = trio.lowlevel.current_trio_token()
+        """Queue events `first_seq`.. for commit; `done(error)` runs on the trio loop after.
 
-        def on_done(error: BaseException | None) -> None:
-            with contextlib.suppress(trio.RunFinishedError):  # the loop is gone: no one to tell
-                token.run_sync_soon(done, error)
-
-        self.store.writer.submit(_Events(self, first_seq, lines, kinds, last_hash, on_done))
+        Bursts that arrive while the writer is busy join the run's queued operation, so
+        however often the hub flushes, a run costs one operation per transaction.
+        """
+        writer = self.store.writer
+        with writer.lock:
+            operation = self._queued
+            if (
+                operation is None
+                or operation.taken
+                or operation.first_seq + len(operation.lines) != first_seq
+            ):
+                token = self._token
+                if token is None:
+                    token = self._token = trio.lowlevel.current_trio_token()
+                operation = self._queued = _Events(self, first_seq, token)
+                operation.add(lines, kinds, last_hash, done)
+                writer.submit_locked(operation)
+            else:
+                operation.add(lines, kinds, last_hash, done)
 
     async def record_output(self, output: str) -> None:
         """Keep the run's final output (what `agentflow output RUN` prints)."""

@@ -31,6 +31,10 @@ __all__ = ["StoreOperation", "StoreWriter", "WriterStats"]
 class StoreOperation(Protocol):
     """One unit of work for the writer thread."""
 
+    # Set by the writer (under its lock) when it takes the operation off the queue:
+    # until then a submitter may still add to it (`StoreWriter.lock`).
+    taken: bool
+
     def apply(self, cursor: Any, dialect: Dialect) -> None:
         """Do the writes (inside the writer's transaction); raise to fail the operation."""
 
@@ -77,13 +81,31 @@ class StoreWriter:
             self._started = True
             self._thread.start()
 
+    @property
+    def lock(self) -> threading.Condition:
+        """Held, a queued operation whose `taken` is False cannot be taken: a submitter
+        may add to it instead of queueing another (`RunCommitter.submit`)."""
+        return self._wakeup
+
     def submit(self, operation: StoreOperation) -> None:
         """Queue an operation; it is acknowledged through `operation.finished`."""
         with self._wakeup:
-            if self._stopping:
-                raise StoreError("the run store is closed; no more writes")
-            self._queue.append(operation)
-            self._wakeup.notify()
+            self.submit_locked(operation)
+
+    def submit_locked(self, operation: StoreOperation) -> None:
+        """`submit`, for a caller already holding `lock`."""
+        if self._stopping:
+            raise StoreError("the run store is closed; no more writes")
+        self._queue.append(operation)
+        self._wakeup.notify()
+
+    def _take(self) -> list[StoreOperation]:
+        """Everything queued (the caller holds the lock)."""
+        batch = list(self._queue)
+        self._queue.clear()
+        for operation in batch:
+            operation.taken = True
+        return batch
 
     def hold(self) -> threading.Lock:
         """A lock that, while held, keeps the writer from starting its next transaction."""
@@ -112,8 +134,7 @@ class StoreWriter:
                         return
                 with self._gate:
                     with self._wakeup:
-                        batch = list(self._queue)
-                        self._queue.clear()
+                        batch = self._take()
                     self._write(batch)
         finally:
             self._connection.close()
@@ -126,8 +147,7 @@ class StoreWriter:
                     self._wakeup.wait()
                 if not self._queue:
                     return
-                batch = list(self._queue)
-                self._queue.clear()
+                batch = self._take()
             for operation in batch:
                 self.stats.failed_operations += 1
                 operation.finished(failure)

@@ -252,8 +252,8 @@ def _nodes(spec: PipelineSpec, failing: bool) -> dict[str, _Node]:
         elif dispatch.strategy == "parallel_broadcast":
             node.always.extend(t for t in dispatch.targets if t in known)
             joined = dispatch.join
-            retrying = any(known[t].on_fail is not None for t in dispatch.targets if t in known)
-            if joined in known and not (failing and retrying):
+            may_abort = any(known[t].on_fail is not None for t in dispatch.targets if t in known)
+            if joined in known and not (failing and may_abort):
                 node.always.append(joined)
         elif dispatch.target in known:
             node.always.append(dispatch.target)

@@ -349,8 +349,8 @@ class RunStore:
         connection = connect(location, create=create)
         try:
             migrate(connection, self.dialect)
-        except StoreError:
-            raise
+        except StoreError as exc:  # name the store in the message
+            raise type(exc)(f"run store {location.shown}: {exc}") from None
         except Exception as exc:  # a full disk, a file size limit, a lost server...
             raise StoreError(f"run store {location.shown}: cannot open it: {exc}") from None
         finally:

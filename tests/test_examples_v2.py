@@ -25,8 +25,11 @@ from typing import Any
 
 import pytest
 
+from agentflow.runtime import EventKind
 from agentflow.runtime.models.base import ModelRequest, ModelTurn, TextSink
+from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.models.replay import ReplayModel
+from agentflow.runtime.sinks.memory import MemorySink
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -216,6 +219,28 @@ async def test_plan_execute_history_grows_per_iteration_and_end_keeps_the_answer
     (main,) = result.items
     assert json.loads(main.output) == cassette_answer("plan_execute", "replanner", "main", 3)
     assert main.attempts == {"planner": 1, "executor": 3, "replanner": 3}
+
+
+async def test_plan_execute_loop_is_bounded_at_four_iterations_then_ends(generated: None) -> None:
+    """A replanner that never says `done` (dry run: always `execute`): the 5th choice of
+    the case is past `max_iterations: 4`, so `on_exhausted: end` ends the item, completed,
+    with the replanner's latest output."""
+    module = generated_module("plan_execute")
+    sink = MemorySink()
+    model = DryRunModel(routes={"replanner": ["execute"]})
+    result = await module.run("a task that never ends", model=model, sinks=[sink])
+    assert result.status == "succeeded"
+
+    routes = [e.payload for e in sink.events if e.kind == EventKind.ROUTE_CHOSEN]
+    assert [(r["iteration"], r["to"], r.get("exhausted")) for r in routes] == [
+        (1, "executor", None), (2, "executor", None), (3, "executor", None),
+        (4, "executor", None), (5, "end", True),
+    ]  # fmt: skip
+    (main,) = result.items
+    assert main.status == "completed"
+    assert main.attempts == {"planner": 1, "executor": 5, "replanner": 5}
+    last = [e for e in sink.events if e.kind == EventKind.AGENT_COMPLETED][-1]
+    assert last.agent == "replanner" and json.loads(main.output) == last.payload["output"]
 
 
 # --- supervisor ----------------------------------------------------------------------

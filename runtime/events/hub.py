@@ -51,11 +51,12 @@ committed. `flush()` hands the burst to the committer without waiting (or, while
 a burst is being committed, leaves it queued: the acknowledgement submits
 everything published meanwhile as the next burst, so a run has one commit in
 flight at a time); the acknowledgement arrives on the trio loop and delivers the
-burst, and the delivered lines are written with one write per acknowledgement. A failed commit
-is recorded like a failed audit write (`audit_failure`, `on_audit_failure`: the
-run stops, as an error) and nothing after the last commit is ever published, so
-the sinks can lag the store, never lead it. `wait_committed()` waits for every
-event published so far; `running()` waits for them before it seals and closes.
+burst, and the delivered lines are written with one write per acknowledgement.
+A failed commit is recorded like a failed audit write (`audit_failure`,
+`on_audit_failure`: the run stops, as an error) and nothing after the last
+commit is ever published, so the sinks can lag the store, never lead it.
+`wait_committed()` waits for every event published so far; `running()` waits
+for them before it seals and closes.
 """
 
 from __future__ import annotations

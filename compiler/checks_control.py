@@ -222,8 +222,10 @@ def check_fan_out_cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
     """No dispatch cycle passes through a fan-out: each pass would make new work items,
     and max_iterations counts per item, so no case could bound it. (A cycle with no
     bounded case at all is check_dispatch_cycles' to report.)"""
-    graph: dict[str, list[str]] = {}
     edges = dispatch_edges(ctx.spec)
+    if not any(edge.kind == "parallel_fan_out" for edge in edges):
+        return
+    graph: dict[str, list[str]] = {}
     for edge in edges:
         graph.setdefault(edge.source, []).append(edge.target)
     unbounded = unbounded_graph(ctx.spec)

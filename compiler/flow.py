@@ -184,6 +184,8 @@ def parallel_meetings(spec: PipelineSpec) -> list[Meeting]:
     and not only through an agent they already met at (so one diamond is one meeting).
     A join or reduce agent is reached through its own edge, not through the branches;
     paths a route makes exclusive stay in one branch."""
+    if not any(a.dispatch and a.dispatch.strategy == "parallel_broadcast" for a in spec.agents):
+        return []
     graph = same_item_graph(spec)
     predecessors: dict[str, list[str]] = {}
     for source, targets in graph.items():

@@ -10,7 +10,7 @@ case keys are that field's values, its targets agents, `end` or `abort`. A case 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from agentflow.runtime.spec import RESERVED_TARGETS, AgentSpec, NamedField, RouteCase
 
@@ -28,6 +28,17 @@ _BOOL_CASES = ("true", "false")
 def check_route(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Reserved ids; route keys only with `strategy: route`; each router's field, case
     keys, exhaustiveness, targets and loop bounds."""
+    built: list[dict[str, list[str]]] = []
+
+    def graph() -> dict[str, list[str]]:
+        """The dispatch graph, built once, on the first router with a bounded case."""
+        if not built:
+            edges: dict[str, list[str]] = {}
+            for edge in dispatch_edges(ctx.spec):
+                edges.setdefault(edge.source, []).append(edge.target)
+            built.append(edges)
+        return built[0]
+
     for path, agent in agent_paths(ctx):
         if agent.id in RESERVED_TARGETS:
             yield ctx.at(
@@ -49,7 +60,7 @@ def check_route(ctx: CheckContext) -> Iterator[Diagnostic]:
                         "remove it or use 'strategy: route'",
                     )
             continue
-        yield from _router_problems(ctx, agent, where)
+        yield from _router_problems(ctx, agent, where, graph)
 
 
 def _error_at_key(ctx: CheckContext, path: Path, message: str) -> Diagnostic:
@@ -57,7 +68,9 @@ def _error_at_key(ctx: CheckContext, path: Path, message: str) -> Diagnostic:
     return Diagnostic(loc.file, loc.line, loc.column, message)
 
 
-def _router_problems(ctx: CheckContext, agent: AgentSpec, where: Path) -> Iterator[Diagnostic]:
+def _router_problems(
+    ctx: CheckContext, agent: AgentSpec, where: Path, graph: Callable[[], dict[str, list[str]]]
+) -> Iterator[Diagnostic]:
     dispatch = agent.dispatch
     assert dispatch is not None
     for key in ("target", "targets"):
@@ -99,7 +112,7 @@ def _router_problems(ctx: CheckContext, agent: AgentSpec, where: Path) -> Iterat
                 "a case name is empty; name each case by a value of the field it routes on",
             )
             return
-    yield from _case_targets(ctx, agent, where)
+    yield from _case_targets(ctx, agent, where, graph)
     field = _route_field(agent)
     name = "route" if dispatch.on is None else dispatch.on
     if field is None:
@@ -174,14 +187,19 @@ def _route_field(agent: AgentSpec) -> NamedField | None:
     return next((f for f in agent.output.fields if f.name == name), None)
 
 
-def _case_targets(ctx: CheckContext, agent: AgentSpec, where: Path) -> Iterator[Diagnostic]:
+def _case_targets(
+    ctx: CheckContext, agent: AgentSpec, where: Path, graph: Callable[[], dict[str, list[str]]]
+) -> Iterator[Diagnostic]:
     """Targets are agents, end or abort; max_iterations / on_exhausted only on a loop."""
     dispatch = agent.dispatch
     assert dispatch is not None
-    graph: dict[str, list[str]] = {}
-    for edge in dispatch_edges(ctx.spec):
-        graph.setdefault(edge.source, []).append(edge.target)
-    leads_back = can_reach(graph, agent.id)
+    leads_back: set[str] = set()
+    if any(
+        c.max_iterations is not None
+        for c in [*dispatch.cases.values(), dispatch.default]
+        if c is not None
+    ):
+        leads_back = can_reach(graph(), agent.id)
     cases: list[tuple[str, RouteCase, Path]] = [
         (key, case, (*where, "cases", key)) for key, case in dispatch.cases.items()
     ]

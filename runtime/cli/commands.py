@@ -31,6 +31,7 @@ from ..models.base import Model
 from ..pipeline import CompiledPipeline
 from ..store import RunCommitter, RunStore, StoreError, StoreLocation
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
+from .history import for_terminal
 from .log_lock import LogInUseError, LogLock
 from .store_options import default_log_path, store_location
 
@@ -402,14 +403,15 @@ def final_output(result: Any) -> str | None:
 
 
 def _print_output(output: str | None, path: str | None, human: TextIO) -> None:
-    """The final output in full, at the end (on stderr with --json); also to `--output`."""
+    """The final output in full, at the end (on stderr with --json), its control
+    characters escaped; also, exactly as it is, to `--output FILE`."""
     if output is None:
         return
     if path:
         Path(path).write_text(output if output.endswith("\n") else output + "\n")
         print(f"output -> {path}")
     print("output:", file=human)
-    print(output, file=human, flush=True)
+    print(for_terminal(output), file=human, flush=True)
 
 
 async def _start_ui(

@@ -19,10 +19,22 @@ import socket
 import sys
 import time
 
+from ..sinks.console import printable
 from ..store import RunNotFoundError, RunRecord, RunStore
 from .store_options import StoreUsageError, open_store_for_reading
 
-__all__ = ["cmd_export", "cmd_output", "cmd_runs", "cmd_show", "shown_status"]
+__all__ = ["cmd_export", "cmd_output", "cmd_runs", "cmd_show", "for_terminal", "shown_status"]
+
+
+def for_terminal(text: str) -> str:
+    """Untrusted multi-line text (a model's output) made safe to print: every
+    non-printable character but newline and tab escaped (`\\x1b`), so no terminal
+    escape in it reaches the terminal."""
+    if text.isprintable():
+        return text
+    return "\n".join(
+        "\t".join(printable(part) for part in line.split("\t")) for line in text.split("\n")
+    )
 
 
 def _owner_is_gone(owner: str) -> bool:
@@ -165,7 +177,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"pipeline: {r.pipeline}{where}, source sha256 {r.source_hash[:12]}")
         print(f"agentflow {r.agentflow_version}, model {r.model or '-'}, owner {r.owner}")
         print(f"started: {_when(r.started_at)}, took {_duration(r)}")
-        print(f"input: {json.dumps(r.input, ensure_ascii=False)}")
+        print(f"input: {printable(json.dumps(r.input, ensure_ascii=False))}")
         print(
             f"items: {r.items_passed} passed, {r.items_failed} failed, "
             f"{r.items_aborted} aborted, {r.items_completed} completed"
@@ -175,16 +187,17 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{r.input_tokens}+{r.output_tokens} tokens, ${r.cost_usd:.4f}"
         )
         if r.reason:
-            print(f"reason: {r.reason}")
+            print(f"reason: {printable(r.reason)}")
         print(f"events: {r.events} committed" + (f"; log {r.jsonl_path}" if r.jsonl_path else ""))
         print("per item:")
         for item, item_status, reason in _item_outcomes(store, r.id):
-            print(f"  {item}: {item_status}" + (f": {reason}" if reason else ""))
+            line = f"  {item}: {item_status}" + (f": {reason}" if reason else "")
+            print(printable(line))
         if r.output is None:
             print("output: none recorded")
         else:
             print("output:")
-            print(r.output)
+            print(for_terminal(r.output))
         return 0
 
     return _with_store(args, show)
@@ -213,7 +226,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_output(args: argparse.Namespace) -> int:
-    """`agentflow output RUN`: the run's final output alone (exit 1 if it has none)."""
+    """`agentflow output RUN`: the run's final output alone (exit 1 if it has none):
+    exactly as recorded into a pipe or file, its control characters escaped on a
+    terminal."""
 
     def output(store: RunStore) -> int:
         r = store.run(args.run)
@@ -223,7 +238,8 @@ def cmd_output(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        sys.stdout.write(r.output if r.output.endswith("\n") else r.output + "\n")
+        text = r.output if r.output.endswith("\n") else r.output + "\n"
+        sys.stdout.write(for_terminal(text) if sys.stdout.isatty() else text)
         return 0
 
     return _with_store(args, output)

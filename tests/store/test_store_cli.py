@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -215,3 +216,23 @@ def test_a_store_that_cannot_be_written_is_a_run_that_cannot_start(tmp_path: Pat
     assert "agentflow: error: run store .agentflow/agentflow.db: cannot open it" in done.stderr
     assert "Traceback" not in done.stderr
     assert not list((tmp_path / ".agentflow" / "runs").glob("*"))  # no log of a run that never ran
+
+
+def test_a_final_output_with_terminal_escapes_is_printed_escaped_and_kept_exact(
+    tmp_path: Path,
+) -> None:
+    corpus = REPO / "tests" / "hostile" / "corpus"
+    (tmp_path / "prompts").mkdir()
+    for name in ("jinja_controls.yaml", "prompts/jinja_controls.md", "prompts/review.md"):
+        shutil.copy(corpus / name, tmp_path / name)
+    done = agentflow("run", "jinja_controls.yaml", "--model", "dry-run", "--no-ui", "--quiet",
+                     "--output", "out.txt", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    exact = (tmp_path / "out.txt").read_text()
+    assert "\x1b" in exact and "\x07" in exact  # --output FILE: the output as it is
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "\\x1b" in done.stdout.split("output:\n", 1)[1]  # shown, escaped
+    run_id = run_id_of(done)
+    assert agentflow("output", run_id, cwd=tmp_path).stdout == exact  # into a pipe: exact
+    shown = agentflow("show", run_id, cwd=tmp_path).stdout
+    assert "\x1b" not in shown and "\x07" not in shown and "\\x1b" in shown

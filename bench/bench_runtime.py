@@ -25,6 +25,10 @@ every event.
 
 Usage:  .venv/bin/python bench/bench_runtime.py [--runs 2000] [--cases A,B,C,D]
                                                 [--profile A|B|C|D]
+
+`--once CASE SIZE` runs one case once after its warm-up (SIZE 0: the warm-up
+only), untimed: under `valgrind --tool=cachegrind`, the instructions of SIZE
+less those of 0, per invocation, compare commits without timing noise.
 """
 
 from __future__ import annotations
@@ -442,6 +446,16 @@ def child(case: str, size: int, profile: bool, reps: int = 3) -> dict[str, Any]:
     }
 
 
+def once(case: str, size: int) -> None:
+    """Warm up as `child` does, then run `case` once at `size` (0: not at all)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "audit.jsonl"
+        trio.run(CASES[case], 10, log)
+        if size:
+            log.unlink()
+            trio.run(CASES[case], size, log)
+
+
 def _spawn(case: str, size: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", case, str(size)],
@@ -456,9 +470,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000, help="runs for case A")
     parser.add_argument("--sizes", default="100,1000,10000", help="fan-out sizes for case B")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--once", nargs=2, metavar=("CASE", "SIZE"), help="run once, untimed")
     parser.add_argument("--cases", default="A,B,C,D", help="which cases to run")
     parser.add_argument("--profile", choices=["A", "B", "C", "D"], help="cProfile one engine case")
     args = parser.parse_args()
+    if args.once:
+        once(args.once[0], int(args.once[1]))
+        return
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), False)))
         return

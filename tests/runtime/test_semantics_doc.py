@@ -15,6 +15,7 @@ SHORT = {
     "route": "test_engine_route.py",
     "join": "test_engine_join.py",
     "reduce": "test_engine_reduce.py",
+    "sub": "test_subpipeline.py",
 }
 
 

@@ -264,6 +264,40 @@ def _could_be_upstream(spec: PipelineSpec, target: str, qa: str) -> bool:
     return False
 
 
+def _item_start_without(spec: PipelineSpec, target: str, qa: str) -> str | None:
+    """A fan-out whose child items reach `qa` on a path without `target`, or None.
+
+    A child item starts at its fan-out's target; `target` must run before `qa` on such
+    an item too, else a retry there starts `target` fresh on the child (a loop that
+    makes new items each time is never bounded by the per-item attempt count)."""
+    graph = same_item_graph(spec)
+    upstream_of_qa = can_reach(graph, qa)
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if dispatch is None or dispatch.strategy != "parallel_fan_out" or dispatch.target is None:
+            continue
+        start = dispatch.target
+        if start in upstream_of_qa and _reaches_avoiding(graph, start, qa, target):
+            return agent.id
+    return None
+
+
+def _reaches_avoiding(graph: dict[str, list[str]], start: str, goal: str, avoid: str) -> bool:
+    """Whether a dispatch path leads from `start` to `goal` without passing `avoid`."""
+    if start == avoid:
+        return False
+    seen, stack = {start}, [start]
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        for nxt in graph.get(node, ()):
+            if nxt != avoid and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
 def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
     """Agents that run before `agent_id` on the same work item (not through a fan-out)."""
     return can_reach(same_item_graph(spec), agent_id) - {agent_id}
@@ -323,6 +357,16 @@ def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
                     "agent that dispatches (directly or indirectly, not through a "
                     "parallel_fan_out) to it",
                 )
+            else:
+                fan_out = _item_start_without(ctx.spec, target, agent.id)
+                if fan_out is not None:
+                    yield ctx.at(
+                        (*where, "target"),
+                        f"on_fail target '{target}' is not upstream of '{agent.id}' on the child "
+                        f"items of fan-out '{fan_out}', where '{agent.id}' also runs: a retry "
+                        f"there would run '{target}' on the child item for the first time; name "
+                        f"an agent upstream of '{agent.id}' on every item it runs on",
+                    )
         problem = _feedback_path_problem(on_fail.feedback_path)
         if problem is not None:
             yield ctx.at((*where, "feedback_path"), problem)

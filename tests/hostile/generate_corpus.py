@@ -225,24 +225,35 @@ def cycle(n: int) -> str:
     return out
 
 
-def diamonds(n: int, *, qa: bool = False) -> str:
-    """n stacked broadcast diamonds: s_i broadcasts to l_i and r_i, both hand on to s_{i+1}.
+def diamonds(n: int, *, qa: bool = False, route: bool = False) -> str:
+    """n stacked diamonds: s_i broadcasts (or routes) to l_i and r_i, both hand on to s_{i+1}.
 
     The number of dispatch paths doubles at each diamond (2^n); every graph
-    analysis must be linear in the size of the graph, not in the paths.
+    analysis must be linear in the size of the graph, not in the paths. Broadcast
+    branches meeting again are an error (DSL v2: two parallel paths on one item);
+    route branches are exclusive and may meet.
     """
-    header = QA_GRAPH_HEADER if qa else GRAPH_HEADER
-    out = header.format(name=f"diamonds-{n}{'-qa' if qa else ''}")
+    header = QA_GRAPH_HEADER if qa or route else GRAPH_HEADER
+    kind = "-route" if route else ""
+    out = header.format(name=f"diamonds-{n}{kind}{'-qa' if qa else ''}")
     for i in range(n):
         nxt = f"s{i + 1}"
-        trans = "{on_start: working}" if i == 0 else ""
-        out += agent_block(
-            f"s{i}",
-            dispatch=f"{{strategy: parallel_broadcast, targets: [l{i}, r{i}]}}",
-            transitions=trans,
+        abort = "on_abort: failed" if route else ""  # v2: a failure must end the run
+        trans = "{" + ", ".join(t for t in ("on_start: working" if i == 0 else "", abort) if t) + "}"
+        trans = "" if trans == "{}" else trans
+        fork = (
+            f"{{strategy: route, cases: {{left: l{i}, right: r{i}}}}}"
+            if route
+            else f"{{strategy: parallel_broadcast, targets: [l{i}, r{i}]}}"
         )
-        out += agent_block(f"l{i}", dispatch=f"{{strategy: sequential, target: {nxt}}}")
-        out += agent_block(f"r{i}", dispatch=f"{{strategy: sequential, target: {nxt}}}")
+        out += agent_block(f"s{i}", dispatch=fork, transitions=trans)
+        branch = f"{{{abort}}}" if route else ""
+        out += agent_block(
+            f"l{i}", dispatch=f"{{strategy: sequential, target: {nxt}}}", transitions=branch
+        )
+        out += agent_block(
+            f"r{i}", dispatch=f"{{strategy: sequential, target: {nxt}}}", transitions=branch
+        )
     if qa:
         out += agent_block(
             f"s{n}",
@@ -250,7 +261,8 @@ def diamonds(n: int, *, qa: bool = False) -> str:
             qa_target="s0",
         )
     else:
-        out += agent_block(f"s{n}", transitions="{on_complete: done}")
+        last = "{on_complete: done, on_abort: failed}" if route else "{on_complete: done}"
+        out += agent_block(f"s{n}", transitions=last)
     return out
 
 
@@ -1277,15 +1289,27 @@ def graphs() -> None:
     add(
         "graph_diamonds_22",
         diamonds(22),
-        "ok",
-        "22 stacked broadcast diamonds (4M paths)",
-        run=False,
+        "error",
+        "22 stacked broadcast diamonds (4M paths; parallel paths meet: an error)",
     )
     add(
         "graph_diamonds_40",
         diamonds(40),
+        "error",
+        "40 stacked broadcast diamonds (10^12 paths; parallel paths meet: an error)",
+    )
+    add(
+        "graph_route_diamonds_22",
+        diamonds(22, route=True),
         "ok",
-        "40 stacked broadcast diamonds (10^12 paths)",
+        "22 stacked route diamonds (4M exclusive paths)",
+        run=False,
+    )
+    add(
+        "graph_route_diamonds_40",
+        diamonds(40, route=True),
+        "ok",
+        "40 stacked route diamonds (10^12 exclusive paths)",
         run=False,
     )
     add(
@@ -1302,9 +1326,9 @@ def graphs() -> None:
     )
     add(
         "graph_diamonds_6_run",
-        diamonds(6),
+        diamonds(6, route=True),
         "ok",
-        "6 diamonds, run (64 paths through the last agent)",
+        "6 route diamonds, run (64 exclusive paths through the last agent)",
     )
     add(
         "graph_chain_1000",

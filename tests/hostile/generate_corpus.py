@@ -239,8 +239,8 @@ def diamonds(n: int, *, qa: bool = False, route: bool = False) -> str:
     for i in range(n):
         nxt = f"s{i + 1}"
         abort = "on_abort: failed" if route else ""  # v2: a failure must end the run
-        trans = "{" + ", ".join(t for t in ("on_start: working" if i == 0 else "", abort) if t) + "}"
-        trans = "" if trans == "{}" else trans
+        moves = [t for t in ("on_start: working" if i == 0 else "", abort) if t]
+        trans = "{" + ", ".join(moves) + "}" if moves else ""
         fork = (
             f"{{strategy: route, cases: {{left: l{i}, right: r{i}}}}}"
             if route

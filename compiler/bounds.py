@@ -598,9 +598,16 @@ ChildPipelines = Mapping[str, "PipelineSpec | _LoadedChild"]
 
 
 def _child_bounds(
-    spec: PipelineSpec, children: ChildPipelines | None, including: tuple[int, ...]
+    spec: PipelineSpec,
+    children: ChildPipelines | None,
+    including: tuple[int, ...],
+    memo: dict[int, WorstCase],
 ) -> dict[str, WorstCase] | WorstCase:
-    """Each sub-pipeline agent's child bound, or the parent's WorstCase when one has none."""
+    """Each sub-pipeline agent's child bound, or the parent's WorstCase when one has none.
+
+    `memo` holds each child's bound by the identity of its spec: a child included by
+    many agents (a diamond of includes, 2^depth references) is counted once.
+    """
     bounds: dict[str, WorstCase] = {}
     for agent in spec.agents:
         if agent.pipeline is None:
@@ -627,7 +634,10 @@ def _child_bounds(
                 {},
                 unbounded=(f"sub-pipeline '{agent.id}' ({agent.pipeline}) includes itself"),
             )
-        bound = worst_case(child_spec, grandchildren, (*including, id(spec)))
+        bound = memo.get(id(child_spec))
+        if bound is None:
+            bound = worst_case(child_spec, grandchildren, (*including, id(spec)), _memo=memo)
+            memo[id(child_spec)] = bound
         if bound.unbounded is not None:
             return WorstCase(
                 [],
@@ -652,6 +662,7 @@ def worst_case(
     spec: PipelineSpec,
     children: ChildPipelines | None = None,
     _including: tuple[int, ...] = (),
+    _memo: dict[int, WorstCase] | None = None,
 ) -> WorstCase:
     """Worst-case invocations and model calls per work item and per run.
 
@@ -661,7 +672,7 @@ def worst_case(
     counts as integers), each fan-out's scope computed once; a loop pass recomputes only
     its body.
     """
-    found = _child_bounds(spec, children, _including)
+    found = _child_bounds(spec, children, _including, {} if _memo is None else _memo)
     if isinstance(found, WorstCase):
         return found
     child_bounds = found

@@ -160,9 +160,13 @@ def _load_all(paths: Sequence[str]) -> tuple[list[LoadedPipeline], list[Diagnost
 def _with_children(pipeline: LoadedPipeline) -> list[LoadedPipeline]:
     """`pipeline`, then its sub-pipelines depth first (include cycles are compile errors)."""
     found: list[LoadedPipeline] = []
+    seen: set[int] = set()  # a child many agents include (a diamond) is listed once
     stack = [pipeline]
     while stack:
         current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
         found.append(current)
         stack.extend(reversed(list(current.children.values())))
     return found

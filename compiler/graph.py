@@ -175,8 +175,16 @@ def _child_prefix(prefix: str, agent: str) -> str:
     return f"{prefix}S{len(agent)}{agent}_"
 
 
-def _mermaid_agents(loaded: _Loaded, prefix: str, indent: str) -> list[str]:
-    """The nodes and edges of one pipeline's agents (a child's nested in a subgraph)."""
+def _mermaid_agents(
+    loaded: _Loaded, prefix: str, indent: str, drawn: dict[int, str] | None = None
+) -> list[str]:
+    """The nodes and edges of one pipeline's agents (a child's nested in a subgraph).
+
+    `drawn`: the node prefix of each child already drawn, by identity: a child that
+    several agents include is drawn once, the others pointing at it (a diamond of
+    includes would otherwise draw 2^depth copies).
+    """
+    drawn = {} if drawn is None else drawn
     spec = loaded.spec
     children = _children(loaded)
     lines: list[str] = []
@@ -191,11 +199,13 @@ def _mermaid_agents(loaded: _Loaded, prefix: str, indent: str) -> list[str]:
         child = children.get(agent.id)
         if agent.pipeline is None or child is None:
             continue
-        inner = _child_prefix(prefix, agent.id)
-        title = _mermaid_text(f"{agent.id}: {agent.pipeline}")
-        lines.append(f'{indent}subgraph {inner}GROUP ["{title}"]')
-        lines += _mermaid_agents(child, inner, indent + "    ")
-        lines.append(f"{indent}end")
+        inner = drawn.get(id(child))
+        if inner is None:
+            inner = drawn[id(child)] = _child_prefix(prefix, agent.id)
+            title = _mermaid_text(f"{agent.id}: {agent.pipeline}")
+            lines.append(f'{indent}subgraph {inner}GROUP ["{title}"]')
+            lines += _mermaid_agents(child, inner, indent + "    ", drawn)
+            lines.append(f"{indent}end")
         entry = inner + child.spec.entry_agent
         lines.append(f"{indent}{prefix}{agent.id} ==>|runs| {entry}")
     arrows = {"solid": "-->", "bold": "==>", "dashed": "-.->"}
@@ -231,7 +241,11 @@ def _dot_text(text: str) -> str:
     return _printable(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _dot_agents(loaded: _Loaded, prefix: str, indent: str) -> list[str]:
+def _dot_agents(
+    loaded: _Loaded, prefix: str, indent: str, drawn: dict[int, str] | None = None
+) -> list[str]:
+    """As `_mermaid_agents`, in DOT: a child's agents in a cluster, each child drawn once."""
+    drawn = {} if drawn is None else drawn
     spec = loaded.spec
     children = _children(loaded)
     lines: list[str] = []
@@ -248,11 +262,13 @@ def _dot_agents(loaded: _Loaded, prefix: str, indent: str) -> list[str]:
         child = children.get(agent.id)
         if agent.pipeline is None or child is None:
             continue
-        inner = _child_prefix(prefix, agent.id)
-        title = _dot_text(f"{agent.id}: {agent.pipeline}")
-        lines += [f"{indent}subgraph cluster_{inner}GROUP {{", f'{indent}    label="{title}";']
-        lines += _dot_agents(child, inner, indent + "    ")
-        lines.append(f"{indent}}}")
+        inner = drawn.get(id(child))
+        if inner is None:
+            inner = drawn[id(child)] = _child_prefix(prefix, agent.id)
+            title = _dot_text(f"{agent.id}: {agent.pipeline}")
+            lines += [f"{indent}subgraph cluster_{inner}GROUP {{", f'{indent}    label="{title}";']
+            lines += _dot_agents(child, inner, indent + "    ", drawn)
+            lines.append(f"{indent}}}")
         entry = inner + child.spec.entry_agent
         lines.append(f'{indent}{prefix}{agent.id} -> {entry} [label="runs", style=bold];')
     for edge in _agent_edges(spec, prefix):

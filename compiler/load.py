@@ -39,6 +39,10 @@ PROMPT_MAX_BYTES = 1 << 20
 """The largest prompt file the compiler reads (1 MiB): it is embedded in the module."""
 PIPELINE_MAX_BYTES = 1 << 20
 """The largest sub-pipeline file the compiler reads (1 MiB), like a prompt."""
+MAX_EXPANDED_AGENTS = 10_000
+"""How many agents a pipeline may run once its sub-pipelines are expanded (each agent of a
+child counted once per agent that includes it): every run, log, UI graph and dry-run
+route table names them all, so a diamond of includes must not reach 2^depth."""
 MAX_INCLUDE_DEPTH = 32
 """How deep sub-pipelines may nest below the file compiled (deeper is a design error,
 and every level costs stack in the compiler and at run time)."""
@@ -165,6 +169,7 @@ def _compile(
     diagnostics += run_checks(ctx)
     diagnostics += check_subpipelines(spec, parsed.source, children)
     diagnostics += _module_clashes(spec, parsed, children, chain[-1])
+    diagnostics += _expansion_limit(spec, parsed, children)
     diagnostics = sort_diagnostics(diagnostics, path)
     if any(d.severity == "error" for d in diagnostics):
         raise CompileError(diagnostics)
@@ -259,6 +264,46 @@ def _load_child(
     return child, list(child.warnings)
 
 
+def expanded_agents(spec: PipelineSpec, children: Mapping[str, LoadedPipeline]) -> int:
+    """How many agents `spec` runs with its sub-pipelines expanded (linear: each child
+    object is counted once and multiplied by its references)."""
+    memo: dict[int, int] = {}
+
+    def size(node_spec: PipelineSpec, node_children: Mapping[str, LoadedPipeline]) -> int:
+        total = len(node_spec.agents)
+        for child in node_children.values():
+            known = memo.get(id(child))
+            if known is None:
+                known = memo[id(child)] = size(child.spec, child.children)
+            total += known
+        return total
+
+    return size(spec, children)
+
+
+def _expansion_limit(
+    spec: PipelineSpec, parsed: Parsed, children: Mapping[str, LoadedPipeline]
+) -> list[Diagnostic]:
+    """An error at the first `pipeline:` when the expanded pipeline is too large."""
+    if not children:
+        return []
+    total = expanded_agents(spec, children)
+    if total <= MAX_EXPANDED_AGENTS:
+        return []
+    first = next(i for i, agent in enumerate(spec.agents) if agent.id in children)
+    loc = parsed.source.value(("agents", first, "pipeline"))
+    return [
+        Diagnostic(
+            loc.file,
+            loc.line,
+            loc.column,
+            f"with its sub-pipelines expanded this pipeline has {total:,} agents (each "
+            f"child's agents count once per agent that runs it); at most "
+            f"{MAX_EXPANDED_AGENTS:,} are allowed: include a child from fewer agents",
+        )
+    ]
+
+
 def _module_clashes(
     spec: PipelineSpec, parsed: Parsed, children: Mapping[str, LoadedPipeline], real: str
 ) -> list[Diagnostic]:
@@ -266,6 +311,7 @@ def _module_clashes(
     file's: the generated modules import each other by these names."""
     owners: dict[str, tuple[str, str]] = {module_name(spec.name): ("this pipeline", real)}
     found: list[Diagnostic] = []
+    seen: set[int] = set()  # a child included many times (a diamond) is walked once
     for index, agent in enumerate(spec.agents):
         child = children.get(agent.id)
         if child is None:
@@ -273,6 +319,9 @@ def _module_clashes(
         stack = [child]
         while stack:
             node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
             stack.extend(node.children.values())
             name, where = module_name(node.spec.name), os.path.realpath(node.source_path)
             what = (

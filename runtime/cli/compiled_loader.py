@@ -132,17 +132,26 @@ def load_for_inspection(path: str | Path) -> CompiledPipeline:
     return _inspected(_load_checked(path))
 
 
-def _inspected(loaded: LoadedPipeline) -> CompiledPipeline:
+def _inspected(
+    loaded: LoadedPipeline, memo: dict[int, CompiledPipeline] | None = None
+) -> CompiledPipeline:
+    """`loaded` as a `CompiledPipeline` without executing its module; a child that
+    several agents include is built once (`memo`, by identity)."""
+    memo = {} if memo is None else memo
+    known = memo.get(id(loaded))
+    if known is not None:
+        return known
     # `Any`: mypy checks this package as `runtime.*` from the repo but the
     # compiler imports it as `agentflow.runtime.*`; at run time they are one module.
     spec: Any = loaded.spec
-    return compile_spec(
+    built = memo[id(loaded)] = compile_spec(
         spec,
         loaded.prompts,
         source_path=loaded.source_path.replace("\\", "/"),
         source_sha256=loaded.source_sha256,
-        children={agent: _inspected(child) for agent, child in loaded.children.items()},
+        children={agent: _inspected(child, memo) for agent, child in loaded.children.items()},
     )
+    return built
 
 
 def _load_checked(path: str | Path) -> LoadedPipeline:

@@ -403,20 +403,21 @@ def test_the_golden_case_childs_module(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_each_child_file_is_compiled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Twenty levels that each include the next twice are 2^20 paths: every file is
-    compiled once and shared (the walk would otherwise never end)."""
-    for level in range(20):
+    """Eleven levels that each include the next twice are 2^11 paths: every file is
+    compiled once and shared (twenty levels, now over the 10,000 expanded agents
+    limit, took 2^20 compilations)."""
+    for level in range(11):
         nxt = f"l{level + 1}.yaml"
         (tmp_path / f"l{level}.yaml").write_text(
             f"name: l{level}\nagents:\n  - id: a\n    pipeline: {nxt}\n"
             f"    dispatch: {{strategy: sequential, target: b}}\n  - id: b\n    pipeline: {nxt}\n"
         )
-    (tmp_path / "l20.yaml").write_text("name: l20\nagents:\n  - id: x\n    instructions: 'X.'\n")
+    (tmp_path / "l11.yaml").write_text("name: l11\nagents:\n  - id: x\n    instructions: 'X.'\n")
     calls: list[str] = []
     real_lower = load_module.lower
     monkeypatch.setattr(load_module, "lower", lambda parsed: calls.append("") or real_lower(parsed))
     loaded = load_pipeline(tmp_path / "l0.yaml")
-    assert len(calls) == 21
+    assert len(calls) == 12
     assert loaded.children["a"] is loaded.children["b"]
 
 

@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
 from ..events.event import EventKind, PipelineEvent
@@ -132,6 +133,8 @@ def _summary(event: PipelineEvent) -> str:
                 f"↻ retry {p.get('target', '?')} (attempt {p.get('next_attempt', '?')}) "
                 f"in {delay_text} ms"
             )
+        case EventKind.ROUTE_CHOSEN:
+            return _route_text(p)
         case EventKind.ITEM_CREATED:
             return f"item {event.item} created"
         case EventKind.ITEM_FINISHED:
@@ -167,6 +170,19 @@ def _summary(event: PipelineEvent) -> str:
             return f"budget exceeded: {p.get('limit', '?')} (spent {p.get('spent', '?')})"
         case _:
             return f"{event.kind.value} {_short(p, 80)}" if p else event.kind.value
+
+
+def _route_text(p: Mapping[str, Any]) -> str:
+    """`⤳ case 'more' (value 'more') → executor, iteration 2 of 4`, or the exhausted form."""
+    case = p.get("case", "?")
+    value = p.get("value")
+    shown = f" ({p.get('on', '?')} = {_short(value, 40)})" if value != case else ""
+    text = f"⤳ case {_short(case, 40)}{shown} → {p.get('to', '?')}"
+    if p.get("exhausted"):
+        return f"{text}: case exhausted after {p.get('max_iterations', '?')} iterations"
+    if "iteration" in p:
+        text += f", iteration {p['iteration']} of {p.get('max_iterations', '?')}"
+    return text
 
 
 def _color_of(event: PipelineEvent) -> str:

@@ -9,9 +9,11 @@ What the parent passes becomes the child's run input (docs/semantics.md,
 "Sub-pipelines"): the parent's run input for the entry agent, a fan-out target's
 work item, else the upstream agent's output (its typed data, or its text). A
 child without `input:` accepts anything. A child with `input:` accepts a value of
-a declared object shape when every field the value has is a field of the child's
-input (the input model forbids extra fields), every required field of the child's
-input is a required field of the value, and each common field's type is accepted:
+a declared object shape when every required field of the child's input is a
+required field of the value and each common field's type is accepted (the child
+takes the fields its `input:` declares and ignores the others; inside a nested
+object every field must be one the child declares, as its input model forbids
+extra fields there):
 the same kind; an int where a float is wanted; an enum where a str is wanted, or
 an enum whose values are all among the wanted enum's; a list whose items are
 accepted; an object by these same rules; an optional field only where the wanted
@@ -193,7 +195,7 @@ def _object_problem(
     wanted_by_name = {named.name: named.type for named in wanted}
     given_by_name = {named.name: named.type for named in given}
     for name in given_by_name:
-        if name not in wanted_by_name:
+        if name not in wanted_by_name and prefix:  # top level: the child takes its fields
             return (
                 f"field '{prefix}{name}' is not in the sub-pipeline's 'input:' (it accepts "
                 f"{', '.join(wanted_by_name) or 'no fields'})"

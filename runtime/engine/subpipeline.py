@@ -150,6 +150,16 @@ def _child_input(ctx: AgentContext, services: RunServices) -> object:
     return upstream.data if upstream.data is not None else upstream.text
 
 
+def _declared_fields(child: CompiledPipeline, value: object) -> object:
+    """The fields of `value` the child's `input:` declares: a child takes what it names
+    and ignores the rest of what its parent passes (checked at compile time)."""
+    shape = child.spec.input
+    if shape is None or not isinstance(value, dict):
+        return value
+    names = {named.name for named in shape.fields}
+    return {key: field for key, field in value.items() if key in names}
+
+
 async def run_subpipeline(
     ctx: AgentContext, child: CompiledPipeline, handlers: object
 ) -> AgentOutput:
@@ -168,7 +178,7 @@ async def run_subpipeline(
             "with run_pipeline)"
         )
     name, main_id = child.spec.name, child_item_id(ctx)
-    child_input = validated_input(child, _child_input(ctx, services))
+    child_input = validated_input(child, _declared_fields(child, _child_input(ctx, services)))
     max_concurrency = services.max_concurrency or child.spec.defaults.max_concurrency
     child_services = RunServices(
         pipeline=child,

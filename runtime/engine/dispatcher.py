@@ -469,7 +469,7 @@ class Dispatcher:
         if payloads is None:
             return None
         parent = item.item.id
-        prefix = "item-" if parent == "main" else parent + "."
+        prefix = ("item-" if parent == "main" else parent + ".") + plan.id_tag
         # The fan-out's n-th run on this item (a loop, a QA retry) numbers its children
         # `<k>#<n>`, so no id is used twice.
         run = item.attempts.get(plan.id, 1)

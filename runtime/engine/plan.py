@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from ..agents import AgentOutput, ChildResult, WorkItem
 from ..errors import PipelineDefinitionError
 from ..pipeline import CompiledPipeline
-from ..spec import AgentSpec, OnFailSpec, RouteCase
+from ..spec import AgentSpec, OnFailSpec, PipelineSpec, RouteCase
 from .agent_runner import output_kind, run_default_agent, run_typed_agent
 from .context import AgentContext
 from .jsonpath import Step, parse_path
@@ -76,14 +76,56 @@ def build_plans(pipeline: CompiledPipeline, max_concurrency: int) -> dict[str, A
     cached = _PLANS.get(key)
     if cached is None or cached[0] is not pipeline:
         triggers, states = _statics(pipeline)
+        tagged = _fan_outs_sharing_items(pipeline.spec)
         plans = {
-            agent.id: AgentPlan(pipeline, agent, max_concurrency, triggers, states)
+            agent.id: AgentPlan(
+                pipeline, agent, max_concurrency, triggers, states, agent.id in tagged
+            )
             for agent in pipeline.spec.agents
         }
         if len(_PLANS) >= 64:
             _PLANS.clear()
         cached = _PLANS[key] = (pipeline, plans)
     return cached[1]
+
+
+def _fan_outs_sharing_items(spec: PipelineSpec) -> frozenset[str]:
+    """The fan-out agents that may run on one item beside another fan-out agent (a
+    broadcast to two fan-outs, a reduce that fans out again): their children's ids
+    name the agent (`item-<agent>-<k>`), as `item-<k>` would name two items."""
+    agents = {agent.id: agent for agent in spec.agents}
+    fan_outs = {
+        agent.id: agent.dispatch.target
+        for agent in spec.agents
+        if agent.dispatch is not None and agent.dispatch.strategy == "parallel_fan_out"
+    }
+    if len(fan_outs) < 2:
+        return frozenset()
+    # Each item starts at the entry agent (`main`) or at a fan-out's target (a child).
+    starts = {spec.entry_agent, *(t for t in fan_outs.values() if t is not None)}
+    shared: set[str] = set()
+    for start in starts:
+        seen, pending = {start}, [start]
+        while pending:  # the agents that run on the same item as `start`
+            agent = agents.get(pending.pop())
+            if agent is None:
+                continue
+            dispatch = agent.dispatch
+            nexts: list[str | None] = [agent.on_fail.target if agent.on_fail else None]
+            if dispatch is not None:
+                nexts += [dispatch.join, dispatch.reduce]
+                if dispatch.strategy != "parallel_fan_out":
+                    nexts += [dispatch.target, *dispatch.targets]
+                    cases = [*dispatch.cases.values(), dispatch.default]
+                    nexts += [case.target for case in cases if case is not None]
+            for name in nexts:
+                if name is not None and name in agents and name not in seen:
+                    seen.add(name)
+                    pending.append(name)
+        on_item = seen & fan_outs.keys()
+        if len(on_item) > 1:
+            shared |= on_item
+    return frozenset(shared)
 
 
 def runs_default_body(handler: object) -> bool:
@@ -159,6 +201,7 @@ class AgentPlan:
         "feedback_steps",
         "gathers",
         "id",
+        "id_tag",
         "is_gate",
         "is_qa",
         "items",
@@ -179,9 +222,13 @@ class AgentPlan:
         limit: int,
         triggers: Mapping[str, Any],
         states: Mapping[Any, Any],
+        shares_items: bool = False,
     ) -> None:
         aggregation = pipeline.spec.aggregation
         self.id = agent.id
+        # What a fan-out puts before its children's numbers: its id when another
+        # fan-out may run on the same item (`_fan_outs_sharing_items`), else nothing.
+        self.id_tag = f"{agent.id}-" if shares_items else ""
         self.is_gate = aggregation is not None and agent.id in aggregation.gates
         self.is_qa = output_kind(pipeline, agent) == "verdict"
         self.on_fail: OnFailSpec | None = agent.on_fail

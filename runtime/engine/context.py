@@ -29,6 +29,7 @@ class AgentContext:
     `joined` (a broadcast's join agent only) maps each target of the broadcast to its
     latest output on this item, or a `BranchFailure` when it failed; `children` (a
     fan-out's reduce agent only) is one `ChildResult` per child item, in item order.
+    `source` is the agent whose output `upstream` is (None when there is none).
     """
 
     run_id: str
@@ -43,6 +44,7 @@ class AgentContext:
     history: Mapping[str, tuple[BaseModel, ...]] = field(default_factory=dict, hash=False)
     joined: Mapping[str, BaseModel] = field(default_factory=dict, hash=False)
     children: tuple[ChildResult, ...] = ()
+    source: str | None = None
 
     @property
     def spec(self) -> AgentSpec:

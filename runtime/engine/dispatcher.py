@@ -219,7 +219,7 @@ class Dispatcher:
         ctx = AgentContext(
             self.run_id, agent, item.item, attempt, self.input, upstream,
             feedback if type(feedback) is tuple else tuple(feedback), self.services,
-            item.visible_outputs(), dict(item.history), joined, children,
+            item.visible_outputs(), dict(item.history), joined, children, source,
         )  # fmt: skip
         self.hub.flush()  # the run may wait here: its events go to the audit log first
         try:

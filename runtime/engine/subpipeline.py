@@ -133,16 +133,17 @@ def child_item_id(ctx: AgentContext) -> str:
 
 def _child_input(ctx: AgentContext, services: RunServices) -> object:
     """What the parent passes (compiler/checks_pipeline.py checks it statically): the run
-    input for the entry agent, a fan-out target's work item, else the upstream's output
-    (its typed data, or its text)."""
-    spec = services.pipeline.spec
-    fan_out_target = any(
-        agent.dispatch is not None
-        and agent.dispatch.strategy == "parallel_fan_out"
-        and agent.dispatch.target == ctx.agent
-        for agent in spec.agents
-    )
-    if fan_out_target and ctx.item.parent is not None:
+    input for the entry agent, the work item when a fan-out started it, else the
+    upstream's output (its typed data, or its text): a route looping back to a fan-out's
+    target passes the router's output."""
+    source = services.pipeline.spec.agent(ctx.source) if ctx.source is not None else None
+    dispatch = source.dispatch if source is not None else None
+    if (
+        dispatch is not None
+        and dispatch.strategy == "parallel_fan_out"
+        and dispatch.target == ctx.agent
+        and ctx.item.parent is not None
+    ):
         return ctx.item.payload
     upstream = ctx.upstream
     if upstream is None:

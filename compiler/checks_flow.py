@@ -229,6 +229,13 @@ def check_parallel_paths(ctx: CheckContext) -> Iterator[Diagnostic]:
                 "once per path and its retries would be counted twice; dispatch to it from "
                 "one agent only, or give each path its own QA agent"
             )
+        elif agent.id == meeting.broadcaster:
+            message = (
+                f"agent '{agent.id}' is reached again by two parallel branches of its own "
+                f"broadcast ({branches}), so it would run once per branch on the same work "
+                "item, each run broadcasting again; loop back from one branch only, or from "
+                "the broadcast's join"
+            )
         else:
             message = (
                 f"agent '{agent.id}' is reached by two parallel paths from the broadcast of "

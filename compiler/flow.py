@@ -200,12 +200,23 @@ def parallel_meetings(spec: PipelineSpec) -> list[Meeting]:
         for target in dict.fromkeys(dispatch.targets):
             for node in _reachable(graph, target):
                 reached_by.setdefault(node, []).append(target)
+        met_before: list[str] = []
         for node, branches in reached_by.items():
             if len(branches) < 2 or node in found:
                 continue
             if any(set(reached_by.get(p, ())) >= set(branches) for p in predecessors[node]):
-                continue  # the branches met before it: that agent is the one to report
+                met_before.append(node)  # the branches met before it: report that agent
+                continue
             found[node] = Meeting(node, agent.id, branches[0], branches[1], len(branches))
+        # Branches that loop back upstream meet on a cycle, where every agent "met them
+        # before": report one agent of such a cycle (the broadcaster if it is on it).
+        covered = {n for m in found.values() for n in _reachable(graph, m.agent)}
+        met_before.sort(key=lambda n: n != agent.id)
+        for node in met_before:
+            if node not in covered:
+                branches = reached_by[node]
+                found[node] = Meeting(node, agent.id, branches[0], branches[1], len(branches))
+                covered.update(_reachable(graph, node))
     order = {a.id: i for i, a in enumerate(spec.agents)}
     return sorted(found.values(), key=lambda m: order.get(m.agent, len(order)))
 

@@ -23,6 +23,8 @@ __all__ = ["check_fan_out_cycles", "check_gathers", "check_route"]
 
 _BOOL_CASES = ("true", "false")
 """The case keys of a route on a bool field."""
+_DEFAULT_CASE = "default"
+"""What a run calls a router's `default` (route_chosen's "case", the dry run's --route)."""
 
 
 def check_route(ctx: CheckContext) -> Iterator[Diagnostic]:
@@ -115,6 +117,14 @@ def _router_problems(
     yield from _case_targets(ctx, agent, where, graph)
     field = _route_field(agent)
     name = "route" if dispatch.on is None else dispatch.on
+    if dispatch.default is not None and _DEFAULT_CASE in dispatch.cases:
+        yield _error_at_key(
+            ctx,
+            (*where, "cases", _DEFAULT_CASE),
+            f"case '{_DEFAULT_CASE}' beside 'default:' is ambiguous: a run names the default "
+            f"'{_DEFAULT_CASE}' (route_chosen events, --route {agent.id}={_DEFAULT_CASE}); "
+            f"rename the value '{_DEFAULT_CASE}' of '{name}'",
+        )
     if field is None:
         fields = [f.name for f in agent.output.fields] if agent.output is not None else []
         if ctx.source.has((*where, "on")):

@@ -20,6 +20,7 @@ import pytest
 
 from agentflow.runtime.events.event import EventKind, PipelineEvent
 from agentflow.runtime.sinks.console import ConsoleSink, summarize
+from tests.sigint import default_sigint
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINES = REPO / "pipelines"
@@ -102,8 +103,9 @@ def test_a_second_run_on_a_live_log_is_refused_and_the_first_log_verifies(
     command = [str(BIN / "agentflow"), "run", str(slow), "--model", "replay", "--no-ui",
                "--quiet", "--concurrency", "1", "--jsonl", str(log)]  # fmt: skip
     first = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60  # a safety net against a hang, not a budget
         while '"kind":"tool_call"' not in (log.read_text() if log.exists() else ""):

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.sigint import default_sigint
+
 from .helpers import BIN, PIPELINES, ROOT, agentflow
 
 PIPELINE = PIPELINES / "slow_fanout.yaml"
@@ -32,6 +34,7 @@ def test_sigint_mid_fan_out_exits_130_with_a_finished_log(tmp_path: Path) -> Non
         [str(BIN / "agentflow"), "run", str(PIPELINE), "--model", "replay", "--no-ui",
          "--quiet", "--concurrency", "1", "--jsonl", str(log)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         _wait_for(log, '"kind":"tool_result"', proc)  # item-1 is done, 19 are not

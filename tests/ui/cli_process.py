@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.sigint import default_sigint
+
 __all__ = ["SAFETY_TIMEOUT", "CliProcess", "start_cli"]
 
 SAFETY_TIMEOUT = 60.0
@@ -89,6 +91,7 @@ def start_cli(*args: str, cwd: Path) -> CliProcess:
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
+            preexec_fn=default_sigint,  # a background CI job starts us with SIGINT ignored
         )
     cli = CliProcess(proc, stdout, stderr)
     try:

@@ -1,7 +1,8 @@
 """`agentflowc`: compile pipeline YAML files into typed Python modules.
 
 Exit status: 0 ok; 1 an invalid pipeline or a stale generated file (--check);
-2 a usage error; 70 an internal error (a bug: please report it).
+2 a usage error; 70 an internal error (a bug: please report it); 141 (quietly) when
+the reader of its output closed the pipe early (`agentflowc --explain x.yaml | head`).
 
 Only the standard library is imported at module level: `--version` and `--help`
 answer without importing pydantic, trio or jinja2 (the compiler proper is
@@ -30,6 +31,8 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a command that SIGPIPE ends: its reader closed the pipe."""
 
 
 def _version() -> str:
@@ -83,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("agentflowc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout stopped early (`agentflowc --explain x.yaml | head`): stop
+        # quietly, and keep the interpreter's final flush from failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         print(f"agentflowc: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("agentflowc: this is a bug in agentflowc; please report it", file=sys.stderr)

@@ -163,6 +163,16 @@ def reference_problems(
                     )
                 )
                 continue
+            if name in (joined_targets(spec, reader) or ()):
+                problems.append(
+                    (
+                        ref.line,
+                        f"'{written}': agent '{name}' is a joined branch of '{reader}', and a "
+                        "branch that failed leaves no output (the join still runs); read "
+                        f"'joined.{name}', its output or its failure",
+                    )
+                )
+                continue
             if runs_before is not None and not runs_before(name, reader):
                 problems.append(
                     (

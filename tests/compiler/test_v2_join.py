@@ -93,8 +93,9 @@ def test_a_join_agent_cannot_read_a_branch_through_outputs(tmp_path: Path) -> No
     found = errors(JOIN, tmp_path, _join("{{ outputs.joke_writer.joke }}\n"))
     assert len(found) == 1
     assert found[0].startswith(
-        "combiner.md:1:1: error: 'outputs.joke_writer': agent 'joke_writer' does not run "
-        "before 'combiner' on every path"
+        "combiner.md:1:1: error: 'outputs.joke_writer': agent 'joke_writer' is a joined "
+        "branch of 'combiner', and a branch that failed leaves no output (the join still "
+        "runs); read 'joined.joke_writer'"
     )
     idom = immediate_dominators(compile_text(JOIN, tmp_path, _join("x\n")).spec)
     assert idom["combiner"] == "topic_agent" and dominates(idom, "topic_agent", "combiner")

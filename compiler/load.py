@@ -14,6 +14,7 @@ import errno
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,6 +305,11 @@ def _expansion_limit(
     ]
 
 
+_IMPORTED_MODULES = frozenset(sys.stdlib_module_names) | {"agentflow", "pydantic"}
+"""Top-level modules a generated module may import: a child's module named like one
+would not be the module its parent's `import <child> as ...` finds."""
+
+
 def _module_clashes(
     spec: PipelineSpec, parsed: Parsed, children: Mapping[str, LoadedPipeline], real: str
 ) -> list[Diagnostic]:
@@ -329,10 +335,22 @@ def _module_clashes(
                 if node is child
                 else f"sub-pipeline '{node.source_path}' (included by '{agent.pipeline}')"
             )
+            loc = parsed.source.value(("agents", index, "pipeline"))
+            if name in _IMPORTED_MODULES:
+                found.append(
+                    Diagnostic(
+                        loc.file,
+                        loc.line,
+                        loc.column,
+                        f"{what} is named '{node.spec.name}', which gives module '{name}.py', "
+                        f"but '{name}' is a module Python already imports (the parent's module "
+                        "imports its child by that name); rename the sub-pipeline",
+                    )
+                )
+                continue
             owner = owners.setdefault(name, (what, where))
             if owner[1] == where:
                 continue
-            loc = parsed.source.value(("agents", index, "pipeline"))
             found.append(
                 Diagnostic(
                     loc.file,

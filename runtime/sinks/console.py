@@ -263,11 +263,16 @@ class ConsoleSink:
         return f"{stamp} {text}"
 
     def progress(self) -> str:
+        """`items 7/10: 5 passed, 1 completed, 1 aborted`: each status by its own name
+        (an item no gate judged is `completed`, not `passed`)."""
         done = self.items_done
         finished = sum(done.values())
-        ok = done["passed"] + done["completed"]
-        bad = done["aborted"] + done["failed"]
-        return f"items {finished}/{self.items_total} passed {ok} aborted {bad}"
+        counts = ", ".join(
+            f"{done[status]} {status}"
+            for status in ("passed", "completed", "failed", "aborted")
+            if done[status]
+        )
+        return f"items {finished}/{self.items_total}" + (f": {counts}" if counts else "")
 
     def _on_item_event(self, event: PipelineEvent) -> None:
         if event.kind is EventKind.ITEM_CREATED:

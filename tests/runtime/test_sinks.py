@@ -126,7 +126,7 @@ async def test_console_fanout_progress_every_ten_percent() -> None:
     lines = out.getvalue().splitlines()
     progress = [line for line in lines if line.startswith("items ")]
     assert len(progress) == 10
-    assert progress[-1] == "items 100/100 passed 88 aborted 12"
+    assert progress[-1] == "items 100/100: 88 passed, 12 aborted"
     assert not any("worker_agent" in line for line in lines)  # no per-item lines
     assert lines[-1].endswith("run finished: failed in state failed")
 
@@ -137,7 +137,7 @@ async def test_console_fanout_progress_in_place_on_a_tty() -> None:
     await _feed(sink, _fanout_events(20, aborted=0))
     text = out.getvalue()
     assert "\r\x1b[K" in text
-    assert "items 20/20 passed 20 aborted 0" in text
+    assert "items 20/20: 20 passed" in text
     assert text.count("\n") == 3  # run started, run finished, final newline
 
 
@@ -188,3 +188,19 @@ async def test_console_json_lines_escape_c1_controls_and_stay_json() -> None:
 def test_printable_keeps_text_and_escapes_controls() -> None:
     assert printable("ünïcode → ok") == "ünïcode → ok"
     assert printable("a\tb\nc\x00\x7f") == "a\\tb\\nc\\x00\\x7f"
+
+
+async def test_console_progress_names_completed_items_as_completed() -> None:
+    """An item no gate judged is `completed` (map_reduce's children): the line said `passed`."""
+    specs: list[tuple[EventKind, dict[str, object], str | None, str | None]] = [
+        (EventKind.RUN_STARTED, {"pipeline": "p", "model": "replay"}, None, None)
+    ]
+    for k in range(1, 4):
+        specs.append((EventKind.ITEM_CREATED, {"index": k}, None, f"item-{k}"))
+    for k in range(1, 4):
+        status = "failed" if k == 3 else "completed"
+        specs.append((EventKind.ITEM_FINISHED, {"status": status}, None, f"item-{k}"))
+    out = io.StringIO()
+    await _feed(ConsoleSink(stream=out), _events(*specs))
+    progress = [line for line in out.getvalue().splitlines() if line.startswith("items ")]
+    assert progress[-1] == "items 3/3: 2 completed, 1 failed"

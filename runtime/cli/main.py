@@ -35,7 +35,8 @@ EXIT_INTERNAL = 70
 EXIT_STATUS = (
     "Exit status: 0 the run succeeded; 1 the run failed (verify: the log does not "
     "verify); 2 it could not start (a usage error, a missing or unreadable file, an "
-    "invalid pipeline, a busy UI port, an audit log in use by another run); "
+    "invalid pipeline, a busy UI port, an audit log in use by another run, a run store "
+    "that cannot be opened); "
     "130 interrupted; 70 internal error (a bug: please report it)."
 )
 

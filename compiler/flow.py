@@ -210,6 +210,8 @@ def parallel_meetings(spec: PipelineSpec) -> list[Meeting]:
             found[node] = Meeting(node, agent.id, branches[0], branches[1], len(branches))
         # Branches that loop back upstream meet on a cycle, where every agent "met them
         # before": report one agent of such a cycle (the broadcaster if it is on it).
+        if not met_before:
+            continue
         covered = {n for m in found.values() for n in _reachable(graph, m.agent)}
         met_before.sort(key=lambda n: n != agent.id)
         for node in met_before:

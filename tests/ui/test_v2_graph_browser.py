@@ -70,8 +70,11 @@ async def test_supervisor_routes_and_sub_pipeline_in_the_page(
                 options=RunOptions(backoff_scale=0),
             )
             assert result.status == "succeeded"
-            await wait_js(bt, page, "window.__agentflow.run !== null")
+            await wait_js(bt, page, "window.__agentflow.run !== null", timeout=30_000)
             for agent in ("supervisor", "writer", "research_team.editor"):
+                # the page settles each node as its events arrive: wait (a loaded
+                # machine may draw them after the run's end), then check
+                await wait_js(bt, page, f"{node_status(agent)} === 'passed'", timeout=30_000)
                 assert await js(bt, page, node_status(agent)) == "passed", agent
             assert page.errors == []
         finally:

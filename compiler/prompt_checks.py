@@ -21,6 +21,7 @@ from agentflow.runtime.engine.prompting import PromptSandbox
 from agentflow.runtime.spec import FieldSpec, NamedField, PipelineSpec
 
 from .diagnostics import did_you_mean
+from .flow import same_item_graph
 
 __all__ = [
     "Reference",
@@ -30,7 +31,7 @@ __all__ = [
     "template_references",
 ]
 
-_CHECKED_ROOTS = frozenset({"input", "outputs", "history", "joined"})
+_CHECKED_ROOTS = frozenset({"input", "outputs", "history", "joined", "item"})
 _KNOWN_VARIABLES = PROMPT_VARIABLES | GATHER_VARIABLES
 
 
@@ -131,7 +132,17 @@ def reference_problems(
     every path (None: the dispatch graph is broken, which is reported elsewhere)."""
     problems: list[tuple[int, str]] = []
     agents = {agent.id: agent for agent in spec.agents}
+    item_kinds: list[tuple[str, tuple[NamedField, ...]]] | None = None
     for ref in template_references(text):
+        if ref.root == "item":
+            if item_kinds is None:
+                item_kinds = _item_kinds(spec, reader)
+            for what, fields in item_kinds:
+                problem = _path_problem(fields, ref.parts, "item", what)
+                if problem:
+                    problems.append((ref.line, problem))
+                    break
+            continue
         if ref.root == "input":
             if spec.input is not None:
                 problem = _path_problem(spec.input.fields, ref.parts, "input", "the input")
@@ -208,6 +219,41 @@ def reference_problems(
         if problem:
             problems.append((ref.line, problem))
     return problems
+
+
+def _item_kinds(spec: PipelineSpec, reader: str) -> list[tuple[str, tuple[NamedField, ...]]]:
+    """Each kind of work item `reader` runs on, with its declared fields: the main item
+    (the run input, `input:`) and the children of each fan-out whose path reaches the
+    reader (a typed fan-out's `items:` element). Empty when any of them has no declared
+    object shape: then `item.…` cannot be checked (v1 work items are any JSON)."""
+    graph = same_item_graph(spec)
+    starts: list[tuple[str, str, tuple[NamedField, ...] | None]] = [
+        (spec.entry_agent, "the run input", spec.input.fields if spec.input else None)
+    ]
+    for agent in spec.agents:
+        dispatch = agent.dispatch
+        if dispatch is None or dispatch.strategy != "parallel_fan_out" or not dispatch.target:
+            continue
+        element: tuple[NamedField, ...] | None = None
+        if dispatch.items is not None and agent.output is not None:
+            field = next((f.type for f in agent.output.fields if f.name == dispatch.items), None)
+            items = field.items if field is not None and field.kind == "list" else None
+            if items is not None and items.kind == "object":
+                element = items.fields
+        starts.append((dispatch.target, f"each work item of fan-out '{agent.id}'", element))
+    kinds: list[tuple[str, tuple[NamedField, ...]]] = []
+    for start, what, fields in starts:
+        seen, stack = {start}, [start]
+        while stack:
+            for nxt in graph.get(stack.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        if reader in seen:
+            if fields is None:
+                return []
+            kinds.append((what, fields))
+    return kinds
 
 
 _LIST_METHODS = frozenset({"count", "index"})

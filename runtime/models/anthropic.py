@@ -47,6 +47,8 @@ opened, never at module import.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -77,6 +79,8 @@ __all__ = [
     "AnthropicModel",
     "RetryCallback",
     "build_message_params",
+    "cacheable_prefix_key",
+    "min_cacheable_tokens",
 ]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -99,6 +103,12 @@ _REJECTION_HINTS: Mapping[int, str] = {
 }
 
 
+_CACHE_WARM_S = 270.0
+"""How long a prefix counts as cached after its last use (the cache keeps it 5 minutes)."""
+_MAX_WARM_PREFIXES = 1024
+"""Past this many remembered prefixes, expired ones are forgotten."""
+
+
 class _IncompleteAnswer(Exception):
     """The response was not one whole Messages API event stream (a transport fault)."""
 
@@ -116,12 +126,13 @@ class _Failure:
     retry_after_s: float | None = None
 
 
-def build_message_params(request: ModelRequest) -> dict[str, Any]:
+def build_message_params(request: ModelRequest, *, prompt_caching: bool = True) -> dict[str, Any]:
     """The keyword arguments of `messages.stream` for one request.
 
     The structured-output tool is appended for "verdict"/"items"/"output" requests and
     chosen as described in `structured_tool_choice`. `temperature` is sent
     only when set, through `extra_body` (SDK 2.x no longer has the argument).
+    With `prompt_caching`, cache breakpoints are marked as `_mark_cache_breakpoints` says.
     """
     tools = [_tool_param(tool) for tool in request.tools]
     has_other_tools = bool(tools)
@@ -141,7 +152,94 @@ def build_message_params(request: ModelRequest) -> dict[str, Any]:
         params["tool_choice"] = choice
     if request.temperature is not None:
         params["extra_body"] = {"temperature": request.temperature}
+    if prompt_caching:
+        _mark_cache_breakpoints(params)
     return params
+
+
+EPHEMERAL: Mapping[str, str] = {"type": "ephemeral"}
+"""A 5-minute cache breakpoint (`cache_control`)."""
+
+# The shortest prefix Anthropic caches, by model-name prefix (longest match wins);
+# a shorter prefix marked for caching is simply not cached.
+_MIN_CACHEABLE_TOKENS: Mapping[str, int] = {
+    "claude-opus-4-5": 4096,
+    "claude-opus-4-6": 4096,
+    "claude-haiku-4-5": 4096,
+    "claude-sonnet-4-6": 2048,
+    "claude-3-5-haiku": 2048,
+    "claude-3-haiku": 2048,
+}
+_DEFAULT_MIN_CACHEABLE_TOKENS = 1024
+# Characters per token, on the low side (English prose averages about 3.5-4), so a
+# prefix near the minimum is rather marked (free when too short) than missed.
+_CHARS_PER_TOKEN = 3.0
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The shortest prompt prefix, in tokens, that `model` caches."""
+    matches = [prefix for prefix in _MIN_CACHEABLE_TOKENS if model.startswith(prefix)]
+    if not matches:
+        return _DEFAULT_MIN_CACHEABLE_TOKENS
+    return _MIN_CACHEABLE_TOKENS[max(matches, key=len)]
+
+
+def _estimated_tokens(*parts: Any) -> int:
+    return int(len(json.dumps(parts, default=str)) / _CHARS_PER_TOKEN)
+
+
+def _mark_cache_breakpoints(params: dict[str, Any]) -> None:
+    """Mark `params` for prompt caching where a cache can form (in place).
+
+    The API caches the prefix tools -> system -> messages up to a block carrying
+    `cache_control`. Two breakpoints at most:
+    - the end of the fixed prefix: the system prompt (which also covers the tools
+      before it), or the last tool when there is no system prompt. Every request
+      of an agent (every item of a fan-out, every turn) shares it.
+    - the end of the conversation, from the second message on (a tool loop):
+      the next turn resends it all and reads it back.
+    A part is marked only when the prefix it ends is estimated long enough for
+    the model to cache, so short prompts go out exactly as without caching.
+    """
+    minimum = min_cacheable_tokens(str(params["model"]))
+    tools: list[dict[str, Any]] = params.get("tools", [])
+    system: str | None = params.get("system")
+    if _estimated_tokens(tools, system) >= minimum:
+        if system:
+            params["system"] = [{"type": "text", "text": system, "cache_control": dict(EPHEMERAL)}]
+        elif tools:
+            tools[-1] = {**tools[-1], "cache_control": dict(EPHEMERAL)}
+    messages: list[dict[str, Any]] = params["messages"]
+    if len(messages) > 1 and _estimated_tokens(tools, system, messages) >= minimum:
+        messages[-1] = _with_breakpoint_at_end(messages[-1])
+
+
+def _with_breakpoint_at_end(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `message` whose last content block carries `cache_control`."""
+    content = message.get("content")
+    if isinstance(content, str):
+        blocks: list[Any] = [{"type": "text", "text": content}]
+    elif isinstance(content, list | tuple) and content:
+        blocks = list(content)
+    else:
+        return dict(message)
+    if not isinstance(blocks[-1], Mapping):
+        return dict(message)
+    blocks[-1] = {**blocks[-1], "cache_control": dict(EPHEMERAL)}
+    return {**message, "content": blocks}
+
+
+def cacheable_prefix_key(params: Mapping[str, Any]) -> str | None:
+    """A digest of the fixed prefix marked for caching (model, tools, system), else None."""
+    system = params.get("system")
+    tools = params.get("tools") or []
+    marked = (isinstance(system, list) and any("cache_control" in b for b in system)) or any(
+        "cache_control" in tool for tool in tools
+    )
+    if not marked:
+        return None
+    text = json.dumps([params["model"], tools, system], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _tool_param(tool: ToolSchema) -> dict[str, Any]:
@@ -166,6 +264,9 @@ class AnthropicModel:
             API gives no `retry-after`; the n-th retry waits about base * 2**(n-1).
         max_retry_after_s: the longest `retry-after` honoured; longer waits are capped.
         max_response_bytes: the most bytes one response may hold; more is a ModelError.
+        prompt_caching: mark requests for Anthropic's 5-minute prompt cache (see
+            `_mark_cache_breakpoints`), and send the first call of a new cached prefix
+            ahead of concurrent calls sharing it, so they read the cache it writes.
 
     Raises:
         ModelError: no API key was given and $ANTHROPIC_API_KEY is not set.
@@ -186,6 +287,7 @@ class AnthropicModel:
         backoff_max_s: float = 8.0,
         max_retry_after_s: float = 60.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        prompt_caching: bool = True,
     ) -> None:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not key:
@@ -211,6 +313,11 @@ class AnthropicModel:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
+        self.prompt_caching = prompt_caching
+        # Cached prefixes (cacheable_prefix_key) whose cache a response has begun
+        # to use, with when; and the first calls of prefixes not cached yet.
+        self._warm_prefixes: dict[str, float] = {}
+        self._warming_prefixes: dict[str, trio.Event] = {}
         # Set between open() and aclose(); None means closed.
         self._client: AsyncAnthropic | None = None
 
@@ -282,15 +389,70 @@ class AnthropicModel:
             ModelError: the call still failed after `max_retries` retries.
         """
         await self.open()
-        params = build_message_params(request)
+        params = build_message_params(request, prompt_caching=self.prompt_caching)
+        prefix = cacheable_prefix_key(params) if self.prompt_caching else None
+        leading = await self._await_cached_prefix(prefix)
+        try:
+            return await self._complete(request, params, on_text, on_retry, leading)
+        finally:
+            if leading is not None:
+                self._give_up_lead(leading)
+
+    async def _await_cached_prefix(self, prefix: str | None) -> str | None:
+        """Wait while another call writes `prefix`'s cache; return `prefix` if this call must.
+
+        Anthropic makes a cache entry readable only once the response that writes
+        it has begun, so N concurrent calls sharing a new prefix would all write
+        it (N x 1.25 of its input price). The first goes alone; the rest wait for
+        its response to begin (or fail: then one of them leads), then read.
+        """
+        if prefix is None:
+            return None
+        while True:
+            now = trio.current_time()
+            warm_at = self._warm_prefixes.get(prefix)
+            if warm_at is not None and now - warm_at < _CACHE_WARM_S:
+                self._warm_prefixes[prefix] = now  # a read refreshes the cache's lifetime
+                return None
+            pending = self._warming_prefixes.get(prefix)
+            if pending is None:
+                self._warming_prefixes[prefix] = trio.Event()
+                return prefix
+            await pending.wait()
+
+    def _response_began(self, prefix: str) -> None:
+        """The leading call's response began: its prefix is cached; release the waiters."""
+        now = trio.current_time()
+        if len(self._warm_prefixes) >= _MAX_WARM_PREFIXES:  # forget expired prefixes
+            self._warm_prefixes = {
+                key: at for key, at in self._warm_prefixes.items() if now - at < _CACHE_WARM_S
+            }
+        self._warm_prefixes[prefix] = now
+        self._give_up_lead(prefix)
+
+    def _give_up_lead(self, prefix: str) -> None:
+        """Release the calls waiting on `prefix`; if it is not cached, one of them leads."""
+        event = self._warming_prefixes.pop(prefix, None)
+        if event is not None:
+            event.set()
+
+    async def _complete(
+        self,
+        request: ModelRequest,
+        params: Mapping[str, Any],
+        on_text: TextSink | None,
+        on_retry: RetryCallback | None,
+        leading: str | None,
+    ) -> ModelTurn:
         notify = on_retry if on_retry is not None else self.on_retry
+        began = (lambda: self._response_began(leading)) if leading is not None else None
         retries = 0
         while True:
             failure: _Failure | None = None
             sink = self._redactor.stream(on_text) if on_text is not None else None
             try:
                 with trio.fail_after(request.timeout_s):
-                    message = await self._stream_once(params, request.timeout_s, sink)
+                    message = await self._stream_once(params, request.timeout_s, sink, began)
             except Exception as exc:  # TooSlowError included: see the module docstring
                 failure = self._classify(exc, request)
             if failure is None:
@@ -299,6 +461,11 @@ class AnthropicModel:
                 return self._redactor.turn(self._to_turn(message, request))
             if sink is not None:
                 sink.discard()
+            if began is not None and leading is not None:
+                # No response began: let the waiting calls go (one leads) rather than
+                # hold them through this call's retries and backoff.
+                self._give_up_lead(leading)
+                began = None
             if not failure.retryable or retries >= self.max_retries:
                 # Raised outside the `except`: no __context__ chains the SDK error
                 # (whose request and body could carry the key) to ours.
@@ -310,7 +477,11 @@ class AnthropicModel:
             await trio.sleep(delay)
 
     async def _stream_once(
-        self, params: Mapping[str, Any], timeout_s: float, on_text: RedactingTextSink | None
+        self,
+        params: Mapping[str, Any],
+        timeout_s: float,
+        on_text: RedactingTextSink | None,
+        on_began: Callable[[], None] | None = None,
     ) -> Message:
         """One attempt: the whole answer, or `_IncompleteAnswer` (see the module docstring)."""
         client = self._client
@@ -326,6 +497,8 @@ class AnthropicModel:
                         on_text(event.delta.text)
                 elif event.type == "message_start":
                     started = True
+                    if on_began is not None:
+                        on_began()
                 elif event.type == "content_block_start":
                     open_blocks.add(event.index)
                 elif event.type == "content_block_stop":

@@ -18,6 +18,17 @@ stream, such as a JSON or HTML page (`RawReply`); a stream that never ends
 (`FloodReply`). Every request is recorded (`FakeAnthropic.requests`), so tests
 assert what was sent.
 
+Prompt caching is accounted as the API documents it: the prefix tools -> system
+-> messages up to a block with `cache_control` is cached once a response to it
+begins (its first event, after the reply's `delay_s`; concurrent requests that
+arrive before then write it too), if it holds at least `cache_min_tokens`
+tokens (this fake counts one token per 4 characters of the blocks' JSON). A
+later request whose prefix, up to any block boundary before its last
+breakpoint, was cached reports it as `cache_read_input_tokens`; the marked
+prefix beyond that is `cache_creation_input_tokens`. The scripted
+`input_tokens` stand for the uncached rest, so they exclude both (a reply that
+scripts cache tokens itself keeps them when the request caches nothing).
+
 Usage:
     fake = FakeAnthropic([text_reply("hi")])
     async with trio.open_nursery() as nursery:
@@ -29,6 +40,7 @@ or `async with open_fake_anthropic([...]) as fake: fake.base_url`.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections import deque
@@ -194,6 +206,7 @@ class FakeAnthropic:
         script: replies served in order, or `f(recorded_request) -> reply`.
         expected_key: if set, any other credential gets a 401 authentication_error
             whose message echoes the credential (so tests prove the client scrubs it).
+        cache_min_tokens: the shortest prefix the fake caches (the module says how).
     """
 
     def __init__(
@@ -201,7 +214,10 @@ class FakeAnthropic:
         script: Iterable[Scripted] | Callable[[RecordedRequest], Scripted] = (),
         *,
         expected_key: str | None = None,
+        cache_min_tokens: int = 1024,
     ) -> None:
+        self.cache_min_tokens = cache_min_tokens
+        self.cached_prefixes: set[str] = set()  # digests of cached prefixes
         self._script_fn = script if callable(script) else None
         self._queue: deque[Scripted] = deque() if callable(script) else deque(script)
         self.expected_key = expected_key
@@ -254,12 +270,75 @@ class FakeAnthropic:
                 )
             else:
                 reply = self._next_reply(recorded)
-            return await _respond(reply, body)
+            cache_usage: dict[str, int] = {}
+            written: list[str] = []
+            if isinstance(reply, Reply):
+                cache_usage, written = self._account_cache(body)
+            return await _respond(reply, body, cache_usage, partial(self._cache, written))
 
         return app
 
+    def _cache(self, digests: Iterable[str]) -> None:
+        """A response began: the prefixes it wrote are readable from now on."""
+        self.cached_prefixes.update(digests)
 
-async def _respond(reply: Scripted, body: Mapping[str, Any]) -> Response:
+    def _account_cache(self, body: Mapping[str, Any]) -> tuple[dict[str, int], list[str]]:
+        """Cache read and write tokens of `body`, and the prefixes it writes (see the module)."""
+        boundaries = _prefix_boundaries(body)
+        marked = [i for i, (_, _, breakpoint) in enumerate(boundaries) if breakpoint]
+        if not marked:
+            return {}, []
+        last = marked[-1]
+        read = 0
+        for digest, tokens, _ in boundaries[: last + 1]:
+            if digest in self.cached_prefixes:
+                read = max(read, tokens)
+        written = 0
+        digests: list[str] = []
+        for i in marked:
+            digest, tokens, _ = boundaries[i]
+            if tokens >= self.cache_min_tokens and tokens > read:
+                digests.append(digest)
+                written = max(written, tokens - read)
+        if not read and not written:
+            return {}, []
+        usage = {"cache_read_input_tokens": read, "cache_creation_input_tokens": written}
+        return usage, digests
+
+
+def _prefix_boundaries(body: Mapping[str, Any]) -> list[tuple[str, int, bool]]:
+    """(digest, tokens, marked) of the prefix up to each block, tools -> system -> messages."""
+    blocks: list[Any] = list(body.get("tools") or [])
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        blocks.append({"type": "text", "text": system})
+    elif isinstance(system, list):
+        blocks.extend(system)
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        for block in content or []:
+            blocks.append({"role": message.get("role"), **block})
+    digest = hashlib.sha256(str(body.get("model")).encode())
+    chars = 0
+    out: list[tuple[str, int, bool]] = []
+    for block in blocks:
+        marked = isinstance(block, dict) and "cache_control" in block
+        plain = {k: v for k, v in block.items() if k != "cache_control"} if marked else block
+        text = json.dumps(plain, sort_keys=True)
+        digest.update(text.encode())
+        chars += len(text)
+        out.append((digest.hexdigest(), chars // 4, marked))
+    return out
+
+
+async def _respond(
+    reply: Scripted,
+    body: Mapping[str, Any],
+    cache_usage: Mapping[str, int] | None = None,
+    on_begin: Callable[[], None] | None = None,
+) -> Response:
     if isinstance(reply, HangReply):
         await trio.sleep(reply.seconds)
         reply = ErrorReply(500, "api_error", "fake anthropic: hang ended")
@@ -275,11 +354,19 @@ async def _respond(reply: Scripted, body: Mapping[str, Any]) -> Response:
     if not body.get("stream"):
         if isinstance(reply, StreamErrorReply):
             return _error_response(ErrorReply(529, reply.error_type, reply.message))
+        if on_begin is not None:
+            on_begin()
         return Response(
-            json.dumps(_message(reply, body)), 200, {"content-type": "application/json"}
+            json.dumps(_message(reply, body, cache_usage)),
+            200,
+            {"content-type": "application/json"},
         )
     return Response(
-        _sse(_stream_events(reply, body), reply.delay_s if isinstance(reply, Reply) else 0.0),
+        _sse(
+            _stream_events(reply, body, cache_usage),
+            reply.delay_s if isinstance(reply, Reply) else 0.0,
+            on_begin,
+        ),
         200,
         {"content-type": "text/event-stream", "cache-control": "no-cache"},
     )
@@ -296,7 +383,9 @@ def _error_response(reply: ErrorReply) -> Response:
     return Response(json.dumps(payload), reply.status, headers)
 
 
-def _message(reply: Reply, body: Mapping[str, Any]) -> dict[str, Any]:
+def _message(
+    reply: Reply, body: Mapping[str, Any], cache_usage: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     return {
         "id": f"msg_fake_{next(_ids):06d}",
         "type": "message",
@@ -309,6 +398,7 @@ def _message(reply: Reply, body: Mapping[str, Any]) -> dict[str, Any]:
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             **reply.usage,
+            **(cache_usage or {}),
         },
     }
 
@@ -318,10 +408,13 @@ def _chunks(text: str, size: int) -> list[str]:
 
 
 def _stream_events(
-    reply: Reply | StreamErrorReply, body: Mapping[str, Any]
+    reply: Reply | StreamErrorReply,
+    body: Mapping[str, Any],
+    cache_usage: Mapping[str, int] | None = None,
 ) -> Iterable[tuple[str, dict[str, Any]]]:
     """The (event name, data) sequence of a streamed message."""
-    full = _message(reply if isinstance(reply, Reply) else text_reply(reply.partial_text), body)
+    answer = reply if isinstance(reply, Reply) else text_reply(reply.partial_text)
+    full = _message(answer, body, cache_usage)
     usage = full["usage"]
     start = {
         **full,
@@ -404,11 +497,16 @@ async def _flood(reply: FloodReply, body: Mapping[str, Any]) -> AsyncIterator[by
 
 
 async def _sse(
-    events: Iterable[tuple[str, dict[str, Any]]], delay_s: float = 0.0
+    events: Iterable[tuple[str, dict[str, Any]]],
+    delay_s: float = 0.0,
+    on_begin: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
     for name, data in events:
         if delay_s:
             await trio.sleep(delay_s)
+        if on_begin is not None:  # the first event: the response begins
+            on_begin()
+            on_begin = None
         yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
         await trio.lowlevel.checkpoint()
 
@@ -418,9 +516,10 @@ async def open_fake_anthropic(
     script: Iterable[Scripted] | Callable[[RecordedRequest], Scripted] = (),
     *,
     expected_key: str | None = None,
+    cache_min_tokens: int = 1024,
 ) -> AsyncIterator[FakeAnthropic]:
     """Run a FakeAnthropic for the duration of the block; `fake.base_url` is set."""
-    fake = FakeAnthropic(script, expected_key=expected_key)
+    fake = FakeAnthropic(script, expected_key=expected_key, cache_min_tokens=cache_min_tokens)
     async with trio.open_nursery() as nursery:
         await nursery.start(fake.serve)
         try:

@@ -184,6 +184,7 @@ def _choose_model(
             fail_first=args.fail_first,
             items=3 if args.items is None else args.items,
             routes=routes,
+            prompt_caching=not getattr(args, "no_prompt_cache", False),
         )
     except RouteChoiceError as exc:  # name the option as the user wrote it
         told = ",".join(routes.get(exc.router, ()))

@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --model dry-run: how many work items a fan-out agent returns (default 3)",
     )
+    run.add_argument(
+        "--no-prompt-cache",
+        action="store_true",
+        help="live Claude: do not mark prompts for Anthropic's prompt cache (docs/models.md)",
+    )
     run.add_argument("--cassette", help="replay cassette (default: <pipeline>.cassette.jsonl)")
     run.add_argument("--replay", metavar="RUN_JSONL", help="re-run offline from a run's audit log")
     run.add_argument("--record", metavar="PATH", help="write the run's model responses here")

@@ -42,7 +42,10 @@ class NoModelError(ModelError):
 
 
 def anthropic_model(
-    spec: PipelineSpec | CompiledPipeline, *, prices: PriceTable | None = None
+    spec: PipelineSpec | CompiledPipeline,
+    *,
+    prices: PriceTable | None = None,
+    prompt_caching: bool = True,
 ) -> AnthropicModel:
     """An unopened `AnthropicModel` configured by the pipeline.
 
@@ -64,6 +67,7 @@ def anthropic_model(
         timeout_s=defaults.timeout_s,
         max_retries=defaults.retry.max_attempts,
         prices=prices,
+        prompt_caching=prompt_caching,
     )
 
 
@@ -114,6 +118,7 @@ def choose_model(
     fail_first: int = 0,
     items: int = 3,
     routes: Mapping[str, Sequence[str]] | None = None,
+    prompt_caching: bool = True,
 ) -> Model:
     """Build the model a run uses.
 
@@ -131,6 +136,7 @@ def choose_model(
         items: (dry-run) how many work items a fan-out agent returns.
         routes: (dry-run) router id -> the cases it takes (see DryRunModel),
             checked against `spec`.
+        prompt_caching: (live) mark prompts for Anthropic's prompt cache.
 
     Returns:
         An unopened model: enter it with `async with` (AnthropicModel needs it).
@@ -150,7 +156,7 @@ def choose_model(
     if auto:
         model = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "replay"
     if model == "anthropic":
-        return anthropic_model(spec, prices=prices)
+        return anthropic_model(spec, prices=prices, prompt_caching=prompt_caching)
     path = replay_log or cassette or default_cassette(spec)
     if auto and (path is None or not path.is_file()):
         where = f"no cassette at {path}" if path is not None else "no cassette path"

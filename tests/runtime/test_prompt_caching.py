@@ -6,6 +6,8 @@ as the real one documents (tests/fake_anthropic/server.py).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tests.fake_anthropic.server import (
     tool_reply,
 )
 
+from .test_anthropic_e2e import HelloScript
 from .test_engine_fakes import compile_dict, fanout_spec
 
 KEY = "sk-ant-api03-CACHE-FAKE-KEY-never-in-the-log-5d21"
@@ -322,3 +325,36 @@ async def test_a_fan_out_writes_the_workers_prompt_once_and_reads_it_for_every_o
     assert result.usage.cost_usd == pytest.approx(expected / 1e6)
     assert all(KEY not in line for line in sink.lines)
     assert all(r.credential == KEY for r in fake.requests)
+
+
+# -- the CLI switch ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("switch", [[], ["--no-prompt-cache"]])
+async def test_agentflow_run_caches_by_default_and_not_with_no_prompt_cache(
+    tmp_path: Path, switch: list[str]
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "prompts").mkdir()
+    for agent in ("writer_agent", "reviewer_agent"):
+        text = (root / "pipelines" / "prompts" / f"{agent}.md").read_text()
+        (tmp_path / "prompts" / f"{agent}.md").write_text(f"{text}\n\n{LONG_SYSTEM}\n")
+    pipeline = tmp_path / "hello.yaml"
+    pipeline.write_text((root / "pipelines" / "hello_world.yaml").read_text())
+    script = HelloScript(
+        writer=[text_reply("Trio runs tasks in nurseries.")],
+        reviewer=[tool_reply("submit_verdict", {"passed": True, "issues": []})],
+    )
+    async with open_fake_anthropic(script) as fake:
+        env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.base_url}
+        argv = [str(Path(sys.executable).parent / "agentflow"), "run", str(pipeline), "trio"]
+        argv += ["--jsonl", str(tmp_path / "run.jsonl"), "--no-ui", "--quiet"]
+        argv += ["--model", "anthropic", *switch]
+        with trio.fail_after(120):  # a safety net: a hang fails instead of blocking the suite
+            done = await trio.run_process(
+                argv, cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False
+            )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert len(fake.requests) == 2
+    marks = [cache_controls(r.body) for r in fake.requests]
+    assert marks == ([[], []] if switch else [[EPHEMERAL], [EPHEMERAL]])

@@ -207,6 +207,9 @@ class FakeAnthropic:
         expected_key: if set, any other credential gets a 401 authentication_error
             whose message echoes the credential (so tests prove the client scrubs it).
         cache_min_tokens: the shortest prefix the fake caches (the module says how).
+        count_input_tokens: report `input_tokens` as the request's own length (as
+            this fake counts tokens) less what was read from or written to the
+            cache, instead of the scripted number.
     """
 
     def __init__(
@@ -215,8 +218,10 @@ class FakeAnthropic:
         *,
         expected_key: str | None = None,
         cache_min_tokens: int = 1024,
+        count_input_tokens: bool = False,
     ) -> None:
         self.cache_min_tokens = cache_min_tokens
+        self.count_input_tokens = count_input_tokens
         self.cached_prefixes: set[str] = set()  # digests of cached prefixes
         self._script_fn = script if callable(script) else None
         self._queue: deque[Scripted] = deque() if callable(script) else deque(script)
@@ -274,6 +279,11 @@ class FakeAnthropic:
             written: list[str] = []
             if isinstance(reply, Reply):
                 cache_usage, written = self._account_cache(body)
+                if self.count_input_tokens:
+                    boundaries = _prefix_boundaries(body)
+                    total = boundaries[-1][1] if boundaries else 0
+                    cached = sum(cache_usage.values())
+                    cache_usage = {**cache_usage, "input_tokens": total - cached}
             return await _respond(reply, body, cache_usage, partial(self._cache, written))
 
         return app
@@ -517,9 +527,15 @@ async def open_fake_anthropic(
     *,
     expected_key: str | None = None,
     cache_min_tokens: int = 1024,
+    count_input_tokens: bool = False,
 ) -> AsyncIterator[FakeAnthropic]:
     """Run a FakeAnthropic for the duration of the block; `fake.base_url` is set."""
-    fake = FakeAnthropic(script, expected_key=expected_key, cache_min_tokens=cache_min_tokens)
+    fake = FakeAnthropic(
+        script,
+        expected_key=expected_key,
+        cache_min_tokens=cache_min_tokens,
+        count_input_tokens=count_input_tokens,
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(fake.serve)
         try:

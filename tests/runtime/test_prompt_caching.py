@@ -246,6 +246,25 @@ async def test_a_marked_prefix_below_the_minimum_is_not_cached() -> None:
         assert turn.usage.cache_creation_input_tokens == turn.usage.cache_read_input_tokens == 0
 
 
+async def test_the_fake_can_count_input_tokens_as_the_uncached_rest_of_the_request() -> None:
+    async with (
+        open_fake_anthropic([text_reply("x")] * 3, count_input_tokens=True) as fake,
+        AnthropicModel(api_key=KEY, base_url=fake.base_url) as model,
+    ):
+        first = await model.complete(make_request())
+        second = await model.complete(make_request())
+    async with (
+        open_fake_anthropic([text_reply("x")], count_input_tokens=True) as fake,
+        AnthropicModel(api_key=KEY, base_url=fake.base_url, prompt_caching=False) as model,
+    ):
+        uncached = await model.complete(make_request())
+    whole = uncached.usage.input_tokens
+    assert whole > first.usage.cache_creation_input_tokens > 1024
+    assert first.usage.input_tokens + first.usage.cache_creation_input_tokens == whole
+    assert second.usage.input_tokens + second.usage.cache_read_input_tokens == whole
+    assert second.usage.input_tokens == first.usage.input_tokens < 100
+
+
 async def test_with_caching_off_nothing_is_cached() -> None:
     requests = [make_request(item=f"item-{n}") for n in range(3)]
     async with open_fake_anthropic([text_reply("x")] * 3) as fake:

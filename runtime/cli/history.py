@@ -18,7 +18,9 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterable
 
+from ..models.pricing import PriceTable
 from ..sinks.console import printable
 from ..store import RunNotFoundError, RunRecord, RunStore
 from .store_options import StoreUsageError, open_store_for_reading
@@ -165,6 +167,51 @@ def _item_outcomes(store: RunStore, run_id: str) -> list[tuple[str, str, str | N
     return [(item, status, reasons.get(item)) for item, status in statuses.items()]
 
 
+def caching_report(responses: Iterable[str]) -> list[str]:
+    """What prompt caching did in a run, from its `model_response` event lines: cache
+    tokens written and read per agent, and what that saved against the same calls made
+    without caching, at the built-in prices (a write costs more than plain input, a read
+    far less). Nothing when no call wrote or read the cache."""
+    prices = PriceTable.default()
+    per_agent: dict[str, list[float]] = {}
+    for line in responses:
+        event = json.loads(line)
+        payload = event.get("payload") or {}
+        usage = payload.get("usage") or {}
+        written = int(usage.get("cache_creation_input_tokens") or 0)
+        read = int(usage.get("cache_read_input_tokens") or 0)
+        if not (written or read):
+            continue
+        price = prices.price_for(str(payload.get("model") or ""))
+        saved = 0.0
+        if price is not None:
+            saved = read * (price.input - price.cache_read) - written * (
+                price.cache_write - price.input
+            )
+            saved /= 1_000_000
+        totals = per_agent.setdefault(str(event.get("agent") or "-"), [0, 0, 0.0])
+        totals[0] += written
+        totals[1] += read
+        totals[2] += saved
+    if not per_agent:
+        return []
+    written = int(sum(t[0] for t in per_agent.values()))
+    read = int(sum(t[1] for t in per_agent.values()))
+    saved = sum(t[2] for t in per_agent.values())
+    lines = [
+        f"prompt caching: {written} tokens written, {read} read; saved {_usd(saved)} against "
+        "the same calls uncached (built-in prices)"
+    ]
+    for agent, (w, r, s) in per_agent.items():
+        lines.append(printable(f"  {agent}: {int(w)} written, {int(r)} read, saved {_usd(s)}"))
+    return lines
+
+
+def _usd(amount: float) -> str:
+    """`$0.0525`, or `-$0.0015` when caching cost more than it saved (writes, no reads)."""
+    return f"{'-' if amount < 0 else ''}${abs(amount):.4f}"
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """`agentflow show RUN`: the run's summary, its items, and its final output in full."""
 
@@ -186,6 +233,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"usage: {r.model_calls} model call{'' if r.model_calls == 1 else 's'}, "
             f"{r.input_tokens}+{r.output_tokens} tokens, ${r.cost_usd:.4f}"
         )
+        for line in caching_report(store.lines(r.id, kinds=("model_response",))):
+            print(line)
         if r.reason:
             print(f"reason: {printable(r.reason)}")
         print(f"events: {r.events} committed" + (f"; log {r.jsonl_path}" if r.jsonl_path else ""))

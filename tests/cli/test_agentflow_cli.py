@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sigint import default_sigint
+
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "pipelines" / "hello_world.yaml"
 
@@ -178,6 +180,7 @@ def test_ui_keeps_serving_after_the_run_until_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # a background CI job ignores SIGINT
     )
     try:
         assert proc.stdout is not None

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.sigint import default_sigint
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent
@@ -58,6 +60,7 @@ def test_the_hello_world_command_runs_as_written(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         ["bash", "-c", f"exec {command} --port 0"],  # port 4000 may be taken on a CI machine
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,  # a background CI job ignores SIGINT
     )  # fmt: skip
     assert proc.stdout is not None
     try:

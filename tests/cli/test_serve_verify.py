@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.sigint import default_sigint
+
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "pipelines" / "hello_world.yaml"
 
@@ -48,6 +50,7 @@ def serving(log: Path, cwd: Path) -> Iterator[tuple[str, list[str]]]:
         [sys.executable, "-m", "agentflow", "serve", str(log), "--pipeline", str(HELLO),
          "--port", "0"],
         cwd=cwd, env=_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,  # a background CI job ignores SIGINT
     )  # fmt: skip
     try:
         assert proc.stdout is not None

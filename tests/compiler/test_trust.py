@@ -33,6 +33,7 @@ from agentflow.runtime.cli.compiled_loader import (
 from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.tools.registry import plugin_class_problem
+from tests.sigint import default_sigint
 
 PIPELINE = """\
 name: trust
@@ -229,6 +230,7 @@ def test_serve_imports_no_plugin(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
         env=env,
+        preexec_fn=default_sigint,  # a background CI job ignores SIGINT
     ) as server:
         try:
             assert server.stdout is not None

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sigint import default_sigint
+
 from .helpers import BIN, PIPELINES, agentflow
 
 SINGLE = (PIPELINES / "single_agent.yaml").read_text(encoding="utf-8")
@@ -192,6 +194,7 @@ def _serve_refused(work: Path, log: Path, pipeline: str) -> tuple[int, str]:
     proc = subprocess.Popen(
         [str(BIN / "agentflow"), "serve", str(log), "--pipeline", pipeline, "--port", "0"],
         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,  # a background CI job ignores SIGINT
     )  # fmt: skip
     assert proc.stdout is not None
     try:

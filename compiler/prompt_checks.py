@@ -226,6 +226,26 @@ def _item_kinds(spec: PipelineSpec, reader: str) -> list[tuple[str, tuple[NamedF
     (the run input, `input:`) and the children of each fan-out whose path reaches the
     reader (a typed fan-out's `items:` element). Empty when any of them has no declared
     object shape: then `item.…` cannot be checked (v1 work items are any JSON)."""
+    kinds: list[tuple[str, tuple[NamedField, ...]]] = []
+    for what, fields, reached in _item_starts(spec):
+        if reader in reached:
+            if fields is None:
+                return []
+            kinds.append((what, fields))
+    return kinds
+
+
+ItemStart = tuple[str, tuple[NamedField, ...] | None, frozenset[str]]
+_ITEM_STARTS: dict[int, tuple[PipelineSpec, list[ItemStart]]] = {}
+
+
+def _item_starts(spec: PipelineSpec) -> list[ItemStart]:
+    """(what the item is, its declared fields or None, the agents it reaches) for the
+    main item and each fan-out's children; computed once per spec (every prompt that
+    reads `item.…` asks: per reader it would be quadratic in a long pipeline)."""
+    cached = _ITEM_STARTS.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
     graph = same_item_graph(spec)
     starts: list[tuple[str, str, tuple[NamedField, ...] | None]] = [
         (spec.entry_agent, "the run input", spec.input.fields if spec.input else None)
@@ -241,7 +261,7 @@ def _item_kinds(spec: PipelineSpec, reader: str) -> list[tuple[str, tuple[NamedF
             if items is not None and items.kind == "object":
                 element = items.fields
         starts.append((dispatch.target, f"each work item of fan-out '{agent.id}'", element))
-    kinds: list[tuple[str, tuple[NamedField, ...]]] = []
+    found: list[ItemStart] = []
     for start, what, fields in starts:
         seen, stack = {start}, [start]
         while stack:
@@ -249,11 +269,11 @@ def _item_kinds(spec: PipelineSpec, reader: str) -> list[tuple[str, tuple[NamedF
                 if nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
-        if reader in seen:
-            if fields is None:
-                return []
-            kinds.append((what, fields))
-    return kinds
+        found.append((what, fields, frozenset(seen)))
+    if len(_ITEM_STARTS) >= 64:
+        _ITEM_STARTS.clear()
+    _ITEM_STARTS[id(spec)] = (spec, found)
+    return found
 
 
 _LIST_METHODS = frozenset({"count", "index"})

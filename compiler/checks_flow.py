@@ -271,13 +271,15 @@ def _could_be_upstream(spec: PipelineSpec, target: str, qa: str) -> bool:
     return False
 
 
-def _item_start_without(spec: PipelineSpec, target: str, qa: str) -> str | None:
+def _item_start_without(
+    spec: PipelineSpec, graph: dict[str, list[str]], target: str, qa: str
+) -> str | None:
     """A fan-out whose child items reach `qa` on a path without `target`, or None.
 
     A child item starts at its fan-out's target; `target` must run before `qa` on such
     an item too, else a retry there starts `target` fresh on the child (a loop that
-    makes new items each time is never bounded by the per-item attempt count)."""
-    graph = same_item_graph(spec)
+    makes new items each time is never bounded by the per-item attempt count).
+    `graph`: `same_item_graph(spec)`."""
     upstream_of_qa = can_reach(graph, qa)
     for agent in spec.agents:
         dispatch = agent.dispatch
@@ -312,6 +314,7 @@ def _upstream_same_item(spec: PipelineSpec, agent_id: str) -> set[str]:
 
 def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
     """on_fail: action fits target; the target is upstream on the same item; a valid path."""
+    graph = same_item_graph(ctx.spec)
     for path, agent in agent_paths(ctx):
         on_fail = agent.on_fail
         if on_fail is None:
@@ -365,7 +368,7 @@ def check_on_fail(ctx: CheckContext) -> Iterator[Diagnostic]:
                     "parallel_fan_out) to it",
                 )
             else:
-                fan_out = _item_start_without(ctx.spec, target, agent.id)
+                fan_out = _item_start_without(ctx.spec, graph, target, agent.id)
                 if fan_out is not None:
                     yield ctx.at(
                         (*where, "target"),

@@ -505,10 +505,16 @@ class RunStore:
             )
         return _record(rows[0])
 
-    def lines(self, run_id: str, *, kinds: Sequence[str] | None = None) -> Iterator[str]:
-        """The run's committed event lines, in seq order (optionally of some kinds only)."""
+    def lines(
+        self, run_id: str, *, kinds: Sequence[str] | None = None, after: int = -1
+    ) -> Iterator[str]:
+        """The run's committed event lines, in seq order (optionally of some kinds only,
+        and only those with a seq above `after`: the UI follows a run in another process)."""
         sql = "SELECT line FROM events WHERE run_id = ?"
         params: list[Any] = [run_id]
+        if after >= 0:
+            sql += " AND seq > ?"
+            params.append(after)
         if kinds:
             sql += " AND kind IN (" + ", ".join("?" for _ in kinds) + ")"
             params.extend(kinds)

@@ -120,8 +120,15 @@ class ToolTable(Mapping[str, Tool]):
     def __init__(self, pipeline: CompiledPipeline, user_tools: Mapping[str, Tool] | None) -> None:
         self._pipeline = pipeline
         self._specs = {t.id: t for t in pipeline.spec.tools}
+        # The caller's instances, which a sub-pipeline's table takes over too (`for_child`).
+        self._given: dict[str, Tool] = dict(user_tools or {})
         # Invariant: tool id -> the instance every agent of this run shares.
-        self._resolved: dict[str, Tool] = dict(user_tools or {})
+        self._resolved: dict[str, Tool] = dict(self._given)
+
+    def for_child(self, child: CompiledPipeline) -> ToolTable:
+        """The tool table of a sub-pipeline run inside this run: the caller's instances
+        take precedence there too; the child's own plugins and builtins are its own."""
+        return ToolTable(child, self._given)
 
     def __getitem__(self, tool_id: str) -> Tool:
         tool = self._resolved.get(tool_id)

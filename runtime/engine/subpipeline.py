@@ -184,7 +184,11 @@ async def run_subpipeline(
     child_services = RunServices(
         pipeline=child,
         model=ChildModel(services.model, ctx.agent),
-        tools=ToolTable(child, None),
+        tools=(
+            services.tools.for_child(child)
+            if isinstance(services.tools, ToolTable)
+            else ToolTable(child, None)
+        ),
         hub=ChildHub(services.hub, ctx.agent, main_id),
         model_limiter=services.model_limiter,
         budget=services.budget,

@@ -18,6 +18,7 @@ from agentflow.runtime.spec import AGENT_EVENTS
 
 from .checks_base import Check, CheckContext, agent_paths
 from .checks_control import check_fan_out_cycles, check_gathers, check_route
+from .checks_executor import check_executors
 from .checks_flow import (
     check_agent_reachability,
     check_aggregation,
@@ -28,6 +29,7 @@ from .checks_flow import (
     check_state_graph,
     parse_feedback_path,
 )
+from .checks_human import check_human_agents
 from .checks_v2 import (
     check_agent_kinds,
     check_failure_reaches_terminal,
@@ -323,10 +325,12 @@ CHECKS: tuple[Check, ...] = (
     check_on_fail,
     check_aggregation,
     check_agent_kinds,
+    check_human_agents,
     check_verdict_transitions,
     check_failure_reaches_terminal,
     check_tools,
     check_settings,
+    check_executors,
     check_encodable_text,
     check_prompts,
 )

@@ -24,6 +24,7 @@ __all__ = [
     "NamedField",
     "OnFailSpec",
     "PipelineSpec",
+    "ResourcesSpec",
     "RetrySpec",
     "RouteCase",
     "ShapeSpec",
@@ -37,6 +38,8 @@ DispatchStrategy = Literal["sequential", "parallel_fan_out", "parallel_broadcast
 AggregationStrategy = Literal["all_pass", "any_pass", "threshold"]
 OnFailAction = Literal["feedback_and_retry", "abort"]
 OnExhausted = Literal["end", "abort"]
+ExecutorKind = Literal["local", "ray"]
+"""Where an agent's invocations run: in the run's process, or in a Ray actor (docs/scale.md)."""
 ROUTE_END = "end"
 """A route target: the item's path ends here, successfully (its output: the router's)."""
 ROUTE_ABORT = "abort"
@@ -108,6 +111,14 @@ class DefaultsSpec(_Node):
     base_url: str | None = None
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_total_tokens: int | None = Field(default=None, ge=1)
+    executor: ExecutorKind = "local"
+
+
+class ResourcesSpec(_Node):
+    """What one invocation of an agent reserves on a Ray cluster (`executor: ray` only)."""
+
+    num_cpus: float | None = Field(default=None, ge=0, le=1024, allow_inf_nan=False)
+    memory_mb: int | None = Field(default=None, ge=1, le=16_777_216)
 
 
 class ToolSpec(_Node):
@@ -235,6 +246,9 @@ class AgentSpec(_Node):
     dispatch: DispatchSpec | None = None
     retry: RetrySpec | None = None
     on_fail: OnFailSpec | None = None
+    executor: ExecutorKind | None = None
+    """None: `defaults.executor`."""
+    resources: ResourcesSpec | None = None
 
 
 class AggregationTransition(_Node):

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sinks",),  # console, file, webhook, memory sinks
     ("store",),  # the run store: SQLite/PostgreSQL, the writer thread, run history
     ("engine",),  # running a pipeline
+    ("executors",),  # where invocations run: in the process, or in Ray actors
     ("ui",),  # the run UI
     ("cli",),  # the `agentflow` command
     ("",),  # agentflow.runtime itself: the public API re-exports

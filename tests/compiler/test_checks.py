@@ -28,6 +28,7 @@ defaults:
   base_url: http://127.0.0.1:9
   max_cost_usd: 1.5
   max_total_tokens: 100000
+  executor: local
 input:
   ticket: str
   tier:
@@ -69,6 +70,8 @@ agents:
     max_tokens: 100
     temperature: 0
     max_tool_rounds: 2
+    executor: ray
+    resources: {num_cpus: 0.5, memory_mb: 128}
     transitions:
       on_start: working
       on_complete: working

@@ -29,7 +29,6 @@ from .checks_flow import (
     check_state_graph,
     parse_feedback_path,
 )
-from .checks_human import check_human_agents
 from .checks_v2 import (
     check_agent_kinds,
     check_failure_reaches_terminal,
@@ -325,7 +324,6 @@ CHECKS: tuple[Check, ...] = (
     check_on_fail,
     check_aggregation,
     check_agent_kinds,
-    check_human_agents,
     check_verdict_transitions,
     check_failure_reaches_terminal,
     check_tools,

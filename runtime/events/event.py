@@ -27,6 +27,7 @@ class EventKind(enum.StrEnum):
     RUN_STARTED = "run_started"  # pipeline, version, input, model, options
     RUN_FINISHED = "run_finished"  # status, final_state, usage, items summary
     RUN_CANCELLED = "run_cancelled"  # reason
+    RUN_RESUMED = "run_resumed"  # resumed_from (status), last_seq, owner, previous_owner
     TRANSITION = "transition"  # from, to, trigger, noop
     TRANSITION_DEFERRED = "transition_deferred"  # to, trigger: a terminal move held for aggregation
     AGENT_STARTED = "agent_started"  # feedback (issues injected), upstream agent
@@ -48,6 +49,8 @@ class EventKind(enum.StrEnum):
     SINK_ERROR = "sink_error"  # sink, error, dropped
     BUDGET_EXCEEDED = "budget_exceeded"  # limit, spent
     WARNING = "warning"  # message
+    HUMAN_REQUESTED = "human_requested"  # question, output_schema, assignee
+    HUMAN_ANSWERED = "human_answered"  # by, answer
     LOG_SEALED = "log_sealed"  # events, sha256: the hub's last line of a closed log
 
 

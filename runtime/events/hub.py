@@ -173,6 +173,8 @@ class EventHub:
         self._uncommitted: list[tuple[PipelineEvent | None, str, EventKind]] = []
         # Invariant: bursts handed to the committer and not yet acknowledged.
         self._inflight = 0
+        # Invariant: callbacks waiting for `_uncommitted` to be submitted (`after_submitted`).
+        self._after_submit: list[Callable[[], None]] = []
         self._idle: trio.Event | None = None  # set when `_inflight` drops to 0
         # Invariant: None, or the committer's first failure (nothing is committed after it).
         self.commit_failure: BaseException | None = None
@@ -257,6 +259,34 @@ class EventHub:
         self._committer = committer
         self._lean = False
         self._commit_lean = not self._eager
+
+    @property
+    def committer(self) -> EventCommitter | None:
+        """Where events are committed before they are published (None: nowhere)."""
+        return self._committer
+
+    def continue_chain(self, seq: int, prev_hash: str) -> None:
+        """Number the next event `seq` and chain it to `prev_hash`: a resumed run's hub
+        continues its log (`engine/resume.py`). Only before the first event.
+
+        Raises:
+            RuntimeError: the hub already has events.
+        """
+        if self._seq:
+            raise RuntimeError("EventHub.continue_chain after the hub emitted; call it first")
+        self._seq = seq
+        self._prev_hash = prev_hash
+
+    def after_submitted(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once every event published so far is handed to the committer:
+        at once if it is (after a flush), else right after the burst that holds them is
+        submitted. Commit before proceed: a memo row submitted from `callback` is
+        committed with its events or after them, never before (`engine/memo.py`)."""
+        self.flush()
+        if not self._uncommitted or self._committer is None:
+            callback()
+        else:
+            self._after_submit.append(callback)
 
     def subscribe(self, max_buffer: int = 1000) -> Subscription:
         """A live view of the run: the history first (if kept), then each new event."""
@@ -432,15 +462,22 @@ class EventHub:
         if not batch:
             return
         self._uncommitted = []
-        if self.commit_failure is not None:  # nothing is committed, nor published, past it
-            return
-        assert self._committer is not None
-        first_seq = self._seq - len(batch)
-        self._inflight += 1
-        _, lines, kinds = zip(*batch, strict=True)
-        self._committer.submit(
-            first_seq, lines, kinds, self._prev_hash, lambda error: self._committed(batch, error)
-        )
+        if self.commit_failure is None:  # nothing is committed, nor published, past it
+            assert self._committer is not None
+            first_seq = self._seq - len(batch)
+            self._inflight += 1
+            _, lines, kinds = zip(*batch, strict=True)
+            self._committer.submit(
+                first_seq,
+                lines,
+                kinds,
+                self._prev_hash,
+                lambda error: self._committed(batch, error),
+            )
+        if self._after_submit:
+            waiting, self._after_submit = self._after_submit, []
+            for callback in waiting:
+                callback()
 
     def _committed(
         self, batch: list[tuple[PipelineEvent | None, str, EventKind]], error: BaseException | None
@@ -483,6 +520,10 @@ class EventHub:
             return
         self.commit_failure = error
         self._uncommitted.clear()
+        if self._after_submit:  # their rows are refused by the failed committer
+            waiting, self._after_submit = self._after_submit, []
+            for callback in waiting:
+                callback()
         if self.audit_failure is None:
             assert self._committer is not None
             self.audit_failure = AuditFailure(self._committer.where, error)

@@ -3,11 +3,17 @@
 from .backends import StoreError, StoreLocation, StoreNotFoundError, parse_location
 from .run_store import (
     LeaseLostError,
+    MemoRow,
+    ModelCallMemo,
     RunCommitter,
+    RunMemo,
     RunNotFoundError,
     RunRecord,
     RunStore,
     default_owner,
+    model_call_row,
+    step_row,
+    tool_call_row,
 )
 from .schema import LATEST_VERSION, MIGRATIONS, Migration, SchemaTooNewError, migrate
 from .writer import WriterStats
@@ -16,8 +22,11 @@ __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
     "LeaseLostError",
+    "MemoRow",
     "Migration",
+    "ModelCallMemo",
     "RunCommitter",
+    "RunMemo",
     "RunNotFoundError",
     "RunRecord",
     "RunStore",
@@ -28,5 +37,8 @@ __all__ = [
     "WriterStats",
     "default_owner",
     "migrate",
+    "model_call_row",
     "parse_location",
+    "step_row",
+    "tool_call_row",
 ]

@@ -38,11 +38,17 @@ from .writer import StoreWriter, WriterStats
 
 __all__ = [
     "LeaseLostError",
+    "MemoRow",
+    "ModelCallMemo",
     "RunCommitter",
+    "RunMemo",
     "RunNotFoundError",
     "RunRecord",
     "RunStore",
     "default_owner",
+    "model_call_row",
+    "step_row",
+    "tool_call_row",
 ]
 
 _RUN_FINISHED = "run_finished"
@@ -160,15 +166,18 @@ class _Events(_Fenced):
     was busy, gathered into one operation (`RunCommitter.submit`)."""
 
     def __init__(
-        self, committer: RunCommitter, first_seq: int, token: trio.lowlevel.TrioToken
+        self, committer: RunCommitter, first_seq: int | None, token: trio.lowlevel.TrioToken
     ) -> None:
         super().__init__(committer, self._acknowledge_on_the_loop)
         self._token = token
+        # None: an operation of memo rows only (no event joins it).
         self.first_seq = first_seq
         self.lines: list[str] = []
         self.kinds: list[str] = []
         self.last_hash = ""
-        # Each burst's acknowledgement, in order (called on the trio loop).
+        # Memo rows (`MemoRow`), written after this operation's events.
+        self.memo: list[MemoRow] = []
+        # Each burst's and memo row's acknowledgement, in order (called on the trio loop).
         self.dones: list[Callable[[BaseException | None], None]] = []
 
     def add(
@@ -193,12 +202,26 @@ class _Events(_Fenced):
         for done in self.dones:
             done(error)
 
+    def add_memo(self, row: MemoRow, done: Callable[[BaseException | None], None]) -> None:
+        self.memo.append(row)
+        self.dones.append(done)
+
     def apply(self, cursor: Any, dialect: Dialect) -> None:
         committer = self.committer
         assert committer is not None
-        last_seq = self.first_seq + len(self.lines) - 1
+        if self.first_seq is None or not self.lines:
+            self.fence(cursor, dialect)
+        else:
+            self._apply_events(cursor, dialect, committer, self.first_seq)
+        for row in self.memo:
+            row.write(cursor, dialect, committer.run_id)
+
+    def _apply_events(
+        self, cursor: Any, dialect: Dialect, committer: RunCommitter, first_seq: int
+    ) -> None:
+        last_seq = first_seq + len(self.lines) - 1
         self.fence(cursor, dialect, ", last_seq = ?, last_hash = ?", (last_seq, self.last_hash))
-        run_id, first = committer.run_id, self.first_seq
+        run_id, first = committer.run_id, first_seq
         if dialect.name == "postgresql":  # one statement, one round trip, for every row
             cursor.execute(
                 "INSERT INTO events (run_id, seq, kind, line) SELECT %s, * FROM "
@@ -213,6 +236,106 @@ class _Events(_Fenced):
         for kind, line in zip(self.kinds, self.lines, strict=True):
             if kind == _RUN_FINISHED:
                 _record_finish(cursor, dialect, run_id, json.loads(line))
+
+
+_MEMO_KEYS = {
+    "steps": ("agent", "item", "attempt"),
+    "model_calls": ("agent", "item", "attempt", "turn"),
+    "tool_calls": ("agent", "item", "attempt", "turn", "call_id"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoRow:
+    """One row of a memo table (`steps`, `model_calls`, `tool_calls`), its values encoded.
+
+    Written by an upsert: a resumed run that re-executes a step whose memo did not
+    match (a changed request) replaces the row instead of failing on its key.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    def write(self, cursor: Any, dialect: Dialect, run_id: str) -> None:
+        key = ("run_id", *_MEMO_KEYS[self.table])
+        columns = ("run_id", *self.columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in key)
+        cursor.execute(
+            dialect.sql(
+                f"INSERT INTO {self.table} ({', '.join(columns)}) VALUES "
+                f"({', '.join('?' for _ in columns)}) ON CONFLICT ({', '.join(key)}) "
+                f"DO UPDATE SET {updates}"
+            ),
+            (run_id, *self.values),
+        )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def step_row(agent: str, item: str, attempt: int, output: Any, seq: int) -> MemoRow:
+    """The `steps` row of one finished invocation (`output`: JSON data)."""
+    return MemoRow(
+        "steps",
+        ("agent", "item", "attempt", "output", "seq"),
+        (agent, item, attempt, _json(output), seq),
+    )
+
+
+def model_call_row(
+    agent: str,
+    item: str,
+    attempt: int,
+    turn: int,
+    *,
+    request_hash: str,
+    response: Any,
+    usage: Any,
+    seq: int,
+    request: Any = None,
+) -> MemoRow:
+    """The `model_calls` row of one model turn (`response`, `usage`, `request`: JSON data)."""
+    return MemoRow(
+        "model_calls",
+        ("agent", "item", "attempt", "turn", "request_hash", "response", "usage", "seq", "request"),
+        (
+            agent, item, attempt, turn, request_hash, _json(response), _json(usage), seq,
+            None if request is None else _json(request),
+        ),
+    )  # fmt: skip
+
+
+def tool_call_row(
+    agent: str, item: str, attempt: int, turn: int, call_id: str, result: Any, seq: int
+) -> MemoRow:
+    """The `tool_calls` row of one tool call (`result`: JSON data, its output or error)."""
+    return MemoRow(
+        "tool_calls",
+        ("agent", "item", "attempt", "turn", "call_id", "result", "seq"),
+        (agent, item, attempt, turn, call_id, _json(result), seq),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCallMemo:
+    """A recorded model turn: what `RunStore.memo` loads from `model_calls`."""
+
+    request_hash: str
+    response: Any
+    usage: Any
+    request: Any
+    seq: int
+
+
+@dataclass
+class RunMemo:
+    """A run's memo tables, loaded for its resume (`RunStore.memo`), keyed like the tables."""
+
+    steps: dict[tuple[str, str, int], Any]
+    model_calls: dict[tuple[str, str, int, int], ModelCallMemo]
+    tool_calls: dict[tuple[str, str, int, int, str], Any]
 
 
 def _record_finish(cursor: Any, dialect: Dialect, run_id: str, event: dict[str, Any]) -> None:
@@ -318,6 +441,7 @@ class RunCommitter:
             if (
                 operation is None
                 or operation.taken
+                or operation.first_seq is None
                 or operation.first_seq + len(operation.lines) != first_seq
             ):
                 token = self._token
@@ -328,6 +452,78 @@ class RunCommitter:
                 writer.submit_locked(operation)
             else:
                 operation.add(lines, kinds, last_hash, done)
+
+    def submit_memo(self, row: MemoRow, done: Callable[[BaseException | None], None]) -> None:
+        """Queue a memo row for commit; `done(error)` runs on the trio loop after.
+
+        The row joins the run's queued operation if the writer has not taken it yet, else
+        starts one: it is committed in the same transaction as the events submitted
+        before it, or in a later one, never in an earlier one (commit before proceed:
+        flush the hub's events first, `EventHub.after_submitted`).
+        """
+        writer = self.store.writer
+        with writer.lock:
+            operation = self._queued
+            if operation is None or operation.taken:
+                token = self._token
+                if token is None:
+                    token = self._token = trio.lowlevel.current_trio_token()
+                operation = self._queued = _Events(self, None, token)
+                operation.add_memo(row, done)
+                writer.submit_locked(operation)
+            else:
+                operation.add_memo(row, done)
+
+    async def record(self, row: MemoRow) -> None:
+        """`submit_memo`, then wait for its commit.
+
+        Raises:
+            LeaseLostError, StoreError: the row was not committed.
+        """
+        done = trio.Event()
+        outcome: list[BaseException | None] = []
+
+        def acknowledged(error: BaseException | None) -> None:
+            outcome.append(error)
+            done.set()
+
+        self.submit_memo(row, acknowledged)
+        await done.wait()
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    async def record_step(
+        self, agent: str, item: str, attempt: int, output: Any, *, seq: int
+    ) -> None:
+        """Commit the `steps` row of one finished invocation; returns after its commit."""
+        await self.record(step_row(agent, item, attempt, output, seq))
+
+    async def record_model_call(
+        self,
+        agent: str,
+        item: str,
+        attempt: int,
+        turn: int,
+        *,
+        request_hash: str,
+        response: Any,
+        usage: Any,
+        seq: int,
+        request: Any = None,
+    ) -> None:
+        """Commit the `model_calls` row of one model turn; returns after its commit."""
+        await self.record(
+            model_call_row(
+                agent, item, attempt, turn, request_hash=request_hash, response=response,
+                usage=usage, seq=seq, request=request,
+            )
+        )  # fmt: skip
+
+    async def record_tool_call(
+        self, agent: str, item: str, attempt: int, turn: int, call_id: str, result: Any, *, seq: int
+    ) -> None:
+        """Commit the `tool_calls` row of one tool call; returns after its commit."""
+        await self.record(tool_call_row(agent, item, attempt, turn, call_id, result, seq))
 
     async def record_output(self, output: str) -> None:
         """Keep the run's final output (what `agentflow output RUN` prints)."""
@@ -424,8 +620,11 @@ class RunStore:
         await _acknowledged(self.writer, lambda on_done: _Call(None, write, on_done))
         return RunCommitter(self, run_id, 1)
 
-    async def take_over(self, run_id: str, owner: str | None = None) -> RunCommitter:
-        """Become the run's writer: bump its lease epoch, fencing out every older writer.
+    async def take_over(
+        self, run_id: str, owner: str | None = None, *, status: str | None = None
+    ) -> RunCommitter:
+        """Become the run's writer: bump its lease epoch, fencing out every older writer;
+        with `status`, set the run's status too (a resume sets `running`).
 
         Raises:
             RunNotFoundError: no such run.
@@ -433,10 +632,19 @@ class RunStore:
         epochs: list[int] = []
 
         def write(cursor: Any, dialect: Dialect) -> None:
-            cursor.execute(
-                dialect.sql("UPDATE runs SET epoch = epoch + 1, owner = ? WHERE id = ?"),
-                (owner or default_owner(), run_id),
-            )
+            if status is None:
+                cursor.execute(
+                    dialect.sql("UPDATE runs SET epoch = epoch + 1, owner = ? WHERE id = ?"),
+                    (owner or default_owner(), run_id),
+                )
+            else:
+                cursor.execute(
+                    dialect.sql(
+                        "UPDATE runs SET epoch = epoch + 1, owner = ?, status = ?, "
+                        "finished_at = NULL WHERE id = ?"
+                    ),
+                    (owner or default_owner(), status, run_id),
+                )
             if cursor.rowcount != 1:
                 raise RunNotFoundError(f"no run {run_id} in {self.location.shown}")
             cursor.execute(dialect.sql("SELECT epoch FROM runs WHERE id = ?"), (run_id,))
@@ -445,7 +653,58 @@ class RunStore:
         await _acknowledged(self.writer, lambda on_done: _Call(None, write, on_done))
         return RunCommitter(self, run_id, epochs[-1])
 
+    async def set_status(self, run_id: str, status: str) -> None:
+        """Set a run's status (outside its lease: for a run no process owns).
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+
+        def write(cursor: Any, dialect: Dialect) -> None:
+            cursor.execute(
+                dialect.sql("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?"),
+                (status, time.time(), run_id),
+            )
+            if cursor.rowcount != 1:
+                raise RunNotFoundError(f"no run {run_id} in {self.location.shown}")
+
+        await _acknowledged(self.writer, lambda on_done: _Call(None, write, on_done))
+
     # -- reading ------------------------------------------------------------------
+
+    def memo(self, run_id: str) -> RunMemo:
+        """The run's memo tables (`steps`, `model_calls`, `tool_calls`), for its resume."""
+        steps = {
+            (agent, item, int(attempt)): json.loads(output)
+            for agent, item, attempt, output in self._query(
+                "SELECT agent, item, attempt, output FROM steps WHERE run_id = ?", (run_id,)
+            )
+        }
+        model_calls = {
+            (agent, item, int(attempt), int(turn)): ModelCallMemo(
+                request_hash,
+                json.loads(response),
+                json.loads(usage),
+                None if request is None else json.loads(request),
+                int(seq),
+            )
+            for agent, item, attempt, turn, request_hash, response, usage, seq, request in (
+                self._query(
+                    "SELECT agent, item, attempt, turn, request_hash, response, usage, seq, "
+                    "request FROM model_calls WHERE run_id = ?",
+                    (run_id,),
+                )
+            )
+        }
+        tool_calls = {
+            (agent, item, int(attempt), int(turn), call_id): json.loads(result)
+            for agent, item, attempt, turn, call_id, result in self._query(
+                "SELECT agent, item, attempt, turn, call_id, result FROM tool_calls "
+                "WHERE run_id = ?",
+                (run_id,),
+            )
+        }
+        return RunMemo(steps, model_calls, tool_calls)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._reader_lock:

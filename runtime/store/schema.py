@@ -13,7 +13,8 @@ output), `run_inputs` (each run's input, kept out of the row every commit update
 `events` (each run's exact chained lines: the JSONL export is these lines),
 and the memo tables resume will read: `steps` (the full output of every finished
 invocation), `model_calls` (run/agent/item/attempt/turn -> request hash, response,
-usage) and `tool_calls` (the same key plus the tool call id -> result).
+usage, and since v3 the redacted request) and `tool_calls` (the same key plus the
+tool call id -> result).
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (run_id, agent, item, attempt, turn, call_id)
             )""",
         ),
+    ),
+    Migration(
+        3,
+        "model calls keep their (redacted) request, for the UI's drill-down",
+        ("ALTER TABLE model_calls ADD COLUMN request TEXT",),
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -45,7 +45,7 @@ def _tables(url: str) -> set[str]:
 
 def test_a_new_store_is_created_at_the_latest_version(store_url: str) -> None:
     RunStore.open(store_url).close()
-    assert _version(store_url) == LATEST_VERSION == 2
+    assert _version(store_url) == LATEST_VERSION == 3
     assert {"runs", "events", "steps", "model_calls", "tool_calls"} <= _tables(store_url)
     RunStore.open(store_url).close()  # opening again changes nothing
     assert _version(store_url) == LATEST_VERSION
@@ -71,22 +71,22 @@ def test_an_older_store_is_migrated_forward_keeping_its_runs(store_url: str) -> 
     with RunStore.open(store_url) as store:
         old = store.run("run-old")
         assert (old.status, old.input) == ("succeeded", None)
-    assert _version(store_url) == 2 and "steps" in _tables(store_url)
+    assert _version(store_url) == 3 and "steps" in _tables(store_url)
 
 
 def test_a_failing_migration_leaves_the_store_as_it_was(store_url: str) -> None:
     RunStore.open(store_url).close()
     broken = Migration(
-        3, "half good", ("CREATE TABLE half_done (x BIGINT)", "CREATE TABLE runs (x BIGINT)")
+        4, "half good", ("CREATE TABLE half_done (x BIGINT)", "CREATE TABLE runs (x BIGINT)")
     )
     location = parse_location(store_url)
     connection = connect(location, create=False)
     try:
-        with pytest.raises(StoreError, match=r"schema migration 3 \(half good\) failed"):
+        with pytest.raises(StoreError, match=r"schema migration 4 \(half good\) failed"):
             migrate(connection, location.dialect, (*MIGRATIONS, broken))
     finally:
         connection.close()
-    assert _version(store_url) == 2
+    assert _version(store_url) == 3
     assert "half_done" not in _tables(store_url)  # the whole migration rolled back
 
 
@@ -98,5 +98,5 @@ def test_a_store_from_a_newer_agentflow_is_refused(store_url: str) -> None:
         migrate(connection, location.dialect, (*MIGRATIONS, newer))
     finally:
         connection.close()
-    with pytest.raises(SchemaTooNewError, match="schema version 3, newer than this agentflow"):
+    with pytest.raises(SchemaTooNewError, match="schema version 4, newer than this agentflow"):
         RunStore.open(store_url)

@@ -18,6 +18,19 @@ stream, such as a JSON or HTML page (`RawReply`); a stream that never ends
 (`FloodReply`). Every request is recorded (`FakeAnthropic.requests`), so tests
 assert what was sent.
 
+Request log (`request_log=PATH`): each request is also appended to PATH as one
+JSON line, flushed before the reply starts, so a test can count requests across
+client processes it SIGKILLs: `{"n", "key", "client", "sha256", "stream"}`.
+`client` is a digest of the credential (give each client process its own key
+to tell them apart), `sha256` the digest of the canonical JSON body, and `key`
+the invocation the request belongs to, `{"agent", "item", "attempt", "turn"}`,
+or null. The API request carries no such key, so it is derived from the content:
+agent, item and attempt from a line `agentflow-key: agent=A item=I attempt=N`
+in the system prompt (a prompt template writes it as
+`agentflow-key: agent={{ agent }} item={{ item_id }} attempt={{ attempt }}`), and
+the turn as 1 + the number of assistant messages sent (each tool round and each
+re-ask adds one, as the runtime's turn counter does). See `request_key`.
+
 Prompt caching is accounted as the API documents it: the prefix tools -> system
 -> messages up to a block with `cache_control` is cached once a response to it
 begins (its first event, after the reply's `delay_s`; concurrent requests that
@@ -43,10 +56,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
@@ -55,6 +69,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
+
+from .limits import Admission, RateLimits
 
 __all__ = [
     "CutStreamReply",
@@ -65,9 +81,11 @@ __all__ = [
     "RawReply",
     "RecordedRequest",
     "Reply",
+    "RequestKey",
     "Scripted",
     "StreamErrorReply",
     "open_fake_anthropic",
+    "request_key",
     "text_reply",
     "tool_reply",
 ]
@@ -155,6 +173,41 @@ Scripted = (
 )
 
 
+KEY_MARKER = "agentflow-key:"
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """The invocation and turn a request belongs to (the module says how it is derived)."""
+
+    agent: str
+    item: str
+    attempt: int
+    turn: int
+
+
+def request_key(body: Mapping[str, Any]) -> RequestKey | None:
+    """The key of a request whose system prompt has an `agentflow-key:` line, else None."""
+    system = body.get("system")
+    if isinstance(system, list):
+        system = "\n".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+    if not isinstance(system, str):
+        return None
+    for line in system.splitlines():
+        if line.startswith(KEY_MARKER):
+            fields = dict(
+                part.split("=", 1) for part in line[len(KEY_MARKER) :].split() if "=" in part
+            )
+            try:
+                agent, item, attempt = fields["agent"], fields["item"], int(fields["attempt"])
+            except (KeyError, ValueError):
+                return None
+            messages = body.get("messages") or []
+            replies = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+            return RequestKey(agent, item, attempt, turn=1 + len(replies))
+    return None
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """A request the fake received: its path, lower-cased headers and JSON body."""
@@ -170,6 +223,11 @@ class RecordedRequest:
         if auth.lower().startswith("bearer "):
             return auth[7:]
         return self.headers.get("x-api-key")
+
+    @property
+    def key(self) -> RequestKey | None:
+        """The invocation and turn this request belongs to, if its prompt says (`request_key`)."""
+        return request_key(self.body)
 
 
 def text_reply(text: str, **kwargs: Any) -> Reply:
@@ -210,6 +268,10 @@ class FakeAnthropic:
         count_input_tokens: report `input_tokens` as the request's own length (as
             this fake counts tokens) less what was read from or written to the
             cache, instead of the scripted number.
+        request_log: append each request to this file as a JSON line (the module
+            says what a line holds).
+        limits: requests / input / output tokens per period, enforced with 429s and
+            `anthropic-ratelimit-*` headers as the real API does (`limits.py`).
     """
 
     def __init__(
@@ -219,7 +281,11 @@ class FakeAnthropic:
         expected_key: str | None = None,
         cache_min_tokens: int = 1024,
         count_input_tokens: bool = False,
+        request_log: str | os.PathLike[str] | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
+        self.request_log = request_log
+        self.limits = limits  # rate limits enforced with the real headers (limits.py)
         self.cache_min_tokens = cache_min_tokens
         self.count_input_tokens = count_input_tokens
         self.cached_prefixes: set[str] = set()  # digests of cached prefixes
@@ -267,6 +333,9 @@ class FakeAnthropic:
             headers = {k.lower(): v for k, v in request.headers.items()}
             recorded = RecordedRequest(path=request.path, headers=headers, body=body)
             self.requests.append(recorded)
+            admission: Admission | None = None
+            if self.request_log is not None:
+                self._log_request(recorded)
             if not recorded.credential or (
                 self.expected_key is not None and recorded.credential != self.expected_key
             ):
@@ -274,7 +343,11 @@ class FakeAnthropic:
                     401, "authentication_error", f"invalid x-api-key: {recorded.credential}"
                 )
             else:
-                reply = self._next_reply(recorded)
+                admission = self._admit(body)
+                if admission is not None and admission.retry_after_s is not None:
+                    reply = ErrorReply(429, "rate_limit_error", "rate limited", admission.headers)
+                else:
+                    reply = self._next_reply(recorded)
             cache_usage: dict[str, int] = {}
             written: list[str] = []
             if isinstance(reply, Reply):
@@ -284,9 +357,38 @@ class FakeAnthropic:
                     total = boundaries[-1][1] if boundaries else 0
                     cached = sum(cache_usage.values())
                     cache_usage = {**cache_usage, "input_tokens": total - cached}
-            return await _respond(reply, body, cache_usage, partial(self._cache, written))
+            response = await _respond(reply, body, cache_usage, partial(self._cache, written))
+            if admission is not None:
+                admission.apply(response, reply.usage if isinstance(reply, Reply) else None)
+            return response
 
         return app
+
+    def _admit(self, body: Mapping[str, Any]) -> Admission | None:
+        """Charge the request to the rate limits (None: no limits); input excludes cache reads."""
+        if self.limits is None:
+            return None
+        boundaries = _prefix_boundaries(body)
+        total = boundaries[-1][1] if boundaries else 0
+        read = self._account_cache(body)[0].get("cache_read_input_tokens", 0)
+        return self.limits.admit(total - read, int(body.get("max_tokens") or 0))
+
+    def _log_request(self, recorded: RecordedRequest) -> None:
+        """Append one line for `recorded` to the request log (the module says what it holds)."""
+        key = recorded.key
+        credential = (recorded.credential or "").encode()
+        canonical = json.dumps(recorded.body, sort_keys=True, separators=(",", ":"))
+        line = {
+            "n": len(self.requests) - 1,
+            "key": None if key is None else asdict(key),
+            "client": hashlib.sha256(credential).hexdigest()[:16],
+            "sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+            "stream": bool(recorded.body.get("stream")),
+        }
+        assert self.request_log is not None
+        with open(self.request_log, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+            log.flush()
 
     def _cache(self, digests: Iterable[str]) -> None:
         """A response began: the prefixes it wrote are readable from now on."""
@@ -528,6 +630,8 @@ async def open_fake_anthropic(
     expected_key: str | None = None,
     cache_min_tokens: int = 1024,
     count_input_tokens: bool = False,
+    request_log: str | os.PathLike[str] | None = None,
+    limits: RateLimits | None = None,
 ) -> AsyncIterator[FakeAnthropic]:
     """Run a FakeAnthropic for the duration of the block; `fake.base_url` is set."""
     fake = FakeAnthropic(
@@ -535,6 +639,8 @@ async def open_fake_anthropic(
         expected_key=expected_key,
         cache_min_tokens=cache_min_tokens,
         count_input_tokens=count_input_tokens,
+        request_log=request_log,
+        limits=limits,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(fake.serve)

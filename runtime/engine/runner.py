@@ -27,6 +27,7 @@ from ..events.run_ids import new_run_id
 from ..events.sink import LogSink
 from ..models.base import Model, ModelRequest, ModelTurn, TextSink
 from ..pipeline import CompiledPipeline
+from ..sinks.file import FileSink
 from ..tools.base import Tool
 from .dispatcher import Dispatcher, json_problem
 from .governor import RetryGovernor
@@ -65,7 +66,8 @@ class RunOptions:
     max_total_tokens: int | None = None
     keep_history: bool = False  # the hub keeps every event in memory (the UI needs it)
     max_model_calls: int = 8  # concurrent model calls, run-wide
-    # JSONL audit log path, started empty; only when run_pipeline owns the hub (no `hub=`)
+    # JSONL audit log path: a new file per run, which replaces the path's previous file as
+    # the run starts (a run that cannot start leaves it); only when run_pipeline owns the hub
     audit_log: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
@@ -363,20 +365,27 @@ async def run_pipeline(
                     sinks=sinks, hub=hub, options=options,
                 )  # fmt: skip
     own_hub = hub is None
-    if hub is None:
-        if options.audit_log is not None:
-            from ..sinks.file import FileSink
-
-            audit = FileSink(options.audit_log)
-            os.truncate(audit.path, 0)  # one run per audit log, as `agentflow run` writes it
-            sinks = (audit, *sinks)
-        hub = EventHub(
-            run_id=options.run_id or new_run_id(),
-            pipeline_hash=pipeline.source_sha256,
-            sinks=sinks,
-            keep_history=options.keep_history,
-        )
-    engine, budget = _build_engine(pipeline, handler_map, hub, model, tools, options, input)
+    audit: FileSink | None = None
+    try:
+        if hub is None:
+            if options.audit_log is not None:
+                # One run per audit log, as `agentflow run` writes it: a new file, which
+                # takes the path's place once the run starts (never the old one emptied).
+                audit = FileSink(options.audit_log, replace=True)
+                sinks = (audit, *sinks)
+            hub = EventHub(
+                run_id=options.run_id or new_run_id(),
+                pipeline_hash=pipeline.source_sha256,
+                sinks=sinks,
+                keep_history=options.keep_history,
+            )
+        engine, budget = _build_engine(pipeline, handler_map, hub, model, tools, options, input)
+    except BaseException:
+        if audit is not None:  # the run cannot start: its new file goes, the old log stays
+            audit.close()
+        raise
+    if audit is not None:
+        audit.install()
     started = {
         "pipeline": pipeline.spec.name,
         "version": pipeline.spec.version,

@@ -33,7 +33,7 @@ from ..store import RunCommitter, RunStore, StoreError, StoreLocation
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
 from .history import for_terminal
 from .log_lock import LogInUseError, LogLock
-from .store_options import default_log_path, store_location
+from .store_options import default_log_path, open_store_for_reading, store_location
 
 if TYPE_CHECKING:
     from ..events.verify import VerifyReport
@@ -426,7 +426,10 @@ async def _start_ui(
     from ..ui.server import PortInUseError, UiConfig, serve_ui
 
     config = UiConfig(host=args.host, port=args.port)
-    serve = functools.partial(serve_ui, model_name=model_name)
+    # With a store the UI lists every run there too, and opens on this run's own page.
+    serve = functools.partial(
+        serve_ui, model_name=model_name, store=store_location(args), run_id=hub.run_id
+    )
     try:
         url: str = await nursery.start(serve, hub, compiled, config, shutdown)
     except* PortInUseError as busy:
@@ -592,10 +595,35 @@ def _print_verification(report: VerifyReport, log: Path, pipeline: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """`agentflow serve`: the UI over a finished run's audit log, until Ctrl-C."""
+    """`agentflow serve`: the UI over every run of the store, or over a finished run's
+    audit log, until Ctrl-C."""
+    if args.log is None:
+        store = open_store_for_reading(args)  # exit 2 when there is no store
+        return trio.run(_serve_store_async, args, store)
     compiled = load_for_inspection(args.pipeline)  # imports nothing the YAML names
     _check_log_matches(Path(args.log), compiled)
     return trio.run(_serve_async, args, compiled)
+
+
+async def _serve_store_async(args: argparse.Namespace, store: RunStore) -> int:
+    from ..ui.server import PortInUseError, UiConfig, serve_store
+
+    try:
+        async with trio.open_nursery() as nursery:
+            shutdown = trio.Event()
+            url = await nursery.start(
+                serve_store, store, UiConfig(host=args.host, port=args.port), shutdown
+            )
+            print(f"run store -> {store.location.shown}")
+            print(f"observability UI -> {url}")
+            print("ctrl+c to exit")
+            await _wait_for_ctrl_c()
+            shutdown.set()
+    except* PortInUseError as busy:
+        raise UsageError(str(busy.exceptions[0])) from None
+    finally:
+        store.close()
+    return 0
 
 
 async def _serve_async(args: argparse.Namespace, compiled: CompiledPipeline) -> int:

@@ -2,7 +2,8 @@
 
     agentflow run PIPELINE.yaml [TOPIC] [--input TEXT|@FILE] [--jsonl PATH] ...
     agentflow verify RUN.jsonl [--pipeline PIPELINE.yaml]
-    agentflow serve RUN.jsonl [--pipeline PIPELINE.yaml] [--port N]
+    agentflow serve [--store PATH|URL] [--port N]    # every run of the store
+    agentflow serve RUN.jsonl --pipeline PIPELINE.yaml [--port N]
     agentflow runs | show RUN | export RUN [--jsonl PATH] | output RUN   (the run store)
 
 Exit codes (EXIT_STATUS below, also in --help): 0 the run succeeded, 1 the run
@@ -170,11 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("log", help="the run's JSONL audit log")
     verify.add_argument("--pipeline", help="pipeline YAML to check transitions against")
 
-    serve = sub.add_parser("serve", help="verify a finished run's audit log and serve its UI")
-    serve.add_argument("log", help="the run's JSONL audit log")
-    serve.add_argument("--pipeline", required=True, help="the pipeline YAML the run used")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the UI of every run in the run store (or of one audit log, verified first)",
+    )
+    serve.add_argument(
+        "log", nargs="?", help="a run's JSONL audit log (default: every run of the store)"
+    )
+    serve.add_argument("--pipeline", help="the pipeline YAML the run used (with LOG)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=4000, help="UI port (0: any free port)")
+    _store_options(serve)
     return parser
 
 
@@ -209,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_dry_run_options(parser, args)
     if args.command == "run" and args.no_store and args.store is not None:
         parser.error("give --store or --no-store, not both")
+    if args.command == "serve" and args.log is not None and args.pipeline is None:
+        parser.error("serve LOG needs --pipeline PIPELINE.yaml (the pipeline the run used)")
+    if args.command == "serve" and args.log is None and args.pipeline is not None:
+        parser.error("--pipeline goes with a LOG; without one, serve shows the run store")
     commands = {
         "run": cmd_run,
         "verify": cmd_verify,

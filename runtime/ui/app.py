@@ -25,21 +25,27 @@ dropped the same way. A stalled client never slows the run or the others.
 
 from __future__ import annotations
 
+import functools
+import gzip
+import hashlib
 import json
 import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass
+from html import escape
 from importlib import resources
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import quote
 
 import trio
 from quart import Response, abort, has_websocket_context, request, websocket
 from quart_trio import QuartTrio
 
-from .graph import pipeline_graph
-from .source import UiSource
+from .catalog import RunCatalog, UnknownRunError
+from .graph import pipeline_graph, unknown_pipeline_graph
+from .source import Redactor, UiSource
 
 __all__ = [
     "MAX_CLIENT_MESSAGE_BYTES",
@@ -159,12 +165,17 @@ def _static_text(name: str) -> str:
 
 
 def create_app(
-    source: UiSource, config: UiConfig | None = None, *, closing: trio.Event | None = None
+    source: UiSource | RunCatalog,
+    config: UiConfig | None = None,
+    *,
+    closing: trio.Event | None = None,
 ) -> QuartTrio:
-    """Build the UI app over `source`.
+    """Build the UI app over one run (`source`) or every run of a `RunCatalog`.
 
     Args:
-        source: the events and pipeline to serve.
+        source: the run to serve, or the catalog of runs (with a store: every
+            run recorded there). With one run, `/` is that run's page; with a
+            store, `/` is the runs list and `/runs/<id>` each run's page.
         config: listening and client policy; `config.token`, when set, is
             required from every route and the WebSocket.
         closing: when set, every open WebSocket is closed with 1001 (going
@@ -172,37 +183,80 @@ def create_app(
     """
     config = config or UiConfig()
     closing = closing if closing is not None else trio.Event()
+    catalog = as_catalog(source)
     app = _UiApp(__name__, static_folder=None)
     stats = UiStats()
     app.config["AGENTFLOW_UI_STATS"] = stats
+    app.config["AGENTFLOW_UI_CATALOG"] = catalog
     _install_origin_guard(app, config)
     _install_auth(app, config.token)
+    redact = Redactor()
 
-    @app.get("/")
-    async def index() -> Response:
-        response = Response(source.redact(_static_text("index.html")), mimetype="text/html")
+    def page(view: str, run_id: str | None) -> Response:
+        if run_id is None:
+            api, ws_path = "/api/", "/ws"
+        else:
+            quoted = quote(run_id, safe="")
+            api, ws_path = f"/api/runs/{quoted}/", f"/api/runs/{quoted}/ws"
+        text = _static_text("index.html").replace(
+            "<body>",
+            f'<body data-view="{view}" data-run="{escape(run_id or "")}" '
+            f'data-api="{escape(api)}" data-ws="{escape(ws_path)}" '
+            f'data-store="{str(catalog.has_store).lower()}">',
+            1,
+        )
+        response = Response(redact(text), mimetype="text/html")
+        response.headers["Cache-Control"] = "no-cache"
         if config.token is not None:
             response.set_cookie(_COOKIE, config.token, httponly=True, samesite="Strict")
         return response
+
+    async def run_source(run_id: str | None) -> UiSource:
+        if run_id is None:
+            primary = catalog.primary_source()
+            if primary is None:
+                abort(404, "no run is served at this address: see /api/runs")
+            return primary
+        try:
+            return await catalog.source(run_id)
+        except UnknownRunError as error:
+            abort(Response(f"404 Not Found: {error}\n", status=404, content_type="text/plain"))
+
+    @app.get("/")
+    async def index() -> Response:
+        if not catalog.has_store and catalog.primary is not None:
+            return page("run", None)
+        return page("runs", None)
+
+    @app.get("/runs/<run_id>")
+    async def run_page(run_id: str) -> Response:
+        await run_source(run_id)
+        return page("run", run_id)
 
     @app.get("/static/<name>")
     async def static_file(name: str) -> Response:
         if name not in STATIC_FILES:
             abort(404)
-        suffix = name[name.rfind(".") :]
-        response = Response(_static_text(name), content_type=_CONTENT_TYPES[suffix])
-        response.headers["Cache-Control"] = "no-cache"
-        return response
+        return _static_response(name)
 
-    @app.get("/api/config")
-    async def api_config() -> Response:
-        graph = pipeline_graph(source.pipeline, model_name=source.model_name)
-        graph["run"] = {"events": len(source.lines), "finished": source.finished}
+    @app.get("/api/runs")
+    async def api_runs() -> Response:
+        runs = await catalog.runs()
+        body = {"runs": runs, "primary": catalog.primary, "store": catalog.has_store}
+        return _json_response(redact(json.dumps(body)))
+
+    async def config_of(run_id: str | None) -> Response:
+        source = await run_source(run_id)
+        if source.pipeline is not None:
+            graph = pipeline_graph(source.pipeline, model_name=source.model_name)
+        else:
+            graph = unknown_pipeline_graph(_pipeline_name(source), model_name=source.model_name)
+        graph["run"] = _run_status(source)
         graph["verification"] = source.verification  # `agentflow serve`: the log's verdict
         return _json_response(source.redact(json.dumps(graph)))
 
-    @app.get("/api/events")
-    async def api_events() -> Response:
+    async def events_of(run_id: str | None) -> Response:
+        source = await run_source(run_id)
         args = request.args
         try:
             after = int(args.get("after", "-1"))
@@ -222,14 +276,65 @@ def create_app(
             f'{{"total":{len(source.lines)},"next_after":{last},"events":[{body}]}}'
         )
 
+    async def status_of(run_id: str | None) -> Response:
+        source = await run_source(run_id)
+        return _json_response(json.dumps(_run_status(source)))
+
+    async def call_of(run_id: str | None) -> Response:
+        source = await run_source(run_id)
+        args = request.args
+        try:
+            attempt = int(args.get("attempt", "1"))
+            turn = int(args.get("turn", "1"))
+        except ValueError:
+            abort(400, "attempt and turn must be integers")
+        agent, item = args.get("agent", ""), args.get("item", "main")
+        if not agent or source.run_id is None:
+            abort(400, "agent is required")
+        found = await catalog.model_call(source.run_id, agent, item, attempt, turn)
+        return _json_response(source.redact(json.dumps(found, default=str)))
+
+    @app.get("/api/call")
+    async def api_call() -> Response:
+        return await call_of(None)
+
+    @app.get("/api/runs/<run_id>/call")
+    async def api_run_call(run_id: str) -> Response:
+        return await call_of(run_id)
+
+    @app.get("/api/config")
+    async def api_config() -> Response:
+        return await config_of(None)
+
+    @app.get("/api/events")
+    async def api_events() -> Response:
+        return await events_of(None)
+
+    @app.get("/api/status")
+    async def api_status() -> Response:
+        return await status_of(None)
+
+    @app.get("/api/runs/<run_id>/config")
+    async def api_run_config(run_id: str) -> Response:
+        return await config_of(run_id)
+
+    @app.get("/api/runs/<run_id>/events")
+    async def api_run_events(run_id: str) -> Response:
+        return await events_of(run_id)
+
+    @app.get("/api/runs/<run_id>/status")
+    async def api_run_status(run_id: str) -> Response:
+        return await status_of(run_id)
+
     @app.get("/healthz")
     async def healthz() -> Response:
+        primary = catalog.primary_source()
         return _json_response(
             json.dumps(
                 {
                     "status": "ok",
-                    "events": len(source.lines),
-                    "finished": source.finished,
+                    "events": len(primary.lines) if primary is not None else 0,
+                    "finished": primary.finished if primary is not None else False,
                     "clients": stats.clients,
                     "dropped": stats.dropped,
                     "rejected": stats.rejected,
@@ -237,8 +342,8 @@ def create_app(
             )
         )
 
-    @app.websocket("/ws")
-    async def ws() -> None:
+    async def stream(run_id: str | None) -> None:
+        source = await run_source(run_id)
         await websocket.accept()
         client = _WsClient(cast(Any, websocket)._get_current_object(), source, config, stats)
         stats.clients += 1
@@ -248,7 +353,80 @@ def create_app(
         finally:
             stats.clients -= 1
 
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await stream(None)
+
+    @app.websocket("/api/runs/<run_id>/ws")
+    async def run_ws(run_id: str) -> None:
+        await stream(run_id)
+
     return app
+
+
+def as_catalog(source: UiSource | RunCatalog) -> RunCatalog:
+    """`source` as a catalog: one run (its id from the events, else `run`) is its primary."""
+    if isinstance(source, RunCatalog):
+        return source
+    catalog = RunCatalog()
+    catalog.add(source.run_id or _first_run_id(source) or "run", source, primary=True)
+    return catalog
+
+
+def _first_run_id(source: UiSource) -> str | None:
+    if not source.lines:
+        return None
+    try:
+        value = json.loads(source.lines[0]).get("run_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _pipeline_name(source: UiSource) -> str:
+    return str(getattr(source, "pipeline_name", "") or "")
+
+
+def _run_status(source: UiSource) -> dict[str, Any]:
+    """What the page needs to say which run it shows and in what state."""
+    return {
+        "id": source.run_id,
+        "events": len(source.lines),
+        "finished": source.finished,
+        "state": source.run_state,
+        "status": source.final_status,
+        "store_status": getattr(source, "store_status", None),
+    }
+
+
+def _static_response(name: str) -> Response:
+    """A static file, gzip-compressed when the client accepts it, with an ETag:
+    a request carrying the same ETag in If-None-Match gets a 304 and no body."""
+    body, gzipped, etag = _static_asset(name)
+    suffix = name[name.rfind(".") :]
+    if etag in _if_none_match(request.headers.get("If-None-Match", "")):
+        response = Response("", status=304)
+    elif "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        response = Response(gzipped, content_type=_CONTENT_TYPES[suffix])
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(body, content_type=_CONTENT_TYPES[suffix])
+    response.headers["ETag"] = etag
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = "no-cache"  # revalidate: the 304 costs no body
+    return response
+
+
+def _if_none_match(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+@functools.cache
+def _static_asset(name: str) -> tuple[bytes, bytes, str]:
+    """(body, gzip of it, strong ETag) of a static file, computed once per process."""
+    body = _static_text(name).encode("utf-8")
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, gzip.compress(body, mtime=0), etag
 
 
 def _json_response(body: str) -> Response:
@@ -421,6 +599,8 @@ class _WsClient:
         self.inflight: deque[tuple[int, int]] = deque()
         self.inflight_bytes = 0
         self.acked = trio.Event()
+        # Every frame names its run: a page never mixes another run's events into its own.
+        self.run = json.dumps(source.run_id)
 
     async def serve(self, closing: trio.Event) -> None:
         """Stream events until the client leaves, stalls, misbehaves, or `closing` is set."""
@@ -464,7 +644,10 @@ class _WsClient:
             while end < len(lines) and (end == start or size + len(lines[end]) < budget):
                 size += len(lines[end]) + 1
                 end += 1
-            frame = f'{{"type":"events","start":{start},"events":[{",".join(lines[start:end])}]}}'
+            frame = (
+                f'{{"type":"events","run":{self.run},"start":{start},'
+                f'"events":[{",".join(lines[start:end])}]}}'
+            )
             # One event can be larger than the socket buffers; a client that
             # does not take it within the stall timeout is dropped (a frame cut
             # short aborts the connection: see transport.py).

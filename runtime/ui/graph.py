@@ -18,7 +18,7 @@ from ..spec import (
     RouteCase,
 )
 
-__all__ = ["fan_out_agents", "model_badge", "pipeline_graph"]
+__all__ = ["fan_out_agents", "model_badge", "pipeline_graph", "unknown_pipeline_graph"]
 
 
 def model_badge(model_name: str) -> dict[str, Any]:
@@ -62,6 +62,24 @@ def pipeline_graph(pipeline: CompiledPipeline, *, model_name: str) -> dict[str, 
             for source, trigger, target in derive_transitions(spec)
         ],
         "aggregation": spec.aggregation.model_dump() if spec.aggregation else None,
+    }
+
+
+def unknown_pipeline_graph(name: str, *, model_name: str) -> dict[str, Any]:
+    """The `/api/config` document of a stored run whose pipeline YAML is gone or changed:
+    no agents or edges (the page adds a node for each agent its events name)."""
+    return {
+        "pipeline": {"name": name, "version": ""},
+        "pipeline_missing": True,
+        "model": model_badge(model_name),
+        "entry": None,
+        "agents": [],
+        "edges": [],
+        "states": [],
+        "initial": "",
+        "terminal": [],
+        "transitions": [],
+        "aggregation": None,
     }
 
 

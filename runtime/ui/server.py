@@ -20,6 +20,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import trio
 from hypercorn.config import Config
@@ -28,7 +29,9 @@ from hypercorn.utils import wrap_app
 from ..errors import AgentflowError
 from ..events.hub import EventHub
 from ..pipeline import CompiledPipeline
-from .app import UiConfig, create_app, one_line_logger
+from ..store import RunStore, StoreLocation
+from .app import UiConfig, as_catalog, create_app, one_line_logger
+from .catalog import RunCatalog
 from .source import UiSource
 from .transport import serve_connections
 
@@ -41,6 +44,7 @@ __all__ = [
     "resolve_token",
     "serve_log",
     "serve_source",
+    "serve_store",
     "serve_ui",
 ]
 
@@ -87,6 +91,8 @@ async def serve_ui(
     shutdown: trio.Event,
     *,
     model_name: str | None = None,
+    store: RunStore | StoreLocation | None = None,
+    run_id: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the UI of a live run until `shutdown` is set.
@@ -96,11 +102,35 @@ async def serve_ui(
     0), with `?token=...` appended when a token is required. `shutdown` may be
     passed by keyword too (through functools.partial).
 
+    With a `store` (open, or its location: opened for reading when a page first
+    needs it), the UI serves every run recorded there too: `/` is the runs list,
+    and `url` is this run's own page, `/runs/<run_id>`.
+
     Raises:
         PortInUseError: `config.port` is taken on `config.host`.
     """
     source = UiSource.from_hub(hub, pipeline, model_name=model_name)
-    await serve_source(source, config, shutdown, task_status=task_status)
+    if isinstance(store, StoreLocation):
+        catalog = RunCatalog(store_location=store)
+    else:
+        catalog = RunCatalog(store)
+    catalog.add(run_id or hub.run_id or "run", source, primary=True)
+    await serve_source(catalog, config, shutdown, task_status=task_status)
+
+
+async def serve_store(
+    store: RunStore,
+    config: UiConfig,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve every run of `store` (`agentflow serve`): `/` is the runs list.
+
+    Raises:
+        PortInUseError: `config.port` is taken on `config.host`.
+    """
+    await serve_source(RunCatalog(store), config, shutdown, task_status=task_status)
 
 
 async def serve_log(
@@ -124,13 +154,14 @@ async def serve_log(
 
 
 async def serve_source(
-    source: UiSource,
+    source: UiSource | RunCatalog,
     config: UiConfig,
     shutdown: trio.Event,
     *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the UI over any source (a live hub, or a run log for `agentflow serve`).
+    """Serve the UI over any source (a live hub, or a run log for `agentflow serve`), or
+    over a catalog of runs.
 
     Raises:
         PortInUseError: `config.port` is taken on `config.host`.
@@ -140,18 +171,22 @@ async def serve_source(
     sockets = _bind(hyper, config)
     # The app checks Host/Origin against the bound port (port 0 picks one).
     config = replace(config, port=sockets.insecure_sockets[0].getsockname()[1])
-    app = create_app(source, config, closing=shutdown)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(source.run)
-        async with trio.open_nursery() as server:
-            binds: list[str] = await server.start(
-                _worker, app, hyper, sockets, shutdown, config.ws_stall_timeout_s
-            )
-            url = _public_url(binds[0], config)
-            _log.info("agentflow UI on %s", url)
-            task_status.started(url)
-        # Hypercorn has stopped (WebSockets were closed with 1001 on `shutdown`).
-        nursery.cancel_scope.cancel()
+    catalog = as_catalog(source)
+    app = create_app(catalog, config, closing=shutdown)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(catalog.run)
+            async with trio.open_nursery() as server:
+                binds: list[str] = await server.start(
+                    _worker, app, hyper, sockets, shutdown, config.ws_stall_timeout_s
+                )
+                url = _public_url(binds[0], config, catalog)
+                _log.info("agentflow UI on %s", url)
+                task_status.started(url)
+            # Hypercorn has stopped (WebSockets were closed with 1001 on `shutdown`).
+            nursery.cancel_scope.cancel()
+    finally:
+        catalog.close()  # a store the UI opened for reading: stop its writer thread
 
 
 async def _worker(
@@ -208,8 +243,11 @@ def _bind(hyper: Config, config: UiConfig) -> Any:
     return sockets
 
 
-def _public_url(bind: str, config: UiConfig) -> str:
+def _public_url(bind: str, config: UiConfig, catalog: RunCatalog) -> str:
+    """The page to open: the run's own page when a store lists other runs at `/`."""
     url = bind + "/"
+    if catalog.has_store and catalog.primary is not None:
+        url += "runs/" + quote(catalog.primary, safe="")
     if config.token is not None:
         url += f"?token={config.token}"
     return url

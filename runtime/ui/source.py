@@ -75,20 +75,36 @@ class UiSource:
 
     def __init__(
         self,
-        pipeline: CompiledPipeline,
+        pipeline: CompiledPipeline | None,
         *,
         model_name: str | None = None,
         redactor: Redactor | None = None,
     ) -> None:
+        # None: a stored run whose YAML cannot be read any more (the page draws the
+        # agents its events name).
         self.pipeline = pipeline
+        self.run_id: str | None = None
         self._model_name = model_name
         self._redact = redactor or Redactor()
         # Invariant: append-only; lines[i] is the (redacted) JSON line of event i.
         self.lines: list[str] = []
         # Invariant: same length as `lines`; (kind, agent, item) of each event.
         self.index: list[tuple[str, str | None, str | None]] = []
-        # Invariant: True once a run_finished event has been appended.
+        # Invariant: True once a run_finished event has been appended (and no
+        # run_resumed after it: a resumed run is live again).
         self.finished = False
+        # True while an owner may still append events: a live hub until it closes,
+        # a stored run while its owner lives; never for a log file.
+        self.live = False
+        # From run_started / run_finished: what the runs list shows.
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.final_status = ""
+        self.final_state: str | None = None
+        # Invariant: sums over the events held (items finished, model_response usage).
+        self.totals: dict[str, Any] = {
+            "passed": 0, "failed": 0, "model_calls": 0, "tokens": 0, "cost_usd": 0.0,
+        }  # fmt: skip
         # Invariant: set (and replaced) whenever `lines` grows; waiters re-check the length.
         self._changed = trio.Event()
         self._hub: EventHub | None = None
@@ -111,6 +127,7 @@ class UiSource:
         """A source that follows a live hub once `run()` is started in a nursery."""
         source = cls(pipeline, model_name=model_name, redactor=redactor)
         source._hub = hub
+        source.live = True
         return source
 
     @classmethod
@@ -179,10 +196,43 @@ class UiSource:
         kind = str(get("kind"))
         self.lines.append(self._redact(line))
         self.index.append((kind, get("agent"), get("item")))
-        if kind == "run_started" and self._model_name is None:
-            self._model_name = _model_from_payload(get("payload"))
+        if kind in _SUMMARISED:
+            self._summarise(kind, get("item"), get("payload"), get("ts"))
+
+    def _summarise(self, kind: str, item: Any, payload: Any, ts: Any) -> None:
+        payload = payload if isinstance(payload, Mapping) else {}
+        if kind == "model_response":
+            usage = payload.get("usage") or {}
+            self.totals["model_calls"] += 1
+            tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
+            self.totals["tokens"] += tokens
+            self.totals["cost_usd"] += usage.get("cost_usd") or 0.0
+        elif kind == "item_finished" and item != "main":
+            status = payload.get("status")
+            if status in ("passed", "completed"):
+                self.totals["passed"] += 1
+            elif status in ("failed", "aborted"):
+                self.totals["failed"] += 1
+        elif kind == "run_started":
+            self.started_at = ts if isinstance(ts, (int, float)) else None
+            if self._model_name is None:
+                self._model_name = _model_from_payload(payload)
+        elif kind == "run_resumed":
+            self.finished = False
+            self.finished_at = None
         elif kind == "run_finished":
             self.finished = True
+            self.finished_at = ts if isinstance(ts, (int, float)) else None
+            self.final_status = str(payload.get("status") or "")
+            self.final_state = payload.get("final_state")
+
+    @property
+    def run_state(self) -> str:
+        """`live`, `finished`, `waiting` (for a person's answer) or `crashed` (no
+        run_finished and nobody left to write one)."""
+        if self.finished:
+            return "waiting" if self.final_status == "waiting" else "finished"
+        return "live" if self.live else "crashed"
 
     def redact(self, text: str) -> str:
         """`text` with secrets from the environment scrubbed (for any served document)."""
@@ -204,16 +254,19 @@ class UiSource:
         hub = self._hub
         if hub is None:
             return
-        while True:
-            subscription = hub.subscribe(max_buffer=SUBSCRIPTION_BUFFER)
-            async for event, line in subscription:
-                seq = int(getattr(event, "seq", len(self.lines)))
-                if seq < len(self.lines) + self.missed:
-                    continue
-                self.missed += seq - len(self.lines) - self.missed
-                self.append(event, line)
-            if not subscription.overflowed:
-                return
+        try:
+            while True:
+                subscription = hub.subscribe(max_buffer=SUBSCRIPTION_BUFFER)
+                async for event, line in subscription:
+                    seq = int(getattr(event, "seq", len(self.lines)))
+                    if seq < len(self.lines) + self.missed:
+                        continue
+                    self.missed += seq - len(self.lines) - self.missed
+                    self.append(event, line)
+                if not subscription.overflowed:
+                    return
+        finally:
+            self.live = False
 
     # -- reading -----------------------------------------------------------
 
@@ -255,6 +308,11 @@ class UiSource:
             if len(found) >= limit:
                 break
         return found
+
+
+_SUMMARISED = frozenset(
+    {"model_response", "item_finished", "run_started", "run_resumed", "run_finished"}
+)
 
 
 def _model_from_payload(payload: Any) -> str | None:

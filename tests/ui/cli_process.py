@@ -39,7 +39,9 @@ class CliProcess:
 
     @property
     def base(self) -> str:
-        return self.url.split("?")[0].rstrip("/")
+        """`http://host:port`: the printed URL is the run's own page, `/runs/<id>`."""
+        scheme, rest = self.url.split("//", 1)
+        return scheme + "//" + rest.split("/", 1)[0]
 
     def output(self) -> tuple[str, str]:
         """(stdout, stderr) so far."""

@@ -94,6 +94,9 @@ __all__ = [
 ]
 
 _MAX_HELD = 256  # held lines that make `publish` flush on its own (bounds one write)
+# An event `publish` keeps until `flush` builds its line: (ts, kind, agent, item, attempt,
+# payload).
+_RawEvent = tuple[float, EventKind, str | None, str | None, int | None, dict[str, Any] | None]
 _RUN_FINISHED = EventKind.RUN_FINISHED
 _SINK_ERROR = EventKind.SINK_ERROR
 _LOG_SEALED = EventKind.LOG_SEALED
@@ -156,10 +159,14 @@ class EventHub:
         self._pumped: list[SinkQueue] = []
         # Invariant: lines published but not yet written to the inline sinks (see `flush`).
         self._held: list[str] = []
+        # Invariant: events `publish` took on a lean path, not yet encoded (`flush` builds
+        # their lines): seqs `_seq - len(_raw)` onwards, the first chained to `_prev_hash`.
+        self._raw: list[_RawEvent] = []
         self._subscribers: set[Subscription] = set()
         # Invariant: seq of the next event; equals the number of events emitted so far.
         self._seq = 0
-        # Invariant: sha256 hex of the previous event's line ("" before the first).
+        # Invariant: sha256 hex of the previous event's line ("" before the first, or when
+        # that line was never built because nothing listened: see `publish`).
         self._prev_hash = ""
         self._encoder = LineEncoder(run_id, pipeline_hash)
         self._line = self._encoder.line  # bound once: `publish` is the hot path
@@ -327,33 +334,65 @@ class EventHub:
 
         The hub then builds the `PipelineEvent` object only if a consumer needs it
         (history, a subscriber, a sink without `emit_lines`); with only the audit
-        FileSink attached, an event costs its JSON line and hash alone. Inline sinks'
-        lines are held until `flush()`.
+        FileSink attached, an event costs its JSON line and hash alone.
+
+        Lazily: when nobody needs the object (no history, no subscriber, sinks that take
+        bare lines), the event is kept as given and its line and hash are built at the
+        next `flush()` (the end of the burst: the engine flushes before each await), once
+        per burst; so `payload` must not be changed after `publish`. When nothing listens
+        at all (no sink, no committer, no history, no subscriber), the event is only
+        numbered: no line, no hash (a subscriber that joins later sees the chain start
+        afresh: its first event's `prev_hash` is "").
         """
-        if self._lean and not self._subscribers:  # nobody needs the object: line and hash
-            seq = self._seq
-            line = self._line(seq, _time(), kind, agent, item, attempt, payload, self._prev_hash)
-            if line is not None:
-                self._seq = seq + 1
-                self._prev_hash = _sha256(line.encode()).hexdigest()
-                if self._inline:
-                    held = self._held
-                    held.append(line)
-                    if len(held) >= _MAX_HELD:
-                        self.flush()
-                return
-        elif self._commit_lean and not self._subscribers and kind is not _RUN_FINISHED:
-            seq = self._seq  # as above, the line queued for the commit (`_committed`)
-            line = self._line(seq, _time(), kind, agent, item, attempt, payload, self._prev_hash)
-            if line is not None:
-                self._seq = seq + 1
-                self._prev_hash = _sha256(line.encode()).hexdigest()
-                uncommitted = self._uncommitted
-                uncommitted.append((None, line, kind))
-                if len(uncommitted) >= _MAX_HELD:
+        if self._lean and not self._subscribers:  # nobody needs the object
+            self._seq += 1
+            if self._inline:  # the line and hash are built at `flush`
+                raw = self._raw
+                raw.append((_time(), kind, agent, item, attempt, payload))
+                if len(raw) >= _MAX_HELD:
                     self.flush()
-                return
+            else:  # nothing listens: nothing is built
+                self._prev_hash = ""
+            return
+        if self._commit_lean and not self._subscribers and kind is not _RUN_FINISHED:
+            self._seq += 1  # as above; `flush` queues the lines for the commit
+            raw = self._raw
+            raw.append((_time(), kind, agent, item, attempt, payload))
+            if len(raw) >= _MAX_HELD:
+                self.flush()
+            return
         self._publish(kind, agent, item, attempt, payload, False)
+
+    def _encode_raw(self) -> None:
+        """Build the lines of the events `publish` kept raw, chain their hashes, and queue
+        them for the committer, or (without one) for the inline sinks."""
+        raw, self._raw = self._raw, []
+        seq = self._seq - len(raw)
+        prev_hash = self._prev_hash
+        line_of = self._line
+        lines: list[str] = []
+        for ts, kind, agent, item, attempt, payload in raw:
+            line = line_of(seq, ts, kind, agent, item, attempt, payload, prev_hash)
+            if line is None:  # outside the encoder's proven domain: pydantic's own dump
+                fields = {
+                    "run_id": self.run_id, "seq": seq, "ts": ts, "kind": kind,
+                    "agent": agent, "item": item, "attempt": attempt,
+                    "payload": payload if payload is not None else {},
+                    "pipeline_hash": self.pipeline_hash, "prev_hash": prev_hash,
+                }  # fmt: skip
+                line = new_event(fields).model_dump_json()
+            lines.append(line)
+            prev_hash = _sha256(line.encode()).hexdigest()
+            seq += 1
+        self._prev_hash = prev_hash
+        if self._committer is not None:
+            self._uncommitted += [
+                (None, line, event[1]) for line, event in zip(lines, raw, strict=True)
+            ]
+        elif self._held:
+            self._held += lines
+        else:
+            self._held = lines
 
     def _publish(
         self,
@@ -370,6 +409,8 @@ class EventHub:
             raise RuntimeError(
                 "EventHub.emit after the hub was closed; emit inside `async with hub.running()`"
             )
+        if self._raw:  # the events published before it are built first: the chain's order
+            self._encode_raw()
         if kind is _RUN_FINISHED:
             self._report_drops(force=True)
         seq, prev_hash = self._seq, self._prev_hash
@@ -451,13 +492,18 @@ class EventHub:
         `emit` (everyone else) flushes at once. A failing sink is reported as a
         `sink_error` event, itself held until the next flush. With a committer, the
         events are first handed to it; they reach the sinks when it acknowledges them.
+        The lines of the events `publish` kept raw are built here (`_encode_raw`).
         """
+        if self._raw:
+            self._encode_raw()
         if self._committer is not None and not self._inflight:
             self._submit()  # else `_committed` submits it: everything queued meanwhile
         self._write_held()
 
     def _submit(self) -> None:
         """Hand the uncommitted events to the committer (never waits)."""
+        if self._raw:  # an acknowledgement submits what was published meanwhile
+            self._encode_raw()
         batch = self._uncommitted
         if not batch:
             return
@@ -592,9 +638,13 @@ class EventHub:
         self.flush()
         if self.audit_failure is not None:  # the lines before the seal did not land
             return
-        ts = time.time()
-        seal = seal_event(self.run_id, self._seq, ts, self.pipeline_hash, self._prev_hash)
-        self._publish(_LOG_SEALED, None, None, None, seal.payload, False, ts)
+        if self._lean and not self._inline and not self._subscribers:
+            self._seq += 1  # nothing listens: numbered, not built (see `publish`)
+            self._prev_hash = ""
+        else:
+            ts = time.time()
+            seal = seal_event(self.run_id, self._seq, ts, self.pipeline_hash, self._prev_hash)
+            self._publish(_LOG_SEALED, None, None, None, seal.payload, False, ts)
         self._sealed = True
         self._lean = False  # `publish` now goes through `_publish`, which refuses
         self._commit_lean = False
@@ -602,7 +652,7 @@ class EventHub:
 
     def sink_stats(self) -> dict[str, dict[str, Any]]:
         """Per sink: policy, buffered, dropped, failures, disabled (for the CLI and tests)."""
-        held = len(self._held)
+        held = len(self._held) + (len(self._raw) if self._committer is None else 0)
         return {queue.name: queue.stats(held) for queue in self._queues}
 
     def _report_drops(self, *, force: bool) -> None:

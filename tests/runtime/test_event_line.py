@@ -162,7 +162,10 @@ async def test_publish_builds_no_event_objects_for_a_file_sink_alone(tmp_path: P
     hub = EventHub(run_id="run-1", sinks=[FileSink(log)], keep_history=False)
     async with hub.running():
         hub.publish(EventKind.RUN_STARTED)
-        queued = list(hub._held)  # the inline FileSink's lines, held until the next flush
+        queued = list(hub._raw)  # kept as published until the next flush builds its line
+        hub.flush()
+        held = [*hub._held, *log.read_text().splitlines()]
         hub.publish(EventKind.RUN_FINISHED, payload={"status": "succeeded"})
-    assert [type(entry) for entry in queued] == [str]  # the bare line, no event object
+    assert not any(isinstance(part, PipelineEvent) for entry in queued for part in entry)
+    assert [type(line) for line in held] == [str]  # the bare line, no event object
     assert chained(log)

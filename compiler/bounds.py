@@ -207,7 +207,9 @@ def path_counts(graph: dict[str, list[str]], start: str) -> dict[str, int]:
 def own_model_calls(agent: AgentSpec, spec: PipelineSpec) -> int:
     """Model calls one invocation makes itself (a sub-pipeline agent: none; its child's
     agents make them, and the child's bound counts them)."""
-    return 0 if agent.pipeline is not None else max_model_calls(agent, spec)
+    if agent.pipeline is not None or agent.human is not None:
+        return 0  # a person answers a human agent
+    return max_model_calls(agent, spec)
 
 
 @dataclass
@@ -892,6 +894,10 @@ def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
         details = [f"Handler: {agent.handler}."]
     elif agent.pipeline is not None:
         details = [f"Sub-pipeline: {agent.pipeline}."]
+    elif agent.human is not None:
+        question = agent.human.question or "inline instructions"
+        assignee = f" Assignee: {agent.human.assignee}." if agent.human.assignee else ""
+        details = [f"Human step. Question: {question}.{assignee}"]
     else:
         prompt = agent.prompt if agent.prompt is not None else "inline instructions"
         details = [f"Prompt: {prompt}. Model: {model}."]
@@ -917,6 +923,8 @@ def agent_summary(agent: AgentSpec, spec: PipelineSpec) -> list[str]:
         first = f"Run {agent.id}'s handler function (named in the pipeline file)."
     elif agent.pipeline is not None:
         first = f"Run {agent.id}'s sub-pipeline; its result (text) is the output."
+    elif agent.human is not None:
+        first = f"Ask a person; the item waits until `agentflow answer` gives {agent.id}'s answer."
     else:
         first = f"Run {agent.id} from its prompt on its model (the default behaviour)."
     lines = [first]

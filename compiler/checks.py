@@ -29,6 +29,7 @@ from .checks_flow import (
     check_state_graph,
     parse_feedback_path,
 )
+from .checks_human import check_human_agents
 from .checks_v2 import (
     check_agent_kinds,
     check_failure_reaches_terminal,
@@ -324,6 +325,7 @@ CHECKS: tuple[Check, ...] = (
     check_on_fail,
     check_aggregation,
     check_agent_kinds,
+    check_human_agents,
     check_verdict_transitions,
     check_failure_reaches_terminal,
     check_tools,

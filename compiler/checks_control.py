@@ -125,6 +125,8 @@ def _router_problems(
             f"'{_DEFAULT_CASE}' (route_chosen events, --route {agent.id}={_DEFAULT_CASE}); "
             f"rename the value '{_DEFAULT_CASE}' of '{name}'",
         )
+    if field is None and agent.output is None and agent.human is not None:
+        return  # checks_human: a human router declares its output
     if field is None:
         fields = [f.name for f in agent.output.fields] if agent.output is not None else []
         if ctx.source.has((*where, "on")):

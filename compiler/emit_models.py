@@ -42,7 +42,8 @@ MODEL_IMPORTS = frozenset(
         "BaseModel", "ConfigDict", "Field", "Literal", "TextOutput", "run_typed_agent",
         "inspect", "PipelineDefinitionError", "OUTPUT_MODELS", "INPUT_MODEL", "Outputs",
         "History", "outputs", "history", "PipelineInput", "CHILDREN", "run_subpipeline",
-        "Joined", "joined", "children", "BranchFailure", "ChildResult",
+        "Joined", "joined", "children", "BranchFailure", "ChildResult", "HUMAN_ANSWERS",
+        "run_human_step",
     }
 )  # fmt: skip
 """Names the v2 parts of a module define or import (model names must avoid them)."""
@@ -76,6 +77,8 @@ class V2Parts:
     """The `Joined` view and the `joined(ctx)` / `children(ctx)` functions, if used."""
     subpipelines: str = ""
     """The `CHILDREN` table (sub-pipeline agent -> its child's COMPILED); "" if none."""
+    human_answers: str = ""
+    """The `HUMAN_ANSWERS` table (human agent -> its answer model); "" if none."""
 
 
 class _Models:
@@ -207,6 +210,9 @@ def v2_parts(
                 ),
             )
             parts.bodies[agent.id] = _return_await(call)
+        elif agent.human is not None and agent.id in output_classes:
+            call = Call("run_human_step", ((None, Atom("ctx")), (None, Atom(returns))))
+            parts.bodies[agent.id] = _return_await(call)
         elif agent.handler is not None:
             local = _import_handler(agent, parts)
             parts.bodies[agent.id] = _return_await(Call(local, ((None, Atom("ctx")),)))
@@ -224,7 +230,21 @@ def v2_parts(
     parts.accessors = _accessors(spec, output_classes)
     _gathers(spec, output_classes, parts)
     _subpipelines(spec, child_modules or {}, parts)
+    _human_answers(spec, output_classes, parts)
     return parts
+
+
+def _human_answers(spec: PipelineSpec, output_classes: Mapping[str, str], parts: V2Parts) -> None:
+    """The human step body's import and the `HUMAN_ANSWERS` table (docs/human.md)."""
+    humans = [agent.id for agent in spec.agents if agent.human is not None]
+    if not humans:
+        return
+    parts.handler_imports.append("from agentflow.runtime.engine.human import run_human_step")
+    table = Dict(tuple((Atom(py_str(a)), Atom(output_classes[a]), None) for a in humans))
+    prefix = "HUMAN_ANSWERS: Final[Mapping[str, type[BaseModel]]] = "
+    parts.human_answers = prefix + fmt(
+        Call("MappingProxyType", ((None, table),)), indent=0, prefix=len(prefix)
+    )
 
 
 def _subpipelines(spec: PipelineSpec, child_modules: Mapping[str, str], parts: V2Parts) -> None:

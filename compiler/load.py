@@ -22,6 +22,7 @@ from pathlib import Path
 from agentflow.runtime.spec import PipelineSpec
 
 from .checks import CheckContext, run_checks
+from .checks_human import check_human_children
 from .checks_pipeline import check_subpipelines
 from .diagnostics import CompileError, Diagnostic, sort_diagnostics
 from .lower import lower
@@ -156,19 +157,22 @@ def _compile(
             if child is not None:
                 children[agent.id] = child
             continue
-        if agent.prompt is None:
+        # A human agent's question file is read like a prompt (docs/human.md).
+        written = agent.prompt if agent.human is None else agent.human.question
+        if written is None:
             continue
-        shown = os.path.normpath(os.path.join(os.path.dirname(path), agent.prompt))
+        shown = os.path.normpath(os.path.join(os.path.dirname(path), written))
         prompt_files[agent.id] = shown
-        content, problem = _read_beneath(root, agent.prompt, shown, _PROMPT)
+        content, problem = _read_beneath(root, written, shown, _PROMPT)
         if content is not None:
             prompts.setdefault(agent.id, content)
         else:
-            loc = parsed.source.value(("agents", index, "prompt"))
+            loc = parsed.source.value(_question_path(parsed, index, agent.human is not None))
             diagnostics.append(Diagnostic(loc.file, loc.line, loc.column, problem))
     ctx = CheckContext(spec, parsed.source, prompts, prompt_files, prompt_lines)
     diagnostics += run_checks(ctx)
     diagnostics += check_subpipelines(spec, parsed.source, children)
+    diagnostics += check_human_children(spec, parsed.source, children)
     diagnostics += _module_clashes(spec, parsed, children, chain[-1])
     diagnostics += _expansion_limit(spec, parsed, children)
     diagnostics = sort_diagnostics(diagnostics, path)
@@ -370,6 +374,15 @@ def _shown_in_cycle(real: str) -> str:
     except ValueError:  # pragma: no cover - another drive (Windows)
         return real
     return real if relative.startswith("..") else relative
+
+
+def _question_path(parsed: Parsed, index: int, human: bool) -> tuple[str | int, ...]:
+    """Where agent `index`'s prompt file is written: `prompt:`, or for a human agent
+    `human.question` (or `prompt:` beside `kind: human`)."""
+    question: tuple[str | int, ...] = ("agents", index, "human", "question")
+    if human and question in parsed.source.values:
+        return question
+    return ("agents", index, "prompt")
 
 
 def _instructions_line(text: str, parsed: Parsed, index: int) -> int:

@@ -42,8 +42,8 @@ DEFAULT_STATE_MACHINE = StateMachineSpec(
 )
 """The state machine of a pipeline that declares none (DSL v2 section 7)."""
 
-_AGENT_KINDS = ("prompt", "instructions", "handler", "pipeline")
-"""What an agent is: exactly one of these keys (DSL v2 section 3)."""
+_AGENT_KINDS = ("prompt", "instructions", "handler", "pipeline", "human")
+"""What an agent is: exactly one of these keys (DSL v2 section 3; `human`: docs/human.md)."""
 
 
 def lower(parsed: Parsed) -> PipelineSpec:
@@ -84,17 +84,39 @@ def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]
             what = f"the output of {name}"
             shape, found = lower_shape(agent["output"], (*path, "output"), source, what)
             agent["output"], problems = shape, problems + found
+        problems += _lower_human_kind(agent, path, source, name)
         if isinstance(agent.get("dispatch"), dict):
             _lower_route(agent, agent["dispatch"], (*path, "dispatch"), source, _gates(data))
         kinds = [key for key in _AGENT_KINDS if key in agent]
+        human = agent.get("human")
+        if "instructions" in kinds and isinstance(human, dict) and "question" not in human:
+            kinds.remove("instructions")  # a human agent's inline question
         if len(kinds) == 1:
+            asks = "instructions" in agent or (isinstance(human, dict) and "question" in human)
+            if kinds == ["human"] and not asks:
+                loc = source.key((*path, "human"))
+                problems.append(
+                    Diagnostic(
+                        loc.file,
+                        loc.line,
+                        loc.column,
+                        f"{name} is answered by a person but asks no question: add "
+                        "'question: prompts/x.md' under 'human:' (a template file, like "
+                        "'prompt:') or the question inline as 'instructions: \"...\"'",
+                    )
+                )
             continue
         if kinds:
             loc = source.key((*path, kinds[1]))
+            kinds_listed = (
+                "'prompt' (a file), 'instructions' (inline text), 'handler' (a function) "
+                "or 'pipeline' (a sub-pipeline file)"
+            )
+            if "human" in kinds:
+                kinds_listed = kinds_listed.replace(" or ", ", ") + " or 'human' (a person answers)"
             message = (
                 f"{name} has both '{kinds[0]}' and '{kinds[1]}'; an agent is exactly one "
-                "of 'prompt' (a file), 'instructions' (inline text), 'handler' (a function) "
-                "or 'pipeline' (a sub-pipeline file)"
+                f"of {kinds_listed}"
             )
         else:
             loc = source.key(path)
@@ -104,6 +126,35 @@ def _lower_v2_parts(data: dict[str, Any], source: SourceMap) -> list[Diagnostic]
             )
         problems.append(Diagnostic(loc.file, loc.line, loc.column, message))
     return problems
+
+
+def _lower_human_kind(
+    agent: dict[str, Any], path: Path, source: SourceMap, name: str
+) -> list[Diagnostic]:
+    """`kind: human` -> `human:` in place (`kind` stays as written): its `prompt:` becomes
+    `human.question`, its `instructions:` stay the inline question (docs/human.md). Any
+    other `kind` is left for the IR to refuse (did-you-mean)."""
+    if agent.get("kind") != "human":
+        return []
+    loc = source.key((*path, "kind"))
+    if "human" in agent:
+        message = (
+            f"{name} has both 'kind: human' and 'human:'; they are two spellings of one "
+            "thing: keep 'human:' (with 'question:' and 'assignee:') and remove 'kind'"
+        )
+        return [Diagnostic(loc.file, loc.line, loc.column, message)]
+    human: dict[str, Any] = {"loc": loc}
+    if "prompt" in agent:
+        human["question"] = agent.pop("prompt")
+    elif "instructions" not in agent:
+        agent["human"] = {**human, "question": None}  # counted as the agent's kind
+        message = (
+            f"{name} is 'kind: human' but asks no question: add 'prompt: prompts/x.md' (a "
+            "template file) or 'instructions: \"...\"' (inline), the question the person answers"
+        )
+        return [Diagnostic(loc.file, loc.line, loc.column, message)]
+    agent["human"] = human
+    return []
 
 
 def _gates(data: dict[str, Any]) -> set[str]:
@@ -133,6 +184,8 @@ def _lower_route(
     gives_verdict = "on_fail" in agent or agent.get("id") in gates
     if "output" in agent or gives_verdict or not isinstance(cases, dict) or not cases:
         return  # a QA router or one without cases is reported by the checks
+    if "human" in agent:
+        return  # a person's answer has the shape declared for it: checks_human reports none
     values = FieldSpec(kind="enum", values=tuple(cases), loc=source.key((*path, "cases")))
     route = NamedField(name=ROUTE_FIELD, type=values, loc=values.loc)
     agent["output"] = ShapeSpec(fields=(route,), loc=values.loc)

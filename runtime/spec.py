@@ -20,6 +20,7 @@ __all__ = [
     "DefaultsSpec",
     "DispatchSpec",
     "FieldSpec",
+    "HumanSpec",
     "Loc",
     "NamedField",
     "OnFailSpec",
@@ -226,16 +227,35 @@ class ShapeSpec(_Node):
     fields: tuple[NamedField, ...]
 
 
+class HumanSpec(_Node):
+    """A person answers this agent (docs/human.md): the run parks its item until then.
+
+    `question` is the question's template file (read like a `prompt:` file); without
+    it the question is the agent's inline `instructions`. `assignee` names who answers.
+    """
+
+    question: str | None = None
+    assignee: str | None = None
+
+
 class AgentSpec(_Node):
     """One agent. Exactly one of `prompt` (a file), `instructions` (inline), `handler`
-    (`package.module:function`) or `pipeline` (a child pipeline file, relative to this
-    one's directory, run as this agent: DSL v2 section 6)."""
+    (`package.module:function`), `pipeline` (a child pipeline file, relative to this
+    one's directory, run as this agent: DSL v2 section 6) or `human` (a person answers:
+    the question is `human.question`, a file, or inline `instructions`).
+
+    `kind: human` (with `prompt:` or `instructions:` as the question) is another YAML
+    spelling of `human:`; lowering fills `human` from it (a `prompt:` becomes
+    `human.question`), and the runtime reads only `human`.
+    """
 
     id: Identifier
+    kind: Literal["human"] | None = None
     prompt: str | None = None
     instructions: str | None = None
     handler: str | None = None
     pipeline: str | None = None
+    human: HumanSpec | None = None
     output: ShapeSpec | None = None
     tools: tuple[Identifier, ...] = ()
     model: str | None = None

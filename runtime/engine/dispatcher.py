@@ -49,19 +49,37 @@ from ..spec import ROUTE_ABORT, ROUTE_END
 from . import aggregator
 from .context import AgentContext
 from .governor import RetryGovernor
+from .human import HumanAnswerNeeded
 from .payloads import issue_dicts, json_problem
 from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans
 from .qa_loop import handle_failures, join_verdicts
 from .run_services import RunServices
 from .state_machine import StateMachine
 
-__all__ = ["FATAL_ERRORS", "UNFINISHED", "Dispatcher", "json_problem"]
+__all__ = [
+    "FATAL_ERRORS",
+    "HUMAN_NEEDS_STORE",
+    "UNFINISHED",
+    "WAITING_FOR_CHILD",
+    "Dispatcher",
+    "json_problem",
+]
 
 FATAL_ERRORS = (InvalidTransition, PipelineDefinitionError, BudgetExceededError)
 """Errors that end the whole run instead of aborting one item."""
 
 UNFINISHED = "the run ended before this item finished"
 """The reason reported for items a run-ending error or a cancellation cut short."""
+
+HUMAN_NEEDS_STORE = (
+    "agent '{agent}' is answered by a person, and this run has no run store to wait in: "
+    "run it with a store (agentflow run without --no-store; in a library run, commit the "
+    "hub to a RunStore's committer) so the run can park until `agentflow answer`"
+)
+"""Why a human step fails its item in a run without a store (docs/human.md)."""
+
+WAITING_FOR_CHILD = "a child item waits for a person"
+"""The reason of a fan-out's parent item left waiting by a child's human step."""
 
 Next = tuple[str, AgentOutput, str]
 """Where an item's path continues: (agent, its upstream output, the source agent)."""
@@ -71,6 +89,7 @@ _NOTHING_JOINED: Mapping[str, BaseModel] = {}  # never mutated: the default `ctx
 _AGENT_COMPLETED = EventKind.AGENT_COMPLETED
 _AGENT_FAILED = EventKind.AGENT_FAILED
 _AGENT_STARTED = EventKind.AGENT_STARTED
+_HUMAN_REQUESTED = EventKind.HUMAN_REQUESTED
 _ITEM_ABORTED = EventKind.ITEM_ABORTED
 _ITEM_CREATED = EventKind.ITEM_CREATED
 _ITEM_FINISHED = EventKind.ITEM_FINISHED
@@ -230,6 +249,9 @@ class Dispatcher:
                 out, typed = self._agent_output(agent, answer)
         except FATAL_ERRORS:
             raise
+        except HumanAnswerNeeded as request:
+            self._park(plan, item, request)
+            return None
         except Exception as exc:
             if branch_failures is None:
                 self.fail_item(plan, item, exc)
@@ -278,6 +300,22 @@ class Dispatcher:
                     f"validate as {expected.__name__} (the agent's declared output): {exc}"
                 ) from None
         return typed_agent_output(answer), answer
+
+    def _park(self, plan: AgentPlan, item: ItemState, request: HumanAnswerNeeded) -> None:
+        """A human step asks: publish `human_requested` and leave `item` waiting (no
+        `item_finished`); with no run store to wait in, fail the item instead."""
+        if self.hub.committer is None:
+            self.fail_item(plan, item, RuntimeError(HUMAN_NEEDS_STORE.format(agent=plan.id)))
+            return
+        self.hub.publish(
+            _HUMAN_REQUESTED,
+            agent=plan.id,
+            item=item.item.id,
+            attempt=item.attempts.get(plan.id),
+            payload=request.payload,
+        )
+        if item.status != "aborted":
+            item.status, item.reason = "waiting", f"waiting for a person to answer '{plan.id}'"
 
     def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
         """Record `plan`'s latest invocation on `item` as failed by `exc`; abort the item."""
@@ -498,8 +536,11 @@ class Dispatcher:
                     await limiter.acquire_on_behalf_of(child)
                 nursery.start_soon(self._child, child, target, out, plan.id, limiter)
             self.hub.flush()
+        if item.status is None and any(child.status == "waiting" for child in children):
+            # a child waits for a person: its parent cannot reduce (or finish) before it
+            item.status, item.reason = "waiting", WAITING_FOR_CHILD
         reduce = plan.reduce
-        if reduce is None or item.status == "aborted" or self.fatal is not None:
+        if reduce is None or item.status in ("aborted", "waiting") or self.fatal is not None:
             return None
         if item.children is None:
             item.children = {}
@@ -574,6 +615,8 @@ class Dispatcher:
                     self._broadcast_one, item, target, out, plan.id, verdicts, failures
                 )
             self.hub.flush()
+        if item.status == "waiting":  # a branch waits for a person: nothing joins yet
+            return None
         stands = await join_verdicts(self, plan, item, verdicts)
         if join is None or failures is None or not stands or item.status == "aborted":
             return None
@@ -621,6 +664,8 @@ class Dispatcher:
         `aborted` with the reason `UNFINISHED`, like an item a cancellation cut short.
         """
         if self.fatal is not None and item.status is None:
+            return
+        if item.status == "waiting":  # parked by a human step: it finishes after the answer
             return
         status = item.status = aggregator.item_status(
             self.aggregation, item.status == "aborted", item.verdicts

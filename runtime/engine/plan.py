@@ -20,6 +20,7 @@ from ..pipeline import CompiledPipeline
 from ..spec import AgentSpec, OnFailSpec, PipelineSpec, RouteCase
 from .agent_runner import output_kind, run_default_agent, run_typed_agent
 from .context import AgentContext
+from .human import run_human_step
 from .jsonpath import Step, parse_path
 
 __all__ = [
@@ -163,6 +164,9 @@ def resolve_handlers(pipeline: CompiledPipeline, handlers: object) -> dict[str, 
                     "handlers=None"
                 )
             output_model = output_models.get(agent.id)
+            if agent.human is not None and output_model is not None:
+                resolved[agent.id] = functools.partial(run_human_step, output_model=output_model)
+                continue
             resolved[agent.id] = (
                 run_default_agent
                 if output_model is None

@@ -23,7 +23,7 @@ from ..events.hub import EventHub
 from ..pipeline import CompiledPipeline
 from ..usage import Usage
 from . import aggregator
-from .dispatcher import UNFINISHED, Dispatcher
+from .dispatcher import UNFINISHED, WAITING_FOR_CHILD, Dispatcher
 from .plan import ItemState, trigger_member
 from .run_services import RunBudget
 
@@ -38,8 +38,10 @@ __all__ = [
     "with_audit_outcome",
 ]
 
-ItemStatus = Literal["passed", "failed", "aborted", "completed"]
-RunStatus = Literal["succeeded", "failed", "incomplete", "error", "cancelled"]
+ItemStatus = Literal["passed", "failed", "aborted", "completed", "waiting"]
+RunStatus = Literal["succeeded", "failed", "incomplete", "error", "cancelled", "waiting"]
+"""`waiting`: items wait for a person's answer (human steps, docs/human.md); the run
+resumes once `agentflow answer` records it."""
 _RUN_FINISHED = EventKind.RUN_FINISHED  # Enum member lookups cost ~0.7 us each on 3.11
 
 
@@ -125,6 +127,8 @@ def settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
     """
     hub, machine = engine.hub, engine.machine
     statuses = [item.status or "aborted" for item in engine.items]
+    if "waiting" in statuses:
+        return  # the run parks: it decides once every human step is answered
     bad = any(s in ("failed", "aborted") for s in statuses)
     aggregation = pipeline.spec.aggregation
     if aggregation is not None:
@@ -176,6 +180,13 @@ def run_status(engine: Dispatcher, budget: RunBudget) -> tuple[RunStatus, str | 
         return "cancelled", reason
     if fatal is not None:
         return "error", str(fatal)
+    waiting = [i for i in engine.items if i.status == "waiting"]
+    if waiting:
+        asking = [i for i in waiting if i.reason != WAITING_FOR_CHILD] or waiting
+        first = asking[0]
+        return "waiting", (
+            f"{len(asking)} item(s) wait for a person (first: {first.item.id}: {first.reason})"
+        )
     if not engine.machine.is_terminal:
         state = engine.machine.state.value
         return "incomplete", f"the run ended in non-terminal state '{state}'"
@@ -199,7 +210,8 @@ def finish_run(
     hub.seal_on_close = True  # the log is a whole run's: closing the hub seals it
     counts = {"passed": 0, "failed": 0, "aborted": 0, "completed": 0}
     for item in engine.items:
-        counts[item.status or "aborted"] += 1
+        status_of_item = item.status or "aborted"
+        counts[status_of_item] = counts.get(status_of_item, 0) + 1  # "waiting": only if any
     final_state = str(engine.machine.state.value)
     usage = budget.usage
     # A plain Usage holds only numbers: its field dict is its dump (pydantic's costs ~0.7 us).

@@ -159,6 +159,8 @@ def _model_agents(pipeline: CompiledPipeline, agent_id: str) -> list[str]:
     a sub-pipeline agent its child's agents that run from a prompt (`team.writer`), none
     when they are all handlers."""
     agent = pipeline.spec.agent(agent_id)
+    if agent.human is not None:
+        return []  # a person answers it
     child = pipeline.children.get(agent_id)
     if agent.pipeline is None or child is None:
         return [agent_id]

@@ -138,6 +138,15 @@ agents:
     pipeline: children/piece.yaml
   - id: reducer
     instructions: "Sum up {{ children }}."
+    dispatch: {strategy: sequential, target: approver}
+  - id: approver
+    human: {question: p.md, assignee: ops}
+    output: {ok: bool}
+    dispatch: {strategy: sequential, target: confirmer}
+  - id: confirmer
+    kind: human
+    instructions: "Confirm {{ upstream }}?"
+    output: {fine: bool}
 aggregation:
   strategy: threshold
   gates:

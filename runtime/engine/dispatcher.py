@@ -49,6 +49,7 @@ from ..spec import ROUTE_ABORT, ROUTE_END
 from . import aggregator
 from .context import AgentContext
 from .governor import RetryGovernor
+from .invocation import InvocationExecutor
 from .human import HumanAnswerNeeded
 from .payloads import issue_dicts, json_problem
 from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans
@@ -112,8 +113,11 @@ class Dispatcher:
         run_id: str,
         input: object,
         max_concurrency: int,
+        executor: InvocationExecutor | None = None,
     ) -> None:
         self.pipeline = pipeline
+        # None: handlers are awaited here; else the executor runs them (docs/scale.md).
+        self.executor = executor
         self.services = services
         self.hub = services.hub
         self.governor = governor
@@ -242,7 +246,11 @@ class Dispatcher:
         )  # fmt: skip
         self.hub.flush()  # the run may wait here: its events go to the audit log first
         try:
-            answer = await self.handlers[agent](ctx)
+            executor = self.executor
+            if executor is None:
+                answer = await self.handlers[agent](ctx)
+            else:
+                answer = await executor.invoke(self.handlers[agent], ctx)
             if type(answer) is AgentOutput and agent not in self.output_models:
                 out, typed = answer, None  # the common case, without a call
             else:

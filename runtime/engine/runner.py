@@ -31,6 +31,7 @@ from ..sinks.file import FileSink
 from ..tools.base import Tool
 from .dispatcher import Dispatcher, json_problem
 from .governor import RetryGovernor
+from .invocation import InvocationExecutor
 from .plan import Handler, resolve_handlers, runs_default_body
 from .run_result import ItemOutcome, RunResult, finish_run, run_status, settle, with_audit_outcome
 from .run_result import ItemStatus as ItemStatus  # re-exported: their home until run_result.py
@@ -69,6 +70,8 @@ class RunOptions:
     # JSONL audit log path: a new file per run, which replaces the path's previous file as
     # the run starts (a run that cannot start leaves it); only when run_pipeline owns the hub
     audit_log: str | os.PathLike[str] | None = None
+    # where handlers run (None: awaited in this process); `agentflow.runtime.executors`
+    executor: InvocationExecutor | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency is not None and self.max_concurrency < 1:
@@ -161,6 +164,8 @@ def _model_agents(pipeline: CompiledPipeline, agent_id: str) -> list[str]:
     agent = pipeline.spec.agent(agent_id)
     if agent.human is not None:
         return []  # a person answers it
+    if agent.handler is not None:  # DefaultHandlers calls its function: no model
+        return []
     child = pipeline.children.get(agent_id)
     if agent.pipeline is None or child is None:
         return [agent_id]
@@ -213,6 +218,7 @@ def _build_engine(
         run_id=hub.run_id,
         input=run_input,
         max_concurrency=_given(options.max_concurrency, defaults.max_concurrency),
+        executor=options.executor,
     )
     return engine, budget
 

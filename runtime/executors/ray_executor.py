@@ -1,0 +1,442 @@
+"""`RayExecutor`: agent invocations in threaded Ray actors; the run stays here.
+
+The run's orchestrator is the trio process that calls `run_pipeline`: it owns
+the hash chain, the run store and the dispatcher. For an agent whose executor is
+`ray` the dispatcher's one hook (`InvocationExecutor.invoke`) sends the
+invocation to an actor of a pool (`remote.Worker` in each actor process: one
+`trio.run` per invocation thread), and publishes the events the actor streams
+back, in order, on the run's hub. Before each model or tool call the actor
+waits until the orchestrator has committed what it sent (`remote.BARRIER`).
+
+- In flight: at most `window` invocations are submitted at once (a trio
+  `CapacityLimiter`); each stream is read by one asyncio task on the executor's
+  bridge thread (`async for` over Ray's streaming generator), never a `ray.wait`
+  over every pending ref.
+- Pools: agents with no `resources:` share `actors` actors of
+  `threads_per_actor` threads; an agent with `resources:` gets its own pool of
+  one-invocation actors reserving them (`num_cpus`, `memory`), at most
+  `actors` of them. With `max_model_calls` the agents that call the model run
+  in a pool whose actors reserve the custom resource `agentflow_model_calls`
+  (one unit per thread), so the cluster's total of that resource bounds the
+  model calls of every run that shares it.
+- Faults: when an actor dies mid-invocation, the invocation is re-submitted by
+  this executor to a fresh actor (Ray's own retries are off: they drop the
+  retried attempt's events), with the model turns and tool results the dead
+  actor already reported, which are served, not repeated; the events the retry
+  repeats are not published twice. Each re-submission is an
+  `invocation_resubmitted` event and counted in `resubmitted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import ray
+import trio
+from pydantic import BaseModel
+
+from ..agents import AgentOutput
+from ..engine.context import AgentContext
+from ..engine.plan import Handler, runs_default_body
+from ..errors import AgentflowError
+from ..events.event import EventKind
+from ..pipeline import CompiledPipeline
+from ..spec import ExecutorKind
+from ..tools.base import Tool
+from ..usage import Usage
+from .remote import (
+    BARRIER,
+    DONE,
+    EVENTS,
+    FAILED,
+    EventTuple,
+    InvocationRequest,
+    Loader,
+    Message,
+    ModelFactory,
+    Recorded,
+    Worker,
+)
+
+__all__ = ["MODEL_CALLS_RESOURCE", "RayExecutor", "WorkerLostError"]
+
+MODEL_CALLS_RESOURCE = "agentflow_model_calls"
+"""The custom Ray resource that bounds model calls cluster-wide (`max_model_calls`)."""
+
+_MB = 1024 * 1024
+
+
+class WorkerLostError(AgentflowError):
+    """An invocation's worker died more often than `max_resubmissions` allows."""
+
+
+class _InvocationActor:
+    """A threaded Ray actor: many invocations at once, each on its own thread."""
+
+    def __init__(
+        self, loader: Loader, model_factory: ModelFactory | None, tools: Mapping[str, Tool] | None
+    ) -> None:
+        self._worker = Worker(loader, model_factory, tools)
+
+    @ray.method(num_returns="streaming")
+    def invoke(self, call_id: str, request: InvocationRequest) -> Iterator[Message]:
+        yield from self._worker.stream(call_id, request)
+
+    def ack(self, call_id: str, number: int) -> None:
+        self._worker.ack(call_id, number)
+
+    def cancel(self, call_id: str) -> None:
+        self._worker.cancel(call_id)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class _Pool:
+    """Actors of one kind; an invocation goes to the one with the fewest in flight."""
+
+    def __init__(self, name: str, options: dict[str, Any], size: int, threads: int) -> None:
+        self.name, self.options, self.size, self.threads = name, options, size, threads
+        self.actors: list[Any] = []
+        self.load: dict[int, int] = {}  # id(actor) -> invocations in flight
+        self.limiter = trio.CapacityLimiter(size * threads)
+
+    def pick(self, make: Callable[[dict[str, Any], int], Any]) -> Any:
+        if len(self.actors) < self.size and all(self.load[id(a)] for a in self.actors):
+            actor = make(self.options, self.threads)
+            self.actors.append(actor)
+            self.load[id(actor)] = 0
+        actor = min(self.actors, key=lambda a: self.load[id(a)])
+        self.load[id(actor)] += 1
+        return actor
+
+    def release(self, actor: Any) -> None:
+        if id(actor) in self.load:
+            self.load[id(actor)] -= 1
+
+    def drop(self, actor: Any) -> None:
+        """Forget a dead actor (the next `pick` starts a fresh one)."""
+        if actor in self.actors:
+            self.actors.remove(actor)
+            del self.load[id(actor)]
+
+
+class RayExecutor:
+    """Runs the `executor: ray` agents' invocations on a Ray cluster (docs/scale.md).
+
+    Use as `async with RayExecutor(...) as executor:` around the run, with
+    `RunOptions(executor=executor)`. `loader` and `model_factory` are called in
+    each actor process (so they must be picklable: module-level functions or
+    `functools.partial` of them) and must build the same pipeline and handlers
+    the run uses; `tools` (optional) is pickled to the actors.
+    """
+
+    def __init__(
+        self,
+        pipeline: CompiledPipeline,
+        loader: Loader,
+        *,
+        model_factory: ModelFactory | None = None,
+        tools: Mapping[str, Tool] | None = None,
+        address: str | None = None,
+        default: ExecutorKind | None = None,
+        actors: int = 2,
+        threads_per_actor: int = 32,
+        max_model_calls: int | None = None,
+        num_cpus: int | None = None,
+        max_resubmissions: int = 3,
+    ) -> None:
+        if actors < 1 or threads_per_actor < 1:
+            raise AgentflowError(
+                f"RayExecutor(actors={actors}, threads_per_actor={threads_per_actor}): use 1 "
+                "or more of each"
+            )
+        if max_model_calls is not None and max_model_calls < 1:
+            raise AgentflowError(f"RayExecutor(max_model_calls={max_model_calls}): use 1 or more")
+        self.pipeline = pipeline
+        self._loader, self._model_factory, self._tools = loader, model_factory, tools
+        self.address = address
+        self._num_cpus = num_cpus
+        self._actors, self._threads = actors, threads_per_actor
+        self.max_model_calls = max_model_calls
+        self.max_resubmissions = max_resubmissions
+        fallback = default or pipeline.spec.defaults.executor
+        # Invariant: the agents of `pipeline` whose invocations run on Ray.
+        self.remote_agents = frozenset(
+            a.id for a in pipeline.spec.agents if (a.executor or fallback) == "ray"
+        )
+        self._resources = {a.id: a.resources for a in pipeline.spec.agents if a.resources}
+        # agent -> it runs from its prompt (its default body calls the model)
+        self._prompted = {
+            a.id: a.handler is None and a.pipeline is None for a in pipeline.spec.agents
+        }
+        self._pools: dict[str, _Pool] = {}
+        self._actor_class: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._owns_ray = False
+        self._ids = itertools.count(1)
+        # Invariant: invocations re-submitted after their worker died, this executor's life.
+        self.resubmitted = 0
+        self.startup_s: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> RayExecutor:
+        await trio.to_thread.run_sync(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self.close)
+
+    def start(self) -> None:
+        """Connect to (or start) the cluster and the bridge thread (blocking: 1-30 s)."""
+        import time
+
+        started = time.perf_counter()
+        if not ray.is_initialized():
+            if self.address is None:  # a local cluster: its workers see this sys.path
+                resources = (
+                    {MODEL_CALLS_RESOURCE: float(self.max_model_calls)}
+                    if self.max_model_calls
+                    else None
+                )
+                ray.init(
+                    num_cpus=self._num_cpus,
+                    resources=resources,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}},
+                )
+            else:
+                ray.init(address=self.address, log_to_driver=False)
+            self._owns_ray = True
+        if self.max_model_calls and MODEL_CALLS_RESOURCE not in ray.cluster_resources():  # type: ignore[no-untyped-call]
+            raise AgentflowError(
+                f"max_model_calls={self.max_model_calls} needs the custom resource "
+                f"'{MODEL_CALLS_RESOURCE}' on the cluster; start its head with "
+                f"ray start --head --resources '{{\"{MODEL_CALLS_RESOURCE}\": N}}'"
+            )
+        self._actor_class = ray.remote(_InvocationActor)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="agentflow-ray-bridge", daemon=True
+        )
+        self._thread.start()
+        self.startup_s = time.perf_counter() - started
+
+    def warm_up(self) -> None:
+        """Start every shared actor now and wait until each answers (blocking); a run
+        would otherwise pay the actors' start on its first invocations."""
+        pool = self._pool_for(None, default_body=False)
+        while len(pool.actors) < pool.size:
+            pool.actors.append(self._make_actor(pool.options, pool.threads))
+            pool.load[id(pool.actors[-1])] = 0
+        ray.get([actor.pid.remote() for actor in pool.actors])
+
+    def close(self) -> None:
+        """Stop the actors and the bridge thread; shut Ray down if `start` started it."""
+        for pool in self._pools.values():
+            for actor in pool.actors:
+                ray.kill(actor, no_restart=True)
+        self._pools.clear()
+        if self._loop is not None:
+            # the streams of killed actors end; nothing reads them any more
+            asyncio.run_coroutine_threadsafe(_cancel_pumps(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join()
+            self._loop.close()
+            self._loop = None
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+
+    # -- pools -----------------------------------------------------------------------
+
+    def _make_actor(self, options: dict[str, Any], threads: int) -> Any:
+        return self._actor_class.options(
+            max_concurrency=threads, max_restarts=0, max_task_retries=0, **options
+        ).remote(self._loader, self._model_factory, self._tools)
+
+    def _pool_for(self, agent: str | None, *, default_body: bool) -> _Pool:
+        resources = self._resources.get(agent) if agent is not None else None
+        if resources is not None:
+            key = f"agent:{agent}"
+            options: dict[str, Any] = {"num_cpus": resources.num_cpus or 0}
+            if resources.memory_mb:
+                options["memory"] = resources.memory_mb * _MB
+            size, threads = self._actors, 1
+        elif default_body and self.max_model_calls:
+            key = "model"
+            threads = min(self._threads, self.max_model_calls)
+            options = {"num_cpus": 0, "resources": {MODEL_CALLS_RESOURCE: threads}}
+            size = max(1, min(self._actors, self.max_model_calls // threads))
+        else:
+            key, options, size, threads = "shared", {"num_cpus": 0}, self._actors, self._threads
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool(key, options, size, threads)
+        return pool
+
+    # -- the hook --------------------------------------------------------------------
+
+    async def invoke(self, handler: Handler, ctx: AgentContext) -> AgentOutput | BaseModel:
+        """Run `handler(ctx)` on Ray if its agent runs there, else here."""
+        services = ctx.services
+        if (
+            ctx.agent not in self.remote_agents
+            or services is None
+            or services.pipeline is not self.pipeline  # a sub-pipeline's agents run here
+        ):
+            return await handler(ctx)
+        calls_model = runs_default_body(handler) and self._prompted.get(ctx.agent, False)
+        pool = self._pool_for(ctx.agent, default_body=calls_model)
+        published: Counter[tuple[Any, ...]] = Counter()
+        turns: list[dict[str, Any]] = []
+        tool_results: list[dict[str, Any]] = []
+        resubmissions = 0
+        async with pool.limiter:
+            while True:
+                request = InvocationRequest.of(ctx, Recorded(tuple(turns), tuple(tool_results)))
+                actor = pool.pick(self._make_actor)
+                try:
+                    return await self._drive(actor, request, ctx, published, turns, tool_results)
+                except _ActorLost as lost:
+                    pool.drop(actor)
+                    resubmissions += 1
+                    self.resubmitted += 1
+                    services.hub.publish(
+                        EventKind.INVOCATION_RESUBMITTED,
+                        agent=ctx.agent,
+                        item=ctx.item.id,
+                        attempt=ctx.attempt,
+                        payload={
+                            "executor": "ray",
+                            "error": lost.reason,
+                            "resubmission": resubmissions,
+                            "recorded_turns": len(turns),
+                            "recorded_tool_results": len(tool_results),
+                        },
+                    )
+                    if resubmissions > self.max_resubmissions:
+                        raise WorkerLostError(
+                            f"agent '{ctx.agent}' on item '{ctx.item.id}': its Ray worker died "
+                            f"{resubmissions} times ({lost.reason}); giving up after "
+                            f"{self.max_resubmissions} re-submissions"
+                        ) from None
+                finally:
+                    pool.release(actor)
+
+    async def _drive(
+        self,
+        actor: Any,
+        request: InvocationRequest,
+        ctx: AgentContext,
+        published: Counter[tuple[Any, ...]],
+        turns: list[dict[str, Any]],
+        tool_results: list[dict[str, Any]],
+    ) -> AgentOutput | BaseModel:
+        """Submit `request` to `actor`, publish its stream, acknowledge its barriers."""
+        assert self._loop is not None and ctx.services is not None
+        services = ctx.services
+        hub, budget = services.hub, services.budget
+        call_id = f"{request.run_id}:{next(self._ids)}"
+        send, receive = trio.open_memory_channel[Message](math.inf)
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(message: Message) -> None:  # on the bridge thread
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(send.send_nowait, message)
+
+        stream = actor.invoke.remote(call_id, request)
+        asyncio.run_coroutine_threadsafe(_pump(stream, deliver), self._loop)
+        finished = False
+
+        seen: Counter[tuple[Any, ...]] = Counter()  # this attempt's events so far
+
+        def publish(events: list[EventTuple]) -> None:
+            for kind, agent, item, attempt, payload in events:
+                identity = (kind, agent, item, attempt, _frozen(payload))
+                seen[identity] += 1
+                if seen[identity] <= published[identity]:  # a lost attempt published it
+                    continue
+                published[identity] += 1
+                member = EventKind(kind)
+                hub.publish(member, agent=agent, item=item, attempt=attempt, payload=payload)
+                if member is EventKind.MODEL_RESPONSE and payload is not None:
+                    turns.append(payload)
+                    budget.charge(Usage.model_validate(payload.get("usage") or {}))
+                elif member is EventKind.TOOL_RESULT and payload is not None:
+                    tool_results.append(payload)
+
+        try:
+            async for message in receive:
+                tag = message[0]
+                if tag == EVENTS:
+                    publish(message[1])
+                elif tag == BARRIER:
+                    publish(message[2])
+                    await hub.wait_committed()  # commit before the worker proceeds
+                    actor.ack.remote(call_id, message[1])
+                elif tag == DONE:
+                    publish(message[1])
+                    finished = True
+                    answer: AgentOutput | BaseModel = message[2]
+                    return answer
+                elif tag == FAILED:
+                    publish(message[1])
+                    finished = True
+                    error: BaseException = message[2]
+                    raise error
+                else:  # "lost": the stream broke
+                    finished = True
+                    raise _ActorLost(message[1])
+            raise AssertionError("unreachable: the stream ends with done, failed or lost")
+        finally:
+            if not finished:  # cancelled, or the budget ran out: stop the worker's call
+                actor.cancel.remote(call_id)
+
+
+class _ActorLost(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _pump(stream: Any, deliver: Callable[[Message], None]) -> None:
+    """Read one invocation's stream on the bridge loop; a broken stream is "lost"."""
+    try:
+        async for ref in stream:
+            deliver(await ref)
+    except ray.exceptions.RayActorError as exc:
+        deliver(("lost", f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
+    except Exception as exc:  # a message that did not deserialize, a system error
+        deliver(("lost", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+
+
+async def _cancel_pumps() -> None:
+    """Cancel every other task of the bridge loop and wait for them."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable copy of a JSON value (for counting events already published)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value

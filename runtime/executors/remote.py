@@ -1,0 +1,427 @@
+"""The worker side of a remote invocation, and what crosses the wire (no Ray here).
+
+An orchestrator (the run's own trio process: it owns the hash chain and every
+store write) sends an `InvocationRequest`; a `Worker` (one per Ray actor
+process) runs the invocation in its own `trio.run` on a thread of its own and
+streams `Message`s back:
+
+- `("events", events)`: a burst of events, in the order the body emitted them;
+- `("barrier", n, events)`: the burst, then the body waits until the orchestrator
+  acknowledges `n` (`Worker.ack`). The worker sends one before every model call
+  and every tool call, so whatever the body emitted before it (a model turn's
+  `model_response`, a tool's `tool_result`) is committed by the orchestrator
+  before the invocation proceeds (DURABLE.md: commit before proceed);
+- `("done", events, answer)` or `("failed", events, exception)`: the end.
+
+An event is `(kind, agent, item, attempt, payload)`; the orchestrator publishes
+it on its hub exactly as the body would have in-process. A re-submitted
+invocation (its worker died) carries the model turns and tool results the lost
+worker already reported (`Recorded`): they are served again, not repeated.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import pickle
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import trio
+from pydantic import BaseModel
+
+from ..agents import JSON, AgentOutput, ChildResult, QAIssue, WorkItem
+from ..engine.context import AgentContext
+from ..engine.plan import Handler, resolve_handlers
+from ..engine.run_services import RunBudget, RunServices, ToolTable
+from ..errors import AgentflowError, ToolError
+from ..events.event import EventKind, PipelineEvent, new_event
+from ..events.hub import EventHub
+from ..models.base import Model, ModelRequest, ModelTurn, TextSink, ToolCall
+from ..pipeline import CompiledPipeline
+from ..tools.base import Tool
+from ..usage import Usage
+
+__all__ = [
+    "BARRIER",
+    "DONE",
+    "EVENTS",
+    "FAILED",
+    "EventTuple",
+    "InvocationRequest",
+    "Loader",
+    "Message",
+    "ModelFactory",
+    "Recorded",
+    "Worker",
+    "recorded_tool_result",
+    "recorded_turn",
+]
+
+EVENTS: Literal["events"] = "events"
+BARRIER: Literal["barrier"] = "barrier"
+DONE: Literal["done"] = "done"
+FAILED: Literal["failed"] = "failed"
+
+EventTuple = tuple[str, str | None, str | None, int | None, dict[str, Any] | None]
+"""(kind, agent, item, attempt, payload): one event as the body emitted it."""
+Message = tuple[Any, ...]
+"""One streamed message (see the module docstring)."""
+
+Loader = Callable[[], tuple[CompiledPipeline, object]]
+"""Builds, in the worker, the run's pipeline and its handlers object (picklable)."""
+ModelFactory = Callable[[CompiledPipeline], Model]
+"""Builds, in the worker, the model default agents call (picklable)."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a lost worker already reported of an invocation: served, not repeated.
+
+    `turns`: each model turn's `model_response` payload, in call order; `tool_results`:
+    each tool's `tool_result` payload (`output` or `error`), in call order.
+    """
+
+    turns: tuple[dict[str, Any], ...] = ()
+    tool_results: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class InvocationRequest:
+    """One invocation as the dispatcher built its `AgentContext` (minus the services)."""
+
+    run_id: str
+    agent: str
+    item: WorkItem
+    attempt: int
+    input: JSON
+    upstream: AgentOutput | None
+    feedback: tuple[QAIssue, ...]
+    outputs: Mapping[str, BaseModel]
+    history: Mapping[str, tuple[BaseModel, ...]]
+    joined: Mapping[str, BaseModel]
+    children: tuple[ChildResult, ...]
+    source: str | None
+    backoff_scale: float = 1.0
+    seed: int | None = None
+    recorded: Recorded = field(default_factory=Recorded)
+
+    @classmethod
+    def of(cls, ctx: AgentContext, recorded: Recorded | None = None) -> InvocationRequest:
+        services = ctx.services
+        return cls(
+            ctx.run_id, ctx.agent, ctx.item, ctx.attempt, ctx.input, ctx.upstream,
+            ctx.feedback, dict(ctx.outputs), dict(ctx.history), dict(ctx.joined),
+            ctx.children, ctx.source,
+            services.backoff_scale if services is not None else 1.0,
+            services.seed if services is not None else None,
+            recorded or Recorded(),
+        )  # fmt: skip
+
+
+def recorded_turn(payload: Mapping[str, Any]) -> ModelTurn:
+    """The `ModelTurn` a `model_response` payload records."""
+    return ModelTurn(
+        text=payload.get("text") or "",
+        tool_calls=tuple(
+            ToolCall(call["id"], call["name"], call.get("input") or {})
+            for call in payload.get("tool_calls") or ()
+        ),
+        structured=payload.get("structured"),
+        usage=Usage.model_validate(payload.get("usage") or {}),
+        stop_reason=payload.get("stop_reason") or "end_turn",
+        model=payload.get("model") or "",
+    )
+
+
+def recorded_tool_result(payload: Mapping[str, Any]) -> Any:
+    """A `tool_result` payload's output; raises `ToolError` for a recorded error."""
+    if "error" in payload:
+        raise ToolError(str(payload["error"]))
+    return payload.get("output")
+
+
+class StreamHub(EventHub):
+    """The hub an invocation's body sees in a worker: it keeps each event as a tuple
+    and hands the burst to `send` at every flush; numbering, hashing and every sink
+    are the orchestrator's (so, like `ChildHub`, no `EventHub.__init__`)."""
+
+    def __init__(self, run_id: str, send: Callable[[Message], None]) -> None:
+        self.run_id = run_id
+        self.pipeline_hash = ""
+        self._send = send
+        self._burst: list[EventTuple] = []
+
+    def emit(
+        self,
+        kind: EventKind,
+        *,
+        agent: str | None = None,
+        item: str | None = None,
+        attempt: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> PipelineEvent:
+        self.publish(kind, agent=agent, item=item, attempt=attempt, payload=payload)
+        return new_event(
+            {
+                "seq": -1, "ts": "", "run_id": self.run_id, "kind": kind, "agent": agent,
+                "item": item, "attempt": attempt, "payload": payload or {},
+                "pipeline_hash": "", "prev_hash": "",
+            }
+        )  # fmt: skip
+
+    def publish(
+        self,
+        kind: EventKind,
+        *,
+        agent: str | None = None,
+        item: str | None = None,
+        attempt: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        self._burst.append((kind.value, agent, item, attempt, payload))
+
+    def take(self) -> list[EventTuple]:
+        """The events not yet sent (and forget them)."""
+        burst, self._burst = self._burst, []
+        return burst
+
+    def flush(self) -> None:
+        if self._burst:
+            self._send((EVENTS, self.take()))
+
+
+class _Call:
+    """One running invocation in a worker: its trio loop and the acknowledgements."""
+
+    def __init__(self, send: Callable[[Message], None]) -> None:
+        self.send = send
+        self.token = trio.lowlevel.current_trio_token()
+        self.scope = trio.CancelScope()
+        self.acked = 0
+        self.ack_event = trio.Event()
+        self.barriers = 0
+
+    async def barrier(self, hub: StreamHub) -> None:
+        """Send what the body emitted so far; wait until the orchestrator committed it."""
+        self.barriers += 1
+        wanted = self.barriers
+        self.send((BARRIER, wanted, hub.take()))
+        while self.acked < wanted:
+            self.ack_event = trio.Event()
+            await self.ack_event.wait()
+
+    def ack(self, number: int) -> None:  # on the call's trio loop
+        self.acked = max(self.acked, number)
+        self.ack_event.set()
+
+
+def _takes_on_retry(model: Model) -> bool:
+    try:
+        parameters = inspect.signature(model.complete).parameters
+    except (TypeError, ValueError):
+        return False
+    return "on_retry" in parameters
+
+
+class _CommittedModel:
+    """The worker's model as the body calls it: before each call, a barrier (the turn
+    before it is committed); a re-submission's recorded turns are served in order."""
+
+    def __init__(self, inner: Model, call: _Call, hub: StreamHub, turns: deque[ModelTurn]):
+        self._inner, self._call, self._hub, self._turns = inner, call, hub, turns
+        self.name = inner.name
+        self.secrets: tuple[str, ...] = tuple(getattr(inner, "secrets", ()) or ())
+        self._on_retry = _takes_on_retry(inner)
+
+    async def complete(
+        self,
+        request: ModelRequest,
+        on_text: TextSink | None = None,
+        *,
+        on_retry: Callable[[str, int, float], None] | None = None,
+    ) -> ModelTurn:
+        if self._turns:
+            return self._turns.popleft()
+        await self._call.barrier(self._hub)
+        if self._on_retry:
+            complete: Any = self._inner.complete
+            result: ModelTurn = await complete(request, on_text, on_retry=on_retry)
+            return result
+        return await self._inner.complete(request, on_text)
+
+
+class _CommittedTool:
+    """A tool as the worker's body calls it: a barrier first; a re-submission's
+    recorded results (shared by the invocation's tools, in call order) first."""
+
+    def __init__(self, inner: Tool, call: _Call, hub: StreamHub, results: deque[dict[str, Any]]):
+        self._inner, self._call, self._hub, self._results = inner, call, hub, results
+        self.id = inner.id
+        self.description = inner.description
+        self.input_schema = inner.input_schema
+
+    async def execute(self, input: Mapping[str, Any]) -> Any:
+        if self._results:
+            return recorded_tool_result(self._results.popleft())
+        await self._call.barrier(self._hub)
+        return await self._inner.execute(input)
+
+
+class _CommittedTools(Mapping[str, Tool]):
+    def __init__(self, inner: Mapping[str, Tool], wrap: Callable[[Tool], Tool]) -> None:
+        self._inner, self._wrap = inner, wrap
+        self._wrapped: dict[str, Tool] = {}
+
+    def __getitem__(self, tool_id: str) -> Tool:
+        tool = self._wrapped.get(tool_id)
+        if tool is None:
+            tool = self._wrapped[tool_id] = self._wrap(self._inner[tool_id])
+        return tool
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._inner)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
+class Worker:
+    """Runs invocations of one pipeline in this process, each in its own `trio.run`
+    on its own thread (a threaded Ray actor calls `stream` from many threads)."""
+
+    def __init__(
+        self,
+        loader: Loader,
+        model_factory: ModelFactory | None,
+        tools: Mapping[str, Tool] | None = None,
+    ) -> None:
+        self.pipeline, handlers = loader()
+        self.handlers: dict[str, Handler] = resolve_handlers(self.pipeline, handlers)
+        self._model_factory = model_factory
+        self._tools = tools
+        self._shared_model: Model | None = None
+        self._calls: dict[str, _Call] = {}
+        self._lock = threading.Lock()
+
+    def stream(self, call_id: str, request: InvocationRequest) -> Iterator[Message]:
+        """Run `request` and yield its messages until `done` / `failed`."""
+        inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        thread = threading.Thread(
+            target=trio.run, args=(self._invoke, call_id, request, inbox.put), daemon=True
+        )
+        thread.start()
+        while True:
+            message = inbox.get()
+            yield message
+            if message[0] in (DONE, FAILED):
+                break
+        thread.join()
+
+    def ack(self, call_id: str, number: int) -> None:
+        """The orchestrator committed everything up to barrier `number` of `call_id`."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            with suppress(trio.RunFinishedError):
+                call.token.run_sync_soon(call.ack, number)
+
+    def cancel(self, call_id: str) -> None:
+        """Cancel `call_id` (the orchestrator stopped waiting for it)."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            with suppress(trio.RunFinishedError):
+                call.token.run_sync_soon(call.scope.cancel)
+
+    def _model(self) -> Model | None:
+        """The factory's model: one per process, unless it is an async context manager
+        (a live client is bound to one event loop: then one per invocation)."""
+        if self._model_factory is None:
+            return None
+        with self._lock:
+            model = self._shared_model
+            if model is None:
+                model = self._model_factory(self.pipeline)
+                if not hasattr(model, "__aenter__"):
+                    self._shared_model = model
+            return model
+
+    async def _invoke(
+        self, call_id: str, request: InvocationRequest, send: Callable[[Message], None]
+    ) -> None:
+        call = self._calls[call_id] = _Call(send)
+        hub = StreamHub(request.run_id, send)
+        try:
+            with call.scope:
+                answer = await self._body(call, hub, request)
+                send((DONE, hub.take(), answer))
+                return
+            send((FAILED, hub.take(), RuntimeError("the orchestrator cancelled the invocation")))
+        except Exception as exc:  # the handler's own error: re-raised by the orchestrator
+            send((FAILED, hub.take(), _picklable(exc)))
+        except BaseException as exc:  # never leave the stream without its end
+            send((FAILED, hub.take(), RuntimeError(f"{type(exc).__name__}: {exc}")))
+            raise
+        finally:
+            del self._calls[call_id]
+
+    async def _body(
+        self, call: _Call, hub: StreamHub, request: InvocationRequest
+    ) -> AgentOutput | BaseModel:
+        turns = deque(recorded_turn(turn) for turn in request.recorded.turns)
+        results = deque(request.recorded.tool_results)
+        async with AsyncExitStack() as stack:
+            inner = self._model()
+            if inner is not None and hasattr(inner, "__aenter__"):
+                inner = await stack.enter_async_context(inner)  # type: ignore[arg-type]
+            model: Any = (
+                _NoWorkerModel() if inner is None else _CommittedModel(inner, call, hub, turns)
+            )
+            tools = _CommittedTools(
+                ToolTable(self.pipeline, self._tools),
+                functools.partial(_CommittedTool, call=call, hub=hub, results=results),
+            )
+            services = RunServices(
+                pipeline=self.pipeline,
+                model=model,
+                tools=tools,
+                hub=hub,
+                model_limiter=trio.CapacityLimiter(1),
+                budget=RunBudget(),  # the orchestrator charges (and enforces) the run's budget
+                backoff_scale=request.backoff_scale,
+                seed=request.seed,
+            )
+            ctx = AgentContext(
+                request.run_id, request.agent, request.item, request.attempt, request.input,
+                request.upstream, request.feedback, services, request.outputs,
+                request.history, request.joined, request.children, request.source,
+            )  # fmt: skip
+            return await self.handlers[request.agent](ctx)
+        raise AssertionError("unreachable")  # pragma: no cover  (mypy: the stack may swallow)
+
+
+def _picklable(exc: Exception) -> Exception:
+    """`exc`, or an `AgentflowError` with its type and message if it cannot cross the wire."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return AgentflowError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class _NoWorkerModel:
+    """Stands in when the executor got no model factory: fails on the first call."""
+
+    name = "none"
+
+    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
+        from ..errors import PipelineDefinitionError
+
+        raise PipelineDefinitionError(
+            f"agent '{request.agent}' runs from its prompt on a Ray worker, but the executor "
+            "got no model_factory; pass RayExecutor(model_factory=...) (agentflow run does)"
+        )

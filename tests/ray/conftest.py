@@ -1,0 +1,46 @@
+"""The Ray group: one small local cluster for the whole session (Ray starts in seconds
+to tens of seconds here), every test marked `ray`. Skipped, with the reason, only when
+the `ray` extra is not installed (`pip install -e '.[dev,ray]'`; CI installs it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
+
+from agentflow.runtime.executors.ray_executor import MODEL_CALLS_RESOURCE  # noqa: E402
+
+from .handlers import KILL_MARKER_ENV  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent == HERE:
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local cluster of 2 CPUs and 4 model-call units; yields the kill-marker path
+    the workers see (`handlers.die_once`)."""
+    marker = tmp_path_factory.mktemp("ray") / "killed-once"
+    ray.init(
+        num_cpus=2,
+        resources={MODEL_CALLS_RESOURCE: 4},
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path), KILL_MARKER_ENV: str(marker)}
+        },
+    )
+    try:
+        yield marker
+    finally:
+        ray.shutdown()

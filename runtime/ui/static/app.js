@@ -1232,6 +1232,7 @@
     nodes() { const out = {}; for (const id in S.agents) out[id] = Object.assign({ passed: S.agents[id].passed, failed: S.agents[id].failed }, agentView(S.agents[id])); return out; },
     statusHistory() { const out = {}; for (const id in S.agents) out[id] = S.agents[id].history.slice(); return out; },
     graph() { return cy ? { nodes: cy.nodes().filter((n) => !n.data("box")).map((n) => n.id()), groups: cy.nodes().filter((n) => n.data("box")).map((n) => [n.id(), n.children().map((c) => c.id())]), edges: cy.edges().map((e) => e.id()), positions: cy.nodes().map((n) => [n.id(), n.position()]) } : null; },
+    edgeClasses() { const out = {}; if (cy) cy.edges().forEach((e) => { out[e.id()] = e.classes().join(" "); }); return out; },
     edgeLabels() { const out = {}; if (cy) cy.edges().forEach((e) => { out[e.id()] = e.data("label"); }); return out; },
     // For the layout tests: where a node is drawn on the page, and the points of an edge.
     nodeClientPoint(id) { const n = cy.getElementById(id); const p = n.renderedPosition(); const r = $("graph").getBoundingClientRect(); return { x: r.left + p.x, y: r.top + p.y }; },

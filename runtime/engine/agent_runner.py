@@ -13,7 +13,7 @@ import functools
 import inspect
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -39,6 +39,7 @@ from ..spec import STRUCTURED_REASKS, AgentSpec
 from ..tools.base import Tool
 from ..usage import Usage
 from .context import AgentContext
+from .memo import Memo, recorded_turn, request_digest, request_record
 from .run_services import RunServices
 
 __all__ = ["output_kind", "run_default_agent", "run_typed_agent", "user_message"]
@@ -195,7 +196,63 @@ def _model_errors(
     return on_retry, on_failure
 
 
-async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRequest) -> ModelTurn:
+def _request_payload(request: ModelRequest) -> dict[str, Any]:
+    return {
+        "turn": request.turn,
+        "model": request.model,
+        "tools": [t.name for t in request.tools],
+        "output": request.output,
+        "messages": len(request.messages),
+    }
+
+
+async def _model_turn(
+    ctx: AgentContext, services: RunServices, request: ModelRequest
+) -> ModelTurn:
+    """One model turn; with a run store, its answer is committed before the agent sees it,
+    and a resume serves a recorded turn (same key, same request) instead of calling the
+    model (`engine/memo.py`)."""
+    memo = services.memo
+    if memo is None:
+        return await _call_model(ctx, services, request)
+    agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
+    record = services.redactor.value(request_record(request))
+    digest = request_digest(record)
+    recorded = memo.turn(agent, item, attempt, request.turn)
+    if recorded is not None and recorded.request_hash == digest:
+        hub = services.hub  # the turn's events were committed: the replay filter eats them
+        hub.emit(
+            EventKind.MODEL_REQUEST,
+            agent=agent,
+            item=item,
+            attempt=attempt,
+            payload=_request_payload(request),
+        )
+        result = recorded_turn(recorded.response)
+        hub.emit(
+            EventKind.MODEL_RESPONSE,
+            agent=agent,
+            item=item,
+            attempt=attempt,
+            payload=_response_payload(request.turn, result),
+        )
+        memo.served_turn()  # its usage is in the run's budget already
+        return result
+    if memo.replay is not None:  # from here this invocation's turns and tools are live
+        memo.went_live(agent, item, attempt, mismatch=recorded is not None)
+
+    async def commit(result: ModelTurn) -> None:
+        await memo.record_turn(agent, item, attempt, request.turn, record, digest, result)
+
+    return await _call_model(ctx, services, request, commit)
+
+
+async def _call_model(
+    ctx: AgentContext,
+    services: RunServices,
+    request: ModelRequest,
+    commit: Callable[[ModelTurn], Awaitable[None]] | None = None,
+) -> ModelTurn:
     hub = services.hub
     agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
     hub.emit(
@@ -203,13 +260,7 @@ async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRe
         agent=agent,
         item=item,
         attempt=attempt,
-        payload={
-            "turn": request.turn,
-            "model": request.model,
-            "tools": [t.name for t in request.tools],
-            "output": request.output,
-            "messages": len(request.messages),
-        },
+        payload=_request_payload(request),
     )
     batcher = _TextBatcher(hub, ctx, request.turn)
     model = services.model
@@ -243,6 +294,8 @@ async def _call_model(ctx: AgentContext, services: RunServices, request: ModelRe
         attempt=attempt,
         payload=_response_payload(request.turn, result),
     )
+    if commit is not None:  # commit before proceed: the answer, before the agent sees it
+        await commit(result)
     services.budget.charge(result.usage)
     return result
 
@@ -253,6 +306,8 @@ async def _run_tools(
     tools: Mapping[str, Tool],
     calls: Sequence[ToolCall],
     redactor: SecretRedactor,
+    memo: Memo | None = None,
+    turn: int = 0,
 ) -> dict[str, Any]:
     """Execute the turn's tool calls in order; return the user turn of tool_result blocks.
 
@@ -273,7 +328,10 @@ async def _run_tools(
         tool = tools.get(call.name)
         error: str | None = None
         output: Any = None
-        if tool is None:
+        recorded = None if memo is None else memo.tool(agent, item, attempt, turn, call.id)
+        if recorded is not None:  # a resume: the recorded result; the tool does not run again
+            error, output = recorded.get("error"), recorded.get("output")
+        elif tool is None:
             error = f"unknown tool '{call.name}'; this agent may call: {', '.join(tools) or 'none'}"
         else:
             try:
@@ -288,6 +346,9 @@ async def _run_tools(
             payload["error"] = error
             content = error
         hub.emit(EventKind.TOOL_RESULT, agent=agent, item=item, attempt=attempt, payload=payload)
+        if memo is not None and recorded is None:  # commit before proceed: before the model
+            done = {"output": output} if error is None else {"error": error}
+            await memo.record_tool(agent, item, attempt, turn, call.id, done)
         blocks.append(
             {
                 "type": "tool_result",
@@ -422,7 +483,7 @@ async def _converse(
     usage, rounds, reasks, turn = Usage(), 0, 0, 0
     while True:
         turn += 1
-        result = await _call_model(ctx, services, request(turn=turn, messages=tuple(messages)))
+        result = await _model_turn(ctx, services, request(turn=turn, messages=tuple(messages)))
         usage = usage + result.usage
         if result.tool_calls:
             rounds += 1
@@ -434,7 +495,7 @@ async def _converse(
                 )
             messages.append(assistant_message(result, kind))
             results = await _run_tools(
-                ctx, services.hub, tools, result.tool_calls, services.redactor
+                ctx, services.hub, tools, result.tool_calls, services.redactor, services.memo, turn
             )
             results["content"] += structured_error_result(result, _EARLY_ANSWER.format(kind=kind))
             messages.append(results)

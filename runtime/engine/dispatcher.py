@@ -51,6 +51,7 @@ from .context import AgentContext
 from .governor import RetryGovernor
 from .invocation import InvocationExecutor
 from .human import HumanAnswerNeeded
+from .memo import recorded_failure
 from .payloads import issue_dicts, json_problem
 from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans
 from .qa_loop import handle_failures, join_verdicts
@@ -137,6 +138,11 @@ class Dispatcher:
         # Invariant: the first run-ending error; set at most once.
         self.fatal: BaseException | None = None
         self.scope = trio.CancelScope()
+        # The run's memo when it has a run store (`engine/memo.py`), else None. A resumed
+        # run's machine and deferred moves start where its committed events left them.
+        self.memo = memo = services.memo
+        if memo is not None:
+            memo.restore(self.machine, self.deferred, pipeline)
 
     # -- the run -----------------------------------------------------------------
 
@@ -236,6 +242,11 @@ class Dispatcher:
             _AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started
         )
         self._fire(plan, "on_start", item_id, attempt)
+        memo = self.memo
+        if memo is not None:
+            recorded = memo.step(agent, item_id, attempt)
+            if recorded is not None:  # a resume: the recorded output, no handler call
+                return self._replayed(plan, item, attempt, recorded, branch_failures)
         joined, children = (
             (_NOTHING_JOINED, ()) if not plan.gathers else self._gathered(agent, item)
         )
@@ -266,8 +277,13 @@ class Dispatcher:
             else:
                 self._agent_failed(plan, item, exc)
                 branch_failures[agent] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
+            if memo is not None:  # its failure, too, is what a resume must find
+                failed = {"error": type(exc).__name__, "message": str(exc)}
+                await memo.record_step(agent, item_id, attempt, {"failed": failed})
             return None
         self._record(plan, item, out, attempt, typed)
+        if memo is not None:  # commit before proceed: the output, before it goes onward
+            await memo.record_step(agent, item_id, attempt, out.model_dump(mode="json"))
         return out
 
     @staticmethod
@@ -325,6 +341,49 @@ class Dispatcher:
         if item.status != "aborted":
             item.status, item.reason = "waiting", f"waiting for a person to answer '{plan.id}'"
 
+    def _replayed(
+        self,
+        plan: AgentPlan,
+        item: ItemState,
+        attempt: int,
+        recorded: Any,
+        branch_failures: dict[str, BranchFailure] | None,
+    ) -> AgentOutput | None:
+        """An invocation a resume serves from `steps`: its recorded output (or failure),
+        recorded on the item as if its handler had just answered."""
+        agent = plan.id
+        failed = recorded.get("failed") if type(recorded) is dict else None
+        exc: Exception | None = None
+        if failed is not None:
+            exc = recorded_failure(str(failed.get("error")), str(failed.get("message")))
+        else:
+            expected = self.output_models.get(agent)
+            try:
+                if expected is not None:
+                    typed: BaseModel | None = expected.model_validate(recorded.get("data"))
+                    out = typed_agent_output(typed)  # type: ignore[arg-type]
+                else:
+                    typed, out = None, AgentOutput.model_validate(recorded)
+            except (ValidationError, ValueError, TypeError, AttributeError) as error:
+                exc = recorded_failure(
+                    "RecordedOutputInvalid", f"the recorded output does not validate: {error}"
+                )
+        if exc is not None:
+            if branch_failures is None:
+                self.fail_item(plan, item, exc)
+            else:
+                self._agent_failed(plan, item, exc)
+                branch_failures[agent] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
+            return None
+        self._record(plan, item, out, attempt, typed)
+        return out
+
+    def memoised(self, agent: str, item_id: str, attempt: int) -> bool:
+        """Whether a resume serves this invocation from its memo (a QA retry's backoff is
+        then not slept again)."""
+        memo = self.memo
+        return memo is not None and memo.step(agent, item_id, attempt, count=False) is not None
+
     def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None:
         """Record `plan`'s latest invocation on `item` as failed by `exc`; abort the item."""
         self._agent_failed(plan, item, exc)
@@ -380,6 +439,11 @@ class Dispatcher:
         entry = plan.triggers[event]
         if entry is None:
             return
+        memo = self.memo
+        if memo is not None and memo.replay is not None and memo.consumed_transition(
+            plan.id, item, attempt
+        ):
+            return  # a resume: this move was committed, the machine is already past it
         trigger, name, moves = entry
         machine = self.machine
         hit = moves.get(machine.state._name_)
@@ -533,6 +597,8 @@ class Dispatcher:
                 payload={"parent": parent, "index": index, "payload": shown},
             )
         self.items.extend(children)
+        if self.memo is not None:  # commit before proceed: the items, before their children
+            await self.memo.commit(None)
         limiter = trio.CapacityLimiter(plan.limit)
         target = plan.targets[0]
         async with trio.open_nursery() as nursery:

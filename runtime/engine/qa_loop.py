@@ -60,6 +60,8 @@ class QAEngine(Protocol):
 
     def fail_item(self, plan: AgentPlan, item: ItemState, exc: Exception) -> None: ...
 
+    def memoised(self, agent: str, item_id: str, attempt: int) -> bool: ...
+
 
 _RETRY_SCHEDULED = EventKind.RETRY_SCHEDULED  # Enum member lookups cost ~0.7 us each
 
@@ -165,7 +167,8 @@ async def _retry(
             "issues": len(issues),
         },
     )
-    if delay > 0:
+    # A resume serving the retry from its memo does not wait its backoff again.
+    if delay > 0 and not engine.memoised(target, item.item.id, item.attempts.get(target, 0) + 1):
         engine.hub.flush()
         await trio.sleep(delay)
     source, upstream = item.inputs.get(target, (None, None))

@@ -11,29 +11,121 @@ event.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CannotStartError
+from ..events.event import EventKind
 from ..events.sink import LogSink
 from ..models.base import Model
 from ..pipeline import CompiledPipeline
 from ..tools.base import Tool
+from .replay import ReplayFilter, ReplayHub
 
 if TYPE_CHECKING:
-    from ..store import RunStore
+    from ..store import RunRecord, RunStore
     from .run_result import RunResult
     from .runner import RunOptions
 
-__all__ = ["RESUMABLE", "ResumeRefused", "resume_run"]
+__all__ = [
+    "FINISHED",
+    "RESUMABLE",
+    "ResumeRefused",
+    "check_resumable",
+    "repair_export",
+    "resume_run",
+]
 
 RESUMABLE = frozenset({"running", "cancelled", "error", "waiting"})
-"""The run statuses a resume accepts (`passed`, `failed`, `completed` are final)."""
+"""The run statuses a resume accepts."""
+
+FINISHED = frozenset({"succeeded", "failed", "incomplete"})
+"""The statuses of a run that finished: its outcome is final, a resume refuses it."""
 
 
 class ResumeRefused(CannotStartError):
     """The run cannot be resumed: it finished, its pipeline's source changed, or a live
     process owns it. The message says which and what to do; `agentflow resume` exits 2."""
+
+
+def _owner_alive(owner: str) -> bool | None:
+    """Whether the lease owner `host:pid` is a live process: True/False on this host, None
+    when it is another host's (nothing here can tell)."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, another user's
+        return True
+    return True
+
+
+def check_resumable(
+    record: RunRecord, source_hash: str, *, allow_changed: bool = False, force: bool = False
+) -> None:
+    """Refuse a resume that must not happen (see `ResumeRefused`).
+
+    Raises:
+        ResumeRefused: the run finished, its source changed (without `allow_changed`),
+            or it is `running` under a live owner (without `force`).
+    """
+    run = record.id
+    if record.status in FINISHED or record.status not in RESUMABLE:
+        raise ResumeRefused(
+            f"run {run} finished ({record.status}); only an unfinished run (running, "
+            "cancelled, error, waiting) can be resumed. Start a new run with agentflow run"
+        )
+    if record.source_hash != source_hash and not allow_changed:
+        raise ResumeRefused(
+            f"run {run} ran another version of pipeline '{record.pipeline}' (source sha256 "
+            f"{record.source_hash[:12]}..., now {source_hash[:12]}...); resuming it with the "
+            "changed pipeline may not give what either version would. Pass --allow-changed "
+            "to resume anyway (allow_changed=True)"
+        )
+    if record.status == "running" and not force:
+        alive = _owner_alive(record.owner)
+        if alive is not False:
+            where = (
+                "is alive" if alive else "runs on another host (this one cannot tell if it lives)"
+            )
+            raise ResumeRefused(
+                f"run {run} is running: its owner {record.owner} {where}. Resume it only once "
+                "that process is gone, or pass --force (force=True) to take it over (the "
+                "owner's next write then fails)"
+            )
+
+
+def repair_export(path: str | os.PathLike[str], lines: Sequence[str]) -> bool:
+    """Make the JSONL export at `path` hold exactly the run's committed `lines`.
+
+    The export is fed from committed events (commit, then publish), so it can only lag
+    the store: a process killed between a commit and its write, or a torn last line.
+    It is rewritten (a new file renamed over it) only if it differs. Returns whether
+    it was.
+    """
+    target = Path(path)
+    expected = "".join(line + "\n" for line in lines).encode()
+    try:
+        if target.read_bytes() == expected:
+            return False
+    except FileNotFoundError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = target.with_name(f".{target.name}.{os.getpid()}.repair")
+    fresh.write_bytes(expected)
+    os.replace(fresh, target)
+    return True
 
 
 async def resume_run(
@@ -51,13 +143,20 @@ async def resume_run(
 ) -> RunResult:
     """Continue run `run_id` of `compiled` from what `store` recorded, to its end.
 
+    The run takes the lease (its epoch bumps: a process still writing it is fenced
+    out), its log continues from the last committed event after a `run_resumed`
+    event, and the run re-executes with its memo: recorded invocations, model turns
+    and tool results are served, not run again; the first step without a record goes
+    live (docs/resume.md).
+
     Args:
         compiled: the pipeline the run ran (its source hash must match the run's unless
             `allow_changed`).
         store: the run store holding the run.
-        run_id: the run's id.
+        run_id: the run's id (or a unique prefix of it).
         handlers, model, tools, sinks: as for `run_pipeline`.
-        options: as for `run_pipeline`; `run_id` and `audit_log` are the run's own.
+        options: as for `run_pipeline`; the run id is the run's own. With `audit_log`,
+            that JSONL export is first repaired from the store, then appended to.
         allow_changed: resume even though the pipeline's source changed.
         force: resume a `running` run whose owner still looks alive.
 
@@ -65,4 +164,51 @@ async def resume_run(
         ResumeRefused: the run finished, its source changed, or a live process owns it.
         RunNotFoundError: no such run in the store.
     """
-    raise NotImplementedError("resume_run is being built (helper R, session 17)")
+    from ..sinks.file import FileSink
+    from ..store import default_owner
+    from .runner import RunOptions, run_pipeline
+
+    record = store.run(run_id)
+    run_id = record.id
+    check_resumable(record, compiled.source_sha256, allow_changed=allow_changed, force=force)
+    options = options or RunOptions()
+    owner = default_owner()
+    committer = await store.take_over(run_id, owner, status="running")
+    lines = list(store.lines(run_id))
+    replay = ReplayFilter.from_lines(lines, store.memo(run_id))
+    repaired = False
+    if options.audit_log is not None:
+        repaired = repair_export(options.audit_log, lines)
+        sinks = (FileSink(options.audit_log), *sinks)
+    hub = ReplayHub(
+        replay=replay,
+        run_id=run_id,
+        pipeline_hash=compiled.source_sha256,
+        sinks=sinks,
+        keep_history=options.keep_history,
+        committer=committer,
+    )
+    last_hash = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else ""
+    hub.continue_chain(len(lines), last_hash)
+    resumed = {
+        "resumed_from": record.status,
+        "last_seq": len(lines) - 1,
+        "owner": owner,
+        "previous_owner": record.owner,
+        "epoch": committer.epoch,
+        "export_repaired": repaired,
+    }
+    async with hub.running():
+        hub.publish(EventKind.RUN_RESUMED, payload=resumed)
+        result = await run_pipeline(
+            compiled,
+            record.input,
+            handlers=handlers,
+            model=model,
+            tools=tools,
+            hub=hub,
+            options=replace(options, run_id=run_id, audit_log=None),
+        )
+    from .run_result import with_audit_outcome
+
+    return with_audit_outcome(result, hub)

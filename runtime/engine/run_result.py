@@ -126,6 +126,9 @@ def settle(pipeline: CompiledPipeline, engine: Dispatcher) -> None:
         InvalidTransition: the move is not in TRANSITIONS.
     """
     hub, machine = engine.hub, engine.machine
+    memo = engine.memo
+    if memo is not None and memo.settled_before():
+        return  # a resume: it settled before; its machine was restored past the move
     statuses = [item.status or "aborted" for item in engine.items]
     if "waiting" in statuses:
         return  # the run parks: it decides once every human step is answered

@@ -16,6 +16,7 @@ from ..models.redaction import SecretRedactor, model_secrets
 from ..pipeline import CompiledPipeline
 from ..tools.base import Tool
 from ..usage import Usage
+from .memo import Memo
 from .prompting import PromptRenderer
 
 __all__ = ["RunBudget", "RunServices", "ToolTable"]
@@ -88,6 +89,9 @@ class RunServices:
     backoff_scale: float = 1.0
     seed: int | None = None
     max_concurrency: int | None = None
+    # The run's memo when it has a run store (commit before proceed; a resume's recorded
+    # steps): `engine/memo.py`. None: nothing is recorded, nothing waits.
+    memo: Memo | None = None
 
     @functools.cached_property
     def redactor(self) -> SecretRedactor:

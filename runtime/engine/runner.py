@@ -11,6 +11,7 @@ without awaiting: `EventHub.open_inline`/`close_inline`).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from ..tools.base import Tool
 from .dispatcher import Dispatcher, json_problem
 from .governor import RetryGovernor
 from .invocation import InvocationExecutor
+from .memo import run_memo
 from .plan import Handler, resolve_handlers, runs_default_body
 from .run_result import ItemOutcome, RunResult, finish_run, run_status, settle, with_audit_outcome
 from .run_result import ItemStatus as ItemStatus  # re-exported: their home until run_result.py
@@ -208,6 +210,7 @@ def _build_engine(
         backoff_scale=options.backoff_scale,
         seed=options.seed,
         max_concurrency=options.max_concurrency,
+        memo=run_memo(hub, functools.partial(setattr, budget, "usage")),
     )
     governor = RetryGovernor(pipeline.spec, backoff_scale=options.backoff_scale, seed=options.seed)
     engine = Dispatcher(

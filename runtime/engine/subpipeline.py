@@ -195,6 +195,7 @@ async def run_subpipeline(
         backoff_scale=services.backoff_scale,
         seed=services.seed,
         max_concurrency=services.max_concurrency,
+        memo=None if services.memo is None else services.memo.child(ctx.agent, main_id),
     )
     governor = RetryGovernor(child.spec, backoff_scale=services.backoff_scale, seed=services.seed)
     engine = Dispatcher(

@@ -44,6 +44,7 @@ class EventKind(enum.StrEnum):
     MODEL_TEXT = "model_text"  # turn, text (a batch of streamed deltas)
     MODEL_RESPONSE = "model_response"  # turn, text, tool_calls, structured, usage, stop_reason
     MODEL_ERROR = "model_error"  # turn, error, retrying, delay_s, attempt
+    RATE_LIMITED = "rate_limited"  # turn, limit, wait_s: a model call waits for the rate limits
     TOOL_CALL = "tool_call"  # tool, call_id, input
     TOOL_RESULT = "tool_result"  # tool, call_id, output | error
     SINK_ERROR = "sink_error"  # sink, error, dropped

@@ -560,6 +560,11 @@ class EventHub:
         if not self._closed:
             self._write_held()
 
+    def report_commit_failure(self, error: BaseException) -> None:
+        """The store refused a write that goes with this run's events (a memo row,
+        `engine/memo.py`): fail the hub as if a commit of its own had failed."""
+        self._commit_failed(error)
+
     def _commit_failed(self, error: BaseException) -> None:
         """The store failed: publish nothing more, and stop the run like a lost audit log."""
         if self.commit_failure is not None:

@@ -64,6 +64,7 @@ from ..errors import AgentflowError, ModelError, ModelRequestRejected
 from ..usage import Usage
 from .base import STRUCTURED_TOOL_NAMES, ModelRequest, ModelTurn, TextSink, ToolCall, ToolSchema
 from .pricing import PriceTable
+from .rate_limit import RateLimiter, RateTicket, WaitCallback
 from .redaction import RedactingTextSink, SecretRedactor
 from .structured import structured_tool, structured_tool_choice
 
@@ -267,9 +268,14 @@ class AnthropicModel:
         prompt_caching: mark requests for Anthropic's 5-minute prompt cache (see
             `_mark_cache_breakpoints`), and send the first call of a new cached prefix
             ahead of concurrent calls sharing it, so they read the cache it writes.
+        max_requests_per_minute, max_tokens_per_minute: caps for a key shared with
+            others (tokens: input + output), below what the API's headers allow.
+        rate_limiter: the limiter pacing every call (`rate_limit.py`); give several
+            models one limiter to share a key's limits. Default: a new one with the caps.
 
     Raises:
-        ModelError: no API key was given and $ANTHROPIC_API_KEY is not set.
+        ModelError: no API key was given and $ANTHROPIC_API_KEY is not set, or both
+            `rate_limiter` and a cap were given.
     """
 
     name = "anthropic"
@@ -288,6 +294,9 @@ class AnthropicModel:
         max_retry_after_s: float = 60.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         prompt_caching: bool = True,
+        max_requests_per_minute: int | None = None,
+        max_tokens_per_minute: int | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not key:
@@ -314,6 +323,16 @@ class AnthropicModel:
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
         self.prompt_caching = prompt_caching
+        capped = max_requests_per_minute is not None or max_tokens_per_minute is not None
+        if rate_limiter is not None and capped:
+            raise ModelError(
+                "give AnthropicModel either rate_limiter= or max_requests_per_minute= / "
+                "max_tokens_per_minute=, not both (set the caps on the limiter)"
+            )
+        self.rate_limiter = rate_limiter or RateLimiter(
+            max_requests_per_minute=max_requests_per_minute,
+            max_tokens_per_minute=max_tokens_per_minute,
+        )
         # Cached prefixes (cacheable_prefix_key) whose cache a response has begun
         # to use, with when; and the first calls of prefixes not cached yet.
         self._warm_prefixes: dict[str, float] = {}
@@ -378,11 +397,14 @@ class AnthropicModel:
         on_text: TextSink | None = None,
         *,
         on_retry: RetryCallback | None = None,
+        on_wait: WaitCallback | None = None,
     ) -> ModelTurn:
         """Answer one turn, streaming text deltas to `on_text`; retries as the module says.
 
         Text streamed by an attempt that then fails is not taken back: the
-        retry's `on_retry` call tells the listener to discard it.
+        retry's `on_retry` call tells the listener to discard it. Each attempt
+        first waits for room under the rate limits (`rate_limiter`); `on_wait`
+        hears of an attempt that has to wait.
 
         Raises:
             ModelRequestRejected: the API refused the request (4xx); not retried.
@@ -393,7 +415,7 @@ class AnthropicModel:
         prefix = cacheable_prefix_key(params) if self.prompt_caching else None
         leading = await self._await_cached_prefix(prefix)
         try:
-            return await self._complete(request, params, on_text, on_retry, leading)
+            return await self._complete(request, params, on_text, on_retry, on_wait, leading)
         finally:
             if leading is not None:
                 self._give_up_lead(leading)
@@ -442,19 +464,34 @@ class AnthropicModel:
         params: Mapping[str, Any],
         on_text: TextSink | None,
         on_retry: RetryCallback | None,
+        on_wait: WaitCallback | None,
         leading: str | None,
     ) -> ModelTurn:
         notify = on_retry if on_retry is not None else self.on_retry
         began = (lambda: self._response_began(leading)) if leading is not None else None
+        limiter = self.rate_limiter
+        input_tokens = _estimated_tokens(
+            params.get("tools"), params.get("system"), params["messages"]
+        )
         retries = 0
         while True:
             failure: _Failure | None = None
             sink = self._redactor.stream(on_text) if on_text is not None else None
+            ticket = await limiter.acquire(
+                input_tokens=input_tokens, max_tokens=request.max_tokens, on_wait=on_wait
+            )
+            usage: Usage | None = None
             try:
                 with trio.fail_after(request.timeout_s):
-                    message = await self._stream_once(params, request.timeout_s, sink, began)
+                    message = await self._stream_once(
+                        params, request.timeout_s, sink, began, ticket
+                    )
+                usage = _limited_usage(message)
             except Exception as exc:  # TooSlowError included: see the module docstring
                 failure = self._classify(exc, request)
+                self._note_refusal(ticket, exc, failure)
+            finally:
+                limiter.settle(ticket, usage)
             if failure is None:
                 if sink is not None:
                     sink.flush()
@@ -482,12 +519,15 @@ class AnthropicModel:
         timeout_s: float,
         on_text: RedactingTextSink | None,
         on_began: Callable[[], None] | None = None,
+        ticket: RateTicket | None = None,
     ) -> Message:
         """One attempt: the whole answer, or `_IncompleteAnswer` (see the module docstring)."""
         client = self._client
         if client is None:
             raise AgentflowError("AnthropicModel was closed; use it inside `async with`")
         async with client.messages.stream(**params, timeout=timeout_s) as stream:
+            if ticket is not None:
+                self.rate_limiter.observe(ticket, stream.response.headers)
             await _require_event_stream(stream)
             started = stopped = False
             open_blocks: set[int] = set()
@@ -528,6 +568,23 @@ class AnthropicModel:
                     "agent's max_tokens"
                 )
             return message
+
+    def _note_refusal(self, ticket: RateTicket, exc: Exception, failure: _Failure) -> None:
+        """Tell the rate limiter what an HTTP error's headers say; a 429/529 was not counted.
+
+        A 429's `retry-after` holds every call (the key's limit is reached for all of
+        them); a 529's only delays its own retry (see `_complete`)."""
+        import anthropic
+
+        if not isinstance(exc, anthropic.APIStatusError) or exc.status_code == 200:
+            return
+        headers = exc.response.headers
+        if exc.status_code == 429:  # this key's limits: every call holds for retry-after
+            self.rate_limiter.refused(ticket, headers, failure.retry_after_s)
+        elif exc.status_code == 529:  # the API is overloaded: only this call backs off
+            self.rate_limiter.refused(ticket, headers, None)
+        else:
+            self.rate_limiter.observe(ticket, headers)
 
     def _retry_delay(self, retry: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None and retry_after_s > 0:
@@ -691,6 +748,16 @@ def _as_mapping(value: object) -> Mapping[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     return {"input": value}
+
+
+def _limited_usage(message: Message) -> Usage:
+    """What a response counts against the rate limits (cache reads are not counted)."""
+    usage = message.usage
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+    )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -202,8 +202,9 @@ class _Events(_Fenced):
         for done in self.dones:
             done(error)
 
-    def add_memo(self, row: MemoRow, done: Callable[[BaseException | None], None]) -> None:
-        self.memo.append(row)
+    def add_memo(self, row: MemoRow | None, done: Callable[[BaseException | None], None]) -> None:
+        if row is not None:  # None: only the acknowledgement (a barrier)
+            self.memo.append(row)
         self.dones.append(done)
 
     def apply(self, cursor: Any, dialect: Dialect) -> None:
@@ -272,7 +273,9 @@ class MemoRow:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON text of a memo value; what JSON cannot hold is kept as its `str` (as the
+    event log keeps a tool's odd output)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def step_row(agent: str, item: str, attempt: int, output: Any, seq: int) -> MemoRow:
@@ -453,8 +456,11 @@ class RunCommitter:
             else:
                 operation.add(lines, kinds, last_hash, done)
 
-    def submit_memo(self, row: MemoRow, done: Callable[[BaseException | None], None]) -> None:
-        """Queue a memo row for commit; `done(error)` runs on the trio loop after.
+    def submit_memo(
+        self, row: MemoRow | None, done: Callable[[BaseException | None], None]
+    ) -> None:
+        """Queue a memo row for commit; `done(error)` runs on the trio loop after (None: no
+        row, `done` says when what was submitted before is committed).
 
         The row joins the run's queued operation if the writer has not taken it yet, else
         starts one: it is committed in the same transaction as the events submitted

@@ -132,23 +132,28 @@ def _response_payload(turn: int, result: ModelTurn) -> dict[str, Any]:
 
 
 # type(model) -> whether its `complete` takes `on_retry=` (AnthropicModel does).
-_TAKES_ON_RETRY: dict[type, bool] = {}
+_TAKES_KEYWORD: dict[tuple[type, str], bool] = {}
 
 
-def _takes_on_retry(model: Model) -> bool:
-    """Whether `model.complete` accepts an `on_retry` keyword (checked once per model class)."""
-    cls = type(model)
-    known = _TAKES_ON_RETRY.get(cls)
+def _takes_keyword(model: Model, name: str) -> bool:
+    """Whether `model.complete` accepts keyword `name` (checked once per model class)."""
+    key = (type(model), name)
+    known = _TAKES_KEYWORD.get(key)
     if known is None:
         try:
-            parameter = inspect.signature(model.complete).parameters.get("on_retry")
+            parameter = inspect.signature(model.complete).parameters.get(name)
         except (TypeError, ValueError):
             parameter = None
-        known = _TAKES_ON_RETRY[cls] = parameter is not None and parameter.kind in (
+        known = _TAKES_KEYWORD[key] = parameter is not None and parameter.kind in (
             inspect.Parameter.KEYWORD_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         )
     return known
+
+
+def _takes_on_retry(model: Model) -> bool:
+    """Whether `model.complete` accepts an `on_retry` keyword."""
+    return _takes_keyword(model, "on_retry")
 
 
 def _model_errors(
@@ -194,6 +199,22 @@ def _model_errors(
         emit(str(exc), tries + 1, False, None)
 
     return on_retry, on_failure
+
+
+def _rate_limit_waits(ctx: AgentContext, hub: EventHub, turn: int) -> Callable[[float, str], None]:
+    """`on_wait` for the model: a call held by the rate limits emits `rate_limited`."""
+
+    def on_wait(wait_s: float, limit: str) -> None:
+        payload = {"turn": turn, "limit": limit, "wait_s": round(wait_s, 3)}
+        hub.emit(
+            EventKind.RATE_LIMITED,
+            agent=ctx.agent,
+            item=ctx.item.id,
+            attempt=ctx.attempt,
+            payload=payload,
+        )
+
+    return on_wait
 
 
 def _request_payload(request: ModelRequest) -> dict[str, Any]:
@@ -276,7 +297,10 @@ async def _call_model(
         async with services.model_limiter:
             if _takes_on_retry(model):
                 complete: Any = model.complete
-                result = await complete(request, on_text, on_retry=on_retry)
+                callbacks: dict[str, Any] = {"on_retry": on_retry}
+                if _takes_keyword(model, "on_wait"):  # a rate limiter holds the call
+                    callbacks["on_wait"] = _rate_limit_waits(ctx, hub, request.turn)
+                result = await complete(request, on_text, **callbacks)
             else:
                 result = await model.complete(request, on_text)
     except ModelError as exc:

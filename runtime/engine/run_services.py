@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -73,7 +74,8 @@ class RunBudget:
 class RunServices:
     """The run's model, tools and event hub, reachable from every AgentContext.
 
-    `model_limiter` bounds concurrent model calls run-wide; `prompts` caches the
+    `model_limiter` bounds concurrent model calls run-wide (by default it does not:
+    the dispatch limits do); `prompts` caches the
     compiled prompt templates; `budget` totals usage and enforces the limits.
     `backoff_scale`, `seed` and `max_concurrency` are the run's options (a
     sub-pipeline's run takes them over: `engine/subpipeline.py`).
@@ -83,7 +85,9 @@ class RunServices:
     model: Model
     tools: Mapping[str, Tool]
     hub: EventHub
-    model_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
+    model_limiter: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(math.inf)
+    )
     prompts: PromptRenderer | None = None
     budget: RunBudget = field(default_factory=RunBudget)
     backoff_scale: float = 1.0

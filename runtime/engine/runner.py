@@ -68,7 +68,8 @@ class RunOptions:
     max_cost_usd: float | None = None
     max_total_tokens: int | None = None
     keep_history: bool = False  # the hub keeps every event in memory (the UI needs it)
-    max_model_calls: int = 8  # concurrent model calls, run-wide
+    # concurrent model calls, run-wide (None: only the dispatch limits bound them)
+    max_model_calls: int | None = None
     # JSONL audit log path: a new file per run, which replaces the path's previous file as
     # the run starts (a run that cannot start leaves it); only when run_pipeline owns the hub
     audit_log: str | os.PathLike[str] | None = None
@@ -81,7 +82,7 @@ class RunOptions:
                 f"RunOptions(max_concurrency={self.max_concurrency}): use 1 or more, "
                 "or None for the pipeline's own limit"
             )
-        if self.max_model_calls < 1:
+        if self.max_model_calls is not None and self.max_model_calls < 1:
             raise PipelineDefinitionError(
                 f"RunOptions(max_model_calls={self.max_model_calls}): use 1 or more "
                 "(the number of model calls the run may make at once)"
@@ -205,7 +206,7 @@ def _build_engine(
         model=model if model is not None else _NoModel(),
         tools=ToolTable(pipeline, tools),
         hub=hub,
-        model_limiter=trio.CapacityLimiter(options.max_model_calls),
+        model_limiter=trio.CapacityLimiter(_given(options.max_model_calls, math.inf)),
         budget=budget,
         backoff_scale=options.backoff_scale,
         seed=options.seed,

@@ -31,6 +31,7 @@ from ..models.base import Model
 from ..pipeline import CompiledPipeline
 from ..store import RunCommitter, RunStore, StoreError, StoreLocation
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
+from .executor_options import build_executor, model_choice
 from .history import for_terminal
 from .log_lock import LogInUseError, LogLock
 from .store_options import default_log_path, open_store_for_reading, store_location
@@ -205,6 +206,7 @@ class _RunPlan:
     recording: _Recording | None
     events_out: TextIO  # where the console sink writes (stdout)
     human: TextIO  # where banner and summary go: stdout, or stderr with --json
+    executor: Any = None  # a RayExecutor when some agent runs on Ray (executor_options.py)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -234,6 +236,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         model = _choose_model(args, pipeline_path, compiled)
     except AgentflowError as exc:  # no key, no cassette: the run cannot start
         raise UsageError(str(exc)) from None
+    executor = build_executor(
+        args, compiled, pipeline_path, model_choice(args, pipeline_path, model)
+    )
     plan = _RunPlan(
         args=args,
         compiled_module=compiled_module,
@@ -245,6 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         recording=recording,
         events_out=sys.stdout,
         human=sys.stderr if args.json else sys.stdout,
+        executor=executor,
     )
     # Ctrl-C is raised only in the main task, at a checkpoint: raised anywhere
     # else (e.g. inside the UI server's Hypercorn tasks) it could be swallowed.
@@ -295,6 +301,7 @@ async def _run_async(plan: _RunPlan) -> int:
         max_concurrency=args.concurrency,
         seed=args.seed,
         keep_history=not args.no_ui,
+        executor=plan.executor,
     )
     lock = LogLock(log_path)
     store: RunStore | None = None
@@ -329,6 +336,8 @@ async def _run_async(plan: _RunPlan) -> int:
             async with AsyncExitStack() as stack:
                 if hasattr(model, "__aenter__"):
                     await stack.enter_async_context(model)  # type: ignore[arg-type]
+                if hasattr(plan.executor, "__aenter__"):  # Ray: joins or starts the cluster
+                    await stack.enter_async_context(plan.executor)
                 async with hub.running():
                     result = await run_pipeline(
                         compiled,

@@ -25,6 +25,7 @@ from agentflow import __version__
 from ..errors import AgentflowError, CannotStartError
 from .commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
+from .executor_options import add_executor_options
 from .history import cmd_export, cmd_output, cmd_runs, cmd_show
 
 __all__ = ["EXIT_STATUS", "build_parser", "main"]
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument("--concurrency", type=_positive, help="fan-out concurrency limit for this run")
     run.add_argument("--seed", type=int, help="seed for retry jitter")
+    add_executor_options(run, _positive)
 
     runs = sub.add_parser("runs", help="list the runs in the run store, newest first")
     runs.add_argument("--pipeline", help="only runs of this pipeline (its name)")

@@ -314,6 +314,21 @@ def _check_call(run_input: object, hub: EventHub | None, options: RunOptions) ->
         )
 
 
+def _check_executor(pipeline: CompiledPipeline, options: RunOptions) -> None:
+    """Refuse to run `executor: ray` agents here silently: the caller passes an executor."""
+    if options.executor is not None:
+        return
+    fallback = pipeline.spec.defaults.executor
+    remote = [a.id for a in pipeline.spec.agents if (a.executor or fallback) == "ray"]
+    if remote:
+        raise PipelineDefinitionError(
+            f"agents {', '.join(remote)} say executor: ray (their own or defaults.executor), "
+            "and run_pipeline got no executor: pass RunOptions(executor=RayExecutor(...)) "
+            "(agentflow.runtime.executors.ray_executor; agentflow run does it for you), or "
+            "RunOptions(executor=LocalExecutor()) to run them in this process"
+        )
+
+
 async def run_pipeline(
     pipeline: CompiledPipeline,
     input: object,
@@ -359,6 +374,7 @@ async def run_pipeline(
     options = options or RunOptions()
     input = validated_input(pipeline, input)
     _check_call(input, hub, options)
+    _check_executor(pipeline, options)
     handler_map = resolve_handlers(pipeline, handlers)
     if model is None:
         from ..models.factory import model_for_run

@@ -16,6 +16,7 @@ import pytest
 
 from agentflow.runtime import RunOptions, RunResult, run_pipeline
 from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.executors.local import LocalExecutor
 from agentflow.runtime.executors.ray_executor import RayExecutor
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.sinks.memory import MemorySink
@@ -50,9 +51,10 @@ async def _run(
         ray_executor = RayExecutor(
             pipeline, functools.partial(load, name), model_factory=factory, threads_per_actor=8
         )
-    else:  # the pipelines say `defaults.executor: ray`; the local run ignores it
-        pass
-    run_options = RunOptions(backoff_scale=0, seed=7, executor=ray_executor, **options)
+    # the pipelines say `defaults.executor: ray`: the local run says where to run instead
+    run_options = RunOptions(
+        backoff_scale=0, seed=7, executor=ray_executor or LocalExecutor(), **options
+    )
     if ray_executor is not None:
         async with ray_executor:
             result = await _with_model(pipeline, run_input, handlers, model, sink, run_options)

@@ -9,12 +9,16 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from agentflow.runtime import AgentContext, AgentOutput, RunOptions, run_pipeline
+from agentflow.runtime.cli.compiled_loader import compile_and_import
 from agentflow.runtime.engine.plan import Handler
+from agentflow.runtime.errors import PipelineDefinitionError
 from agentflow.runtime.executors.local import LocalExecutor
 from agentflow.runtime.models.dry_run import DryRunModel
 from agentflow.runtime.sinks.memory import MemorySink
@@ -88,3 +92,37 @@ def test_importing_the_runtime_and_a_local_run_do_not_import_ray() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+RAY_PIPELINE = """\
+name: wants-ray
+agents:
+  - id: shout
+    handler: wants_ray_handlers_x:shout
+    executor: ray
+"""
+
+
+async def test_run_pipeline_refuses_ray_agents_without_an_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "wants_ray_handlers_x.py").write_text(
+        "from agentflow.runtime import AgentOutput\n\n\n"
+        "async def shout(ctx):\n    return AgentOutput(text=str(ctx.input).upper())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "p.yaml").write_text(RAY_PIPELINE)
+    module = compile_and_import(tmp_path / "p.yaml")
+    with pytest.raises(PipelineDefinitionError) as refused:
+        await run_pipeline(module.compiled, "hi", handlers=module.default_handlers())
+    assert str(refused.value).startswith(
+        "agents shout say executor: ray (their own or defaults.executor), and run_pipeline "
+        "got no executor: pass RunOptions(executor=RayExecutor(...))"
+    )
+    here = await run_pipeline(
+        module.compiled,
+        "hi",
+        handlers=module.default_handlers(),
+        options=RunOptions(executor=LocalExecutor()),
+    )
+    assert here.ok and here.items[0].output == "HI"

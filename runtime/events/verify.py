@@ -26,6 +26,17 @@
   `incomplete` in a non-terminal state, `failed` when an item failed or was
   aborted, else `succeeded`; terminal states only when `terminal` is given).
 
+A resumed run's log is made of segments (`agentflow resume`, docs/resume.md): `...
+[run_finished [sink_error*] [log_sealed]] run_resumed ...`. The chain (seq,
+`prev_hash`) runs through every segment; a segment may end without
+`run_finished` (a crash) or with one (cancelled, error, waiting) and its seal;
+`run_resumed` starts the next; only the last segment must end with
+`run_finished` and `log_sealed`. Every check that spans the run (items,
+transitions, usage, final state, status) runs over the whole log, except that a
+`run_cancelled` or fatal `agent_failed` of an earlier segment does not decide the
+last `run_finished`'s status. The pipeline hash may change at a `run_resumed`
+(`--allow-changed`).
+
 A sub-pipeline's events (payload key `subpipeline`, `engine/subpipeline.py`) are
 part of the chain and their model usage counts, but its items are not the run's
 items and its transitions move its own state machine: each sub-pipeline
@@ -94,6 +105,7 @@ class VerifyReport:
     status: str | None = None  # run_finished's status, when the log has one
     sealed: bool = False
     transitions_checked: bool = False
+    segments: int = 1  # a resumed run's log has one more per `run_resumed`
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -177,7 +189,9 @@ class _Checker:
         self.check_envelope(number, event)
         self.prev_hash = digest
         kind = event.kind
-        if self.sealed_at is not None:
+        if kind is EventKind.RUN_RESUMED:
+            self.resume_segment()
+        elif self.sealed_at is not None:
             self.problem(number, f"{kind.value} event after log_sealed: lines were added")
         elif kind is EventKind.LOG_SEALED:
             self.check_seal(number, raw, event)
@@ -197,8 +211,8 @@ class _Checker:
                 f"run_id {event.run_id!r} differs from {self.report.run_id!r}: "
                 "two runs are mixed in one log",
             )
-        if self.pipeline_hash is None:
-            self.pipeline_hash = event.pipeline_hash
+        if self.pipeline_hash is None or event.kind is EventKind.RUN_RESUMED:
+            self.pipeline_hash = event.pipeline_hash  # a resume may run a changed pipeline
         elif event.pipeline_hash != self.pipeline_hash:
             self.problem(number, "pipeline_hash differs from the first line's")
         if event.seq != self.expected_seq:
@@ -214,6 +228,14 @@ class _Checker:
                 "prev_hash does not match the previous line: the previous line was "
                 "edited, or lines were removed or reordered",
             )
+
+    def resume_segment(self) -> None:
+        """`run_resumed`: the previous segment's end (if it had one) is not the run's;
+        its cancellation or fatal error does not decide the run's status."""
+        self.finished_at = self.finished = self.sealed_at = None
+        self.facts.cancelled = False
+        self.facts.fatal_line = None
+        self.report.segments += 1
 
     def check_seal(self, number: int, raw: bytes, event: PipelineEvent) -> None:
         self.sealed_at = number

@@ -124,9 +124,10 @@ async def test_a_failed_final_state_is_red_not_green(browser_thread: BrowserThre
                 payload={"from": "initialised", "to": "failed", "trigger": "x", "noop": False},
             )
             hub.emit(EventKind.RUN_FINISHED, payload={"status": "failed", "final_state": "failed"})
-            await wait_js(bt, page, f"{RUN_STATE} === 'finished'", timeout=WAIT)
+            await wait_js(bt, page, "!document.querySelector('#run-banner').hidden", WAIT)
             colour = "getComputedStyle(document.querySelector('#state-current')).color"
             assert await js(bt, page, colour) == "rgb(239, 68, 68)"  # --failed
+            await wait_js(bt, page, f"{RUN_STATE} === 'finished'", timeout=WAIT)
             outcome = "document.querySelector('#run-state').dataset.outcome"
             assert await js(bt, page, outcome) == "bad"
         finally:

@@ -348,10 +348,13 @@ async def _run_async(plan: _RunPlan) -> int:
                         options=options,
                     )
             result = with_audit_outcome(result, hub)  # closing wrote the seal: final counts
-            output = final_output(result)
+            # a waiting run has no final output yet: its human steps come first
+            output = final_output(result) if result.status != "waiting" else None
             if committer is not None and output is not None and hub.commit_failure is None:
                 await committer.record_output(output)
             _print_summary(result, log_path, hub)
+            if result.status == "waiting" and store is not None:
+                _print_waiting(store, run_id, args)
             _print_output(output, args.output, plan.human)
             if args.record:
                 _write_cassette(log_path, Path(args.record))
@@ -367,7 +370,20 @@ async def _run_async(plan: _RunPlan) -> int:
                 print(f"observability UI -> {ui_url}")
             await _wait_for_ctrl_c("ctrl+c to exit")
         shutdown.set()
+    if result.status == "waiting":
+        return 3  # EXIT_WAITING: a human step waits for `agentflow answer`
     return 0 if result.ok else 1
+
+
+def _print_waiting(store: RunStore, run_id: str, args: argparse.Namespace) -> None:
+    """What the run waits for, and the exact command that answers each open step."""
+    from ..engine.human import answer_command, human_steps
+
+    store_flag = f" --store {args.store}" if args.store else ""
+    for step in human_steps(store, run_id):
+        who = f" (assignee: {step.assignee})" if step.assignee else ""
+        print(f"waiting for a person: agent {step.agent} on item {step.item}{who}")
+        print(f"  answer it: {answer_command(run_id, step)}{store_flag}")
 
 
 async def _record_run(plan: _RunPlan, log_path: Path) -> tuple[RunStore, RunCommitter]:

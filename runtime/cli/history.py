@@ -96,7 +96,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
             records = store.runs(pipeline=args.pipeline, status=args.status, limit=limit)
         if args.json:
             for r in records:
-                print(json.dumps(_summary(r)))
+                summary = _summary(r)
+                if r.status == "waiting":
+                    summary["waiting_for"] = _waiting_for(store, r.id)
+                print(json.dumps(summary))
             return 0
         if not records:
             print(f"no runs in {store.location.shown}")
@@ -110,6 +113,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
 
     return _with_store(args, table)
+
+
+def _waiting_for(store: RunStore, run_id: str) -> list[dict[str, object]]:
+    from ..engine.human import human_steps
+
+    return [
+        {"agent": s.agent, "item": s.item, "assignee": s.assignee, "answered_by": s.answered_by}
+        for s in human_steps(store, run_id)
+    ]
 
 
 def _row(r: RunRecord) -> tuple[str, ...]:
@@ -240,8 +252,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"events: {r.events} committed" + (f"; log {r.jsonl_path}" if r.jsonl_path else ""))
         print("per item:")
         for item, item_status, reason in _item_outcomes(store, r.id):
+            if r.status == "waiting" and item_status == "unfinished":
+                item_status = "waiting"  # for a human step (below), or a child item's
             line = f"  {item}: {item_status}" + (f": {reason}" if reason else "")
             print(printable(line))
+        if r.status == "waiting":
+            _print_human_steps(store, r.id)
         if r.output is None:
             print("output: none recorded")
         else:
@@ -250,6 +266,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
 
     return _with_store(args, show)
+
+
+def _print_human_steps(store: RunStore, run_id: str) -> None:
+    """A waiting run's open human steps: who is asked what, and the command that answers."""
+    from ..engine.human import answer_command, human_steps
+
+    for step in human_steps(store, run_id):
+        who = f", assignee {step.assignee}" if step.assignee else ""
+        state = f" (answered by {step.answered_by}; resume it)" if step.answered_by else ""
+        asked = f"agent {step.agent} on item {step.item}{who}{state}"
+        print(printable(f"waiting for a person: {asked}"))
+        print(printable(f"  question: {step.question}"))
+        if step.answered_by is None:
+            print(f"  answer it: {answer_command(run_id, step)}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from agentflow import __version__
 
 from ..errors import AgentflowError, CannotStartError
+from .answer import add_answer_parser, cmd_answer
 from .commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
 from .executor_options import add_executor_options
@@ -32,13 +33,15 @@ __all__ = ["EXIT_STATUS", "build_parser", "main"]
 
 EXIT_FAILED = 1
 EXIT_CANNOT_START = 2
+EXIT_WAITING = 3
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 EXIT_STATUS = (
     "Exit status: 0 the run succeeded; 1 the run failed (verify: the log does not "
     "verify); 2 it could not start (a usage error, a missing or unreadable file, an "
     "invalid pipeline, a busy UI port, an audit log in use by another run, a run store "
-    "that cannot be opened); "
+    "that cannot be opened); 3 the run waits for a person's answer (a human step: "
+    "`agentflow answer` answers it); "
     "130 interrupted; 70 internal error (a bug: please report it)."
 )
 
@@ -148,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--pipeline", help="only runs of this pipeline (its name)")
     runs.add_argument(
         "--status",
-        choices=["running", "interrupted", "succeeded", "failed", "incomplete", "error",
-                 "cancelled"],
+        choices=["running", "interrupted", "waiting", "succeeded", "failed", "incomplete",
+                 "error", "cancelled"],
         help="only runs with this status (interrupted: running, but its process is gone)",
     )  # fmt: skip
     runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20; 0: all)")
@@ -162,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="the run id (or a prefix naming one run)")
     export.add_argument("--jsonl", help="write it to this file (default: stdout)")
     _store_options(export)
+    add_answer_parser(sub, _store_options)
     output = sub.add_parser("output", help="print a run's final output")
     output.add_argument("run", help="the run id (or a prefix naming one run)")
     _store_options(output)
@@ -230,11 +234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "show": cmd_show,
         "export": cmd_export,
         "output": cmd_output,
+        "answer": _answer,
     }
     try:
         return commands[args.command](args)
     except BaseException as exc:  # the CLI never shows a traceback
         return _report(exc)
+
+
+def _answer(args: argparse.Namespace) -> int:
+    """`agentflow answer`; it resumes the run with `agentflow resume` (this `main`)."""
+    return cmd_answer(args, main)
 
 
 def _check_dry_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -16,18 +16,33 @@ nowhere to wait: the dispatcher fails the item with `HUMAN_NEEDS_STORE`.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import trio
 from pydantic import BaseModel, ValidationError
 
+from ..agents import typed_agent_output
 from ..errors import AgentflowError
+from ..events.event import EventKind
+from ..events.hub import EventHub
 from .context import AgentContext
+
+if TYPE_CHECKING:
+    from ..store import RunStore
 
 __all__ = [
     "HumanAnswerError",
     "HumanAnswerNeeded",
+    "HumanStep",
+    "answer_command",
     "answer_problems",
     "human_request",
+    "human_steps",
+    "record_answer",
     "run_human_step",
     "validated_answer",
 ]
@@ -107,6 +122,147 @@ def validated_answer(agent: str, output_model: type[BaseModel], answer: object) 
     except ValidationError as exc:
         problems = "; ".join(answer_problems(exc))
         raise HumanAnswerError(
-            f"the answer does not fit agent '{agent}''s output ({output_model.__name__}): "
-            f"{problems}"
+            f"the answer does not fit the output of agent '{agent}' "
+            f"({output_model.__name__}): {problems}"
         ) from None
+
+
+@dataclass(frozen=True)
+class HumanStep:
+    """A human step a run asked and has not passed yet (from its committed events).
+
+    `answered_by` is set once `agentflow answer` recorded an answer that no resume
+    has used yet (`--no-resume`).
+    """
+
+    agent: str
+    item: str
+    attempt: int
+    question: str
+    assignee: str | None
+    output_schema: dict[str, Any]
+    answered_by: str | None = None
+
+
+_STEP_KINDS = ("human_requested", "human_answered", "agent_completed", "agent_failed")
+
+
+def human_steps(store: RunStore, run_id: str) -> list[HumanStep]:
+    """The run's open human steps, oldest first: each `human_requested` whose invocation
+    has no `agent_completed` / `agent_failed` after it."""
+    steps: dict[tuple[str, str, int], HumanStep] = {}
+    for line in store.lines(run_id, kinds=_STEP_KINDS):
+        event = json.loads(line)
+        key = (str(event.get("agent")), str(event.get("item")), int(event.get("attempt") or 0))
+        payload = event.get("payload") or {}
+        kind = event.get("kind")
+        if kind == "human_requested":
+            steps[key] = HumanStep(
+                key[0],
+                key[1],
+                key[2],
+                str(payload.get("question", "")),
+                payload.get("assignee"),
+                payload.get("output_schema") or {},
+            )
+        elif kind == "human_answered" and key in steps:
+            step = steps[key]
+            steps[key] = HumanStep(**{**step.__dict__, "answered_by": str(payload.get("by"))})
+        elif key in steps:
+            del steps[key]
+    return list(steps.values())
+
+
+def answer_command(run_id: str, step: HumanStep) -> str:
+    """The command that answers `step` of run `run_id`."""
+    return f"agentflow answer {run_id} --item {step.item} --agent {step.agent} @answer.json"
+
+
+async def record_answer(
+    store: RunStore,
+    run_id: str,
+    answer_models: Mapping[str, type[BaseModel]],
+    *,
+    item: str,
+    agent: str,
+    answer: object,
+    by: str,
+) -> HumanStep:
+    """Validate a person's answer to an open human step of a `waiting` run and commit
+    it: the invocation's `steps` row and a `human_answered` event (payload: by, answer),
+    in one transaction, under a new lease epoch. The run stays `waiting` until resumed.
+
+    Raises:
+        HumanAnswerError: the run is not waiting, no open step matches (the message lists
+            the open ones), or the answer does not fit the output (nothing recorded).
+        RunNotFoundError: no such run.
+    """
+    record = store.run(run_id)
+    run_id = record.id
+    if record.status != "waiting":
+        raise HumanAnswerError(
+            f"run {run_id} is not waiting for a person (its status is {record.status})"
+        )
+    steps = human_steps(store, run_id)
+    step = next((s for s in steps if s.agent == agent and s.item == item), None)
+    if step is None:
+        listed = "; ".join(f"--item {s.item} --agent {s.agent}" for s in steps) or "none"
+        raise HumanAnswerError(
+            f"run {run_id} has no open human step of agent '{agent}' on item '{item}' "
+            f"(open: {listed})"
+        )
+    if step.answered_by is not None:
+        raise HumanAnswerError(
+            f"agent '{agent}' on item '{item}' of run {run_id} is answered already (by "
+            f"{step.answered_by}); resume the run: agentflow resume {run_id}"
+        )
+    model = answer_models.get(agent)
+    if model is None:
+        raise HumanAnswerError(f"agent '{agent}' is not a human step of this pipeline")
+    typed = validated_answer(agent, model, answer)
+    output = typed_agent_output(typed).model_dump(mode="json")
+    await _commit_answer(store, record.id, record.source_hash, record.last_seq, step, output, by)
+    return HumanStep(**{**step.__dict__, "answered_by": by})
+
+
+async def _commit_answer(
+    store: RunStore,
+    run_id: str,
+    pipeline_hash: str,
+    last_seq: int,
+    step: HumanStep,
+    output: dict[str, Any],
+    by: str,
+) -> None:
+    from ..store import step_row
+
+    last_line = next(iter(store.lines(run_id, after=last_seq - 1)), None)
+    if last_line is None:
+        raise HumanAnswerError(f"run {run_id} has no committed events to answer after")
+    committer = await store.take_over(run_id)
+    hub = EventHub(run_id=run_id, pipeline_hash=pipeline_hash)
+    hub.commit_to(committer)
+    hub.continue_chain(last_seq + 1, hashlib.sha256(last_line.encode()).hexdigest())
+    row = step_row(step.agent, step.item, step.attempt, output, last_seq + 1)
+    stored = trio.Event()
+    failures: list[BaseException] = []
+
+    def committed(error: BaseException | None) -> None:
+        if error is not None:
+            failures.append(error)
+        stored.set()
+
+    async with hub.running():
+        hub.publish(
+            EventKind.HUMAN_ANSWERED,
+            agent=step.agent,
+            item=step.item,
+            attempt=step.attempt,
+            payload={"by": by, "answer": output["data"]},
+        )
+        hub.after_submitted(lambda: committer.submit_memo(row, committed))
+        await stored.wait()
+        await hub.wait_committed()
+    failure = failures[0] if failures else hub.commit_failure
+    if failure is not None:
+        raise failure

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -83,6 +83,7 @@ _FIELDS_SET = frozenset(PipelineEvent.model_fields)
 _new_object = object.__new__
 _set = object.__setattr__
 _quote: Callable[[str], str] = encode_basestring  # the C escaper: same bytes as pydantic's
+_sha256 = hashlib.sha256
 
 
 def new_event(fields: dict[str, Any]) -> PipelineEvent:
@@ -116,9 +117,10 @@ class LineEncoder:
     `model_dump_json`. tests/runtime/test_event_line.py pins the byte equality.
     """
 
-    __slots__ = ("_head", "_tail", "fast")
+    __slots__ = ("_head", "_tail", "fast", "pipeline_hash", "run_id")
 
     def __init__(self, run_id: str, pipeline_hash: str) -> None:
+        self.run_id, self.pipeline_hash = run_id, pipeline_hash
         self.fast = type(run_id) is str and type(pipeline_hash) is str
         self._head = self._tail = ""
         if self.fast:
@@ -157,6 +159,56 @@ class LineEncoder:
             f"{_to_json(payload, inf_nan_mode='null').decode() if payload else '{}'}"
             f'{self._tail}{prev_hash}"}}'
         )
+
+    def chain(
+        self,
+        seq: int,
+        events: Sequence[
+            tuple[float, EventKind, str | None, str | None, int | None, dict[str, Any] | None]
+        ],
+        prev_hash: str,
+    ) -> tuple[list[str], str]:
+        """The lines of consecutive events numbered from `seq`, each chained to the line
+        before it (the first to `prev_hash`), and the SHA-256 of the last line.
+
+        `events` are (ts, kind, agent, item, attempt, payload). `line` inlined in one loop
+        (the hub encodes a burst at a time: `EventHub.flush`); an event outside `line`'s
+        domain gets pydantic's `model_dump_json`, as from `line` returning None.
+        """
+        head, tail, fast = self._head, self._tail, self.fast
+        lines: list[str] = []
+        append = lines.append
+        for ts, kind, agent, item, attempt, payload in events:
+            if (
+                fast
+                and type(kind) is EventKind
+                and (agent is None or type(agent) is str)
+                and (item is None or type(item) is str)
+                and (attempt is None or type(attempt) is int)
+                and (payload is None or type(payload) is dict)
+                and type(ts) is float
+                and 1e-3 <= ts < 1e15
+            ):
+                line = (
+                    f'{head}{seq},"ts":{ts!r},"kind":"{kind._value_}","agent":'
+                    f'{"null" if agent is None else _quote(agent)},"item":'
+                    f'{"null" if item is None else _quote(item)},"attempt":'
+                    f'{"null" if attempt is None else attempt},"payload":'
+                    f"{_to_json(payload, inf_nan_mode='null').decode() if payload else '{}'}"
+                    f'{tail}{prev_hash}"}}'
+                )
+            else:
+                fields = {
+                    "run_id": self.run_id, "seq": seq, "ts": ts, "kind": kind,
+                    "agent": agent, "item": item, "attempt": attempt,
+                    "payload": payload if payload is not None else {},
+                    "pipeline_hash": self.pipeline_hash, "prev_hash": prev_hash,
+                }  # fmt: skip
+                line = new_event(fields).model_dump_json()
+            append(line)
+            prev_hash = _sha256(line.encode()).hexdigest()
+            seq += 1
+        return lines, prev_hash
 
 
 def seal_event(

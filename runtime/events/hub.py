@@ -367,24 +367,7 @@ class EventHub:
         """Build the lines of the events `publish` kept raw, chain their hashes, and queue
         them for the committer, or (without one) for the inline sinks."""
         raw, self._raw = self._raw, []
-        seq = self._seq - len(raw)
-        prev_hash = self._prev_hash
-        line_of = self._line
-        lines: list[str] = []
-        for ts, kind, agent, item, attempt, payload in raw:
-            line = line_of(seq, ts, kind, agent, item, attempt, payload, prev_hash)
-            if line is None:  # outside the encoder's proven domain: pydantic's own dump
-                fields = {
-                    "run_id": self.run_id, "seq": seq, "ts": ts, "kind": kind,
-                    "agent": agent, "item": item, "attempt": attempt,
-                    "payload": payload if payload is not None else {},
-                    "pipeline_hash": self.pipeline_hash, "prev_hash": prev_hash,
-                }  # fmt: skip
-                line = new_event(fields).model_dump_json()
-            lines.append(line)
-            prev_hash = _sha256(line.encode()).hexdigest()
-            seq += 1
-        self._prev_hash = prev_hash
+        lines, self._prev_hash = self._encoder.chain(self._seq - len(raw), raw, self._prev_hash)
         if self._committer is not None:
             self._uncommitted += [
                 (None, line, event[1]) for line, event in zip(lines, raw, strict=True)

@@ -19,15 +19,19 @@
   it is not a finished run's whole log (a crash, a kill, a cut-off end);
 - `run_finished` agrees with the events before it: its `final_state` is where
   the last transition went, its `items` counts are the items' `item_finished`
-  statuses (an item without one counts as aborted), its `usage` is at least the
+  statuses (an item without one counts as aborted, or as waiting when a human step
+  asked on it or on a child item it fanned out to), its `usage` is at least the
   sum of the `model_response` usages (a handler may charge calls of its own),
   and its `status` is what those events imply (`cancelled` exactly when a
-  `run_cancelled` precedes it; `error` after a fatal `agent_failed`; else
-  `incomplete` in a non-terminal state, `failed` when an item failed or was
-  aborted, else `succeeded`; terminal states only when `terminal` is given).
+  `run_cancelled` precedes it; `error` after a fatal `agent_failed`; `waiting`
+  when items wait for a person; else `incomplete` in a non-terminal state,
+  `failed` when an item failed or was aborted, else `succeeded`; terminal states
+  only when `terminal` is given).
 
 A resumed run's log is made of segments (`agentflow resume`, docs/resume.md): `...
-[run_finished [sink_error*] [log_sealed]] run_resumed ...`. The chain (seq,
+[run_finished [sink_error*] [log_sealed]] run_resumed ...`; after a segment that
+ended `waiting`, `human_answered` events (`agentflow answer`, docs/human.md) may
+come before its `run_resumed`. The chain (seq,
 `prev_hash`) runs through every segment; a segment may end without
 `run_finished` (a crash) or with one (cancelled, error, waiting) and its seal;
 `run_resumed` starts the next; only the last segment must end with
@@ -149,6 +153,22 @@ class _RunFacts:
     cancelled: bool = False
     fatal_line: int | None = None
     state: str | None = None  # where the last transition went
+    # Human steps (docs/human.md): items that asked a person, and each item's parent.
+    asked: set[str] = field(default_factory=set)
+    parents: dict[str, str] = field(default_factory=dict)
+
+    def waiting(self) -> set[str]:
+        """Items a human step left waiting (no `item_finished`): those that asked, and the
+        fan-out parents above them."""
+        found: set[str] = set()
+        for item in self.asked:
+            while item not in self.item_status and item not in found:
+                found.add(item)
+                parent = self.parents.get(item)
+                if parent is None:
+                    break
+                item = parent
+        return found
 
 
 class _Checker:
@@ -191,6 +211,8 @@ class _Checker:
         kind = event.kind
         if kind is EventKind.RUN_RESUMED:
             self.resume_segment()
+        elif kind is EventKind.HUMAN_ANSWERED and self.parked():
+            pass  # `agentflow answer` appends it to a waiting run's ended segment
         elif self.sealed_at is not None:
             self.problem(number, f"{kind.value} event after log_sealed: lines were added")
         elif kind is EventKind.LOG_SEALED:
@@ -229,6 +251,10 @@ class _Checker:
                 "edited, or lines were removed or reordered",
             )
 
+    def parked(self) -> bool:
+        """Whether the segment so far ended with the run waiting for a person."""
+        return self.finished is not None and self.finished.get("status") == "waiting"
+
     def resume_segment(self) -> None:
         """`run_resumed`: the previous segment's end (if it had one) is not the run's;
         its cancellation or fatal error does not decide the run's status."""
@@ -265,6 +291,10 @@ class _Checker:
                 self.check_transition(number, event)
             case EventKind.ITEM_CREATED:
                 facts.items.append(str(event.item))
+                if isinstance(p.get("parent"), str):
+                    facts.parents[str(event.item)] = p["parent"]
+            case EventKind.HUMAN_REQUESTED:
+                facts.asked.add(str(event.item))
             case EventKind.ITEM_FINISHED:
                 facts.item_status[str(event.item)] = str(p.get("status"))
             case EventKind.RUN_CANCELLED:
@@ -337,8 +367,9 @@ class _Checker:
         if self.report.final_state is None and isinstance(claimed_state, str):
             self.report.final_state = claimed_state
         counts = dict.fromkeys(_ITEM_STATUSES, 0)
+        waiting = facts.waiting()
         for item in facts.items:
-            status_of = facts.item_status.get(item, "aborted")
+            status_of = facts.item_status.get(item, "waiting" if item in waiting else "aborted")
             counts[status_of] = counts.get(status_of, 0) + 1
         if p.get("items") != counts:
             self.problem(
@@ -347,7 +378,7 @@ class _Checker:
             )
         self.check_usage(number, p.get("usage"))
         bad = counts["failed"] + counts["aborted"]
-        self.check_status(number, status, str(p.get("reason") or ""), bad)
+        self.check_status(number, status, str(p.get("reason") or ""), bad, bool(waiting))
 
     def check_usage(self, number: int, usage: Any) -> None:
         if not isinstance(usage, Mapping):
@@ -365,7 +396,9 @@ class _Checker:
                     f"add up to {recorded}",
                 )
 
-    def check_status(self, number: int, status: str, reason: str, bad: int) -> None:
+    def check_status(
+        self, number: int, status: str, reason: str, bad: int, waiting: bool = False
+    ) -> None:
         facts = self.facts
         if status == "cancelled" or facts.cancelled:
             if not facts.cancelled:
@@ -392,7 +425,9 @@ class _Checker:
                     f"(line {facts.fatal_line}) ended the run",
                 )
             return
-        if self.terminal is not None and facts.state is not None:
+        if waiting:
+            expected = "waiting"  # a human step parked the run before it could settle
+        elif self.terminal is not None and facts.state is not None:
             if facts.state not in self.terminal:
                 expected = "incomplete"
             else:

@@ -10,13 +10,14 @@ held it, observed at the payload's boundary, not by mocking the hub.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, model_serializer
 
-from agentflow.runtime.events.event import EventKind, PipelineEvent
+from agentflow.runtime.events.event import EventKind, LineEncoder, PipelineEvent, new_event
 from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.file import FileSink
 
@@ -174,3 +175,30 @@ async def test_a_subscriber_of_a_hub_nothing_listened_to_sees_the_chain_start_af
     assert [event.seq for event, _ in seen] == [1, 2]
     assert seen[0][0].prev_hash == ""  # the line before it was never built
     assert seen[1][0].prev_hash == _sha(seen[0][1])
+
+
+def test_the_encoders_chain_is_line_by_line_and_falls_back_to_pydantic() -> None:
+    encoder = LineEncoder('run-\u00e9"1', "p" * 64)
+    now = 1_764_000_000.123456
+    events: list[Any] = [
+        (now, EventKind.RUN_STARTED, None, None, None, {"input": 'tab\tquote" \u2603'}),
+        (now, EventKind.AGENT_STARTED, "writer", "main", 1, None),
+        (now, EventKind.WARNING, None, None, None, {"nan": float("nan"), "n": [1, 2.5]}),
+        (now, EventKind.WARNING, None, None, None, OrderedDict(a=1)),  # pydantic's dump
+        (1e-5, EventKind.WARNING, None, None, None, {}),  # a ts out of the fast range
+        (now, EventKind.RUN_FINISHED, None, None, None, {"status": "passed"}),
+    ]
+    lines, last = encoder.chain(3, events, "f" * 64)
+    prev = "f" * 64
+    for seq, (event, line) in enumerate(zip(events, lines, strict=True), start=3):
+        ts, kind, agent, item, attempt, payload = event
+        fields = {
+            "run_id": encoder.run_id, "seq": seq, "ts": ts, "kind": kind, "agent": agent,
+            "item": item, "attempt": attempt, "payload": payload or {},
+            "pipeline_hash": encoder.pipeline_hash, "prev_hash": prev,
+        }  # fmt: skip
+        assert line == new_event(fields).model_dump_json()
+        fast = encoder.line(seq, ts, kind, agent, item, attempt, payload, prev)
+        assert fast is None or fast == line
+        prev = _sha(line)
+    assert last == prev

@@ -112,6 +112,10 @@ class DefaultsSpec(_Node):
     base_url: str | None = None
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_total_tokens: int | None = Field(default=None, ge=1)
+    # The rate limits this pipeline's live calls keep to (a key shared with others):
+    # `AnthropicModel(max_requests_per_minute=, max_tokens_per_minute=)`, docs/models.md.
+    max_requests_per_minute: int | None = Field(default=None, ge=1)
+    max_tokens_per_minute: int | None = Field(default=None, ge=1)
     executor: ExecutorKind = "local"
 
 

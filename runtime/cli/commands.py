@@ -186,6 +186,8 @@ def _choose_model(
             items=3 if args.items is None else args.items,
             routes=routes,
             prompt_caching=not getattr(args, "no_prompt_cache", False),
+            max_requests_per_minute=getattr(args, "max_rpm", None),
+            max_tokens_per_minute=getattr(args, "max_tpm", None),
         )
     except RouteChoiceError as exc:  # name the option as the user wrote it
         told = ",".join(routes.get(exc.router, ()))
@@ -302,6 +304,7 @@ async def _run_async(plan: _RunPlan) -> int:
         seed=args.seed,
         keep_history=not args.no_ui,
         executor=plan.executor,
+        max_model_calls=getattr(args, "max_model_calls", None),
     )
     lock = LogLock(log_path)
     store: RunStore | None = None
@@ -408,7 +411,14 @@ async def _record_run(plan: _RunPlan, log_path: Path) -> tuple[RunStore, RunComm
             source_hash=compiled.source_sha256,
             model=plan.model.name,
             input=plan.run_input,
-            options={"max_concurrency": args.concurrency, "seed": args.seed},
+            options={
+                "max_concurrency": args.concurrency,
+                "seed": args.seed,
+                # rate limits, for a resume to keep to them too
+                "max_model_calls": getattr(args, "max_model_calls", None),
+                "max_rpm": getattr(args, "max_rpm", None),
+                "max_tpm": getattr(args, "max_tpm", None),
+            },
             jsonl_path=str(log_path),
         )
     except BaseException as exc:

@@ -144,6 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print events as JSON lines")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument("--concurrency", type=_positive, help="fan-out concurrency limit for this run")
+    run.add_argument(
+        "--max-model-calls",
+        type=_positive,
+        metavar="N",
+        help="at most N model calls at once, run-wide (default: as many as the fan-outs allow)",
+    )
+    run.add_argument(
+        "--max-rpm",
+        type=_positive,
+        metavar="N",
+        help="live Claude: at most N requests a minute (a key shared with others; "
+        "default: defaults.max_requests_per_minute, else as the API's rate-limit headers allow)",
+    )
+    run.add_argument(
+        "--max-tpm",
+        type=_positive,
+        metavar="N",
+        help="live Claude: at most N input + output tokens a minute "
+        "(default: defaults.max_tokens_per_minute, else as the API's headers allow)",
+    )
     run.add_argument("--seed", type=int, help="seed for retry jitter")
     add_executor_options(run, _positive)
 

@@ -46,12 +46,16 @@ def anthropic_model(
     *,
     prices: PriceTable | None = None,
     prompt_caching: bool = True,
+    max_requests_per_minute: int | None = None,
+    max_tokens_per_minute: int | None = None,
 ) -> AnthropicModel:
     """An unopened `AnthropicModel` configured by the pipeline.
 
     base URL: $ANTHROPIC_BASE_URL, else `defaults.base_url`, else the public API;
     `timeout_s`: `defaults.timeout_s`; `max_retries` (transport retries after the
-    first try of each call): `defaults.retry.max_attempts`.
+    first try of each call): `defaults.retry.max_attempts`; rate-limit caps: the
+    arguments (the CLI's `--max-rpm` / `--max-tpm`), else
+    `defaults.max_requests_per_minute` / `max_tokens_per_minute`.
 
     Raises:
         ModelError: $ANTHROPIC_API_KEY is not set, or the pipeline's own `base_url`
@@ -68,6 +72,8 @@ def anthropic_model(
         max_retries=defaults.retry.max_attempts,
         prices=prices,
         prompt_caching=prompt_caching,
+        max_requests_per_minute=max_requests_per_minute or defaults.max_requests_per_minute,
+        max_tokens_per_minute=max_tokens_per_minute or defaults.max_tokens_per_minute,
     )
 
 
@@ -119,6 +125,8 @@ def choose_model(
     items: int = 3,
     routes: Mapping[str, Sequence[str]] | None = None,
     prompt_caching: bool = True,
+    max_requests_per_minute: int | None = None,
+    max_tokens_per_minute: int | None = None,
 ) -> Model:
     """Build the model a run uses.
 
@@ -137,6 +145,8 @@ def choose_model(
         routes: (dry-run) router id -> the cases it takes (see DryRunModel),
             checked against `spec`.
         prompt_caching: (live) mark prompts for Anthropic's prompt cache.
+        max_requests_per_minute, max_tokens_per_minute: (live) rate-limit caps over
+            the pipeline's `defaults` (see `anthropic_model`).
 
     Returns:
         An unopened model: enter it with `async with` (AnthropicModel needs it).
@@ -156,7 +166,13 @@ def choose_model(
     if auto:
         model = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "replay"
     if model == "anthropic":
-        return anthropic_model(spec, prices=prices, prompt_caching=prompt_caching)
+        return anthropic_model(
+            spec,
+            prices=prices,
+            prompt_caching=prompt_caching,
+            max_requests_per_minute=max_requests_per_minute,
+            max_tokens_per_minute=max_tokens_per_minute,
+        )
     path = replay_log or cassette or default_cassette(spec)
     if auto and (path is None or not path.is_file()):
         where = f"no cassette at {path}" if path is not None else "no cassette path"

@@ -28,6 +28,8 @@ defaults:
   base_url: http://127.0.0.1:9
   max_cost_usd: 1.5
   max_total_tokens: 100000
+  max_requests_per_minute: 50
+  max_tokens_per_minute: 40000
   executor: local
 input:
   ticket: str

@@ -105,7 +105,9 @@ class Subscription:
                 return entry
             if self._live:
                 await trio.lowlevel.checkpoint()
-                return self._live.popleft()
+                if self._live:  # an overflow at the checkpoint dropped the buffer
+                    return self._live.popleft()
+                continue
             if self.closed or self._source_closed:
                 raise StopAsyncIteration
             self._wakeup = trio.Event()

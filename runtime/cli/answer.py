@@ -153,6 +153,42 @@ class AnswerService:
     def resume_arguments(self, run_id: str, extra: Sequence[str] = ()) -> list[str]:
         return ["resume", run_id, *self.store_arguments, *extra]
 
+    async def answer(
+        self, run_id: str, *, item: str, agent: str, answer: object, by: str
+    ) -> dict[str, Any]:
+        """The UI's `AnswerBackend`: record, then resume the run in this process (in a
+        worker thread with its own trio loop, as `agentflow resume --no-ui --quiet`).
+
+        Raises:
+            AnswerRejected: nothing was recorded (`status`: the HTTP status to reply).
+        """
+        from ..ui.answer_endpoint import AnswerRejected as Rejected
+
+        try:
+            record, step = await self.record(run_id, item=item, agent=agent, answer=answer, by=by)
+        except AnswerRefused as exc:
+            message = str(exc)
+            status = (
+                404 if message.startswith("no run ") or "names several runs" in message
+                else 422 if "does not fit" in message or "not a human step" in message
+                else 409
+            )  # fmt: skip
+            raise Rejected(status, message) from None
+        resume = self.resume
+        if resume is not None:
+            arguments = self.resume_arguments(record.id, ["--no-ui", "--quiet"])
+            trio.lowlevel.spawn_system_task(
+                trio.to_thread.run_sync, resume, arguments, name=f"resume {record.id}"
+            )
+        return {
+            "run": record.id,
+            "agent": step.agent,
+            "item": step.item,
+            "attempt": step.attempt,
+            "by": by,
+            "resuming": resume is not None,
+        }
+
 
 def cmd_answer(args: argparse.Namespace, resume: Resume) -> int:
     """`agentflow answer`: record the answer, then `resume(["resume", RUN, ...])`."""

@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -629,25 +630,30 @@ def _print_verification(report: VerifyReport, log: Path, pipeline: str) -> None:
     print(f"audit log -> {log} (NOT verified)")
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, answers: Callable[[RunStore], Any] | None = None) -> int:
     """`agentflow serve`: the UI over every run of the store, or over a finished run's
-    audit log, until Ctrl-C."""
+    audit log, until Ctrl-C. `answers(store)`: the store UI's `AnswerBackend` (its page
+    may answer a waiting run's human step)."""
     if args.log is None:
         store = open_store_for_reading(args)  # exit 2 when there is no store
-        return trio.run(_serve_store_async, args, store)
+        backend = answers(store) if answers is not None else None
+        return trio.run(_serve_store_async, args, store, backend)
     compiled = load_for_inspection(args.pipeline)  # imports nothing the YAML names
     _check_log_matches(Path(args.log), compiled)
     return trio.run(_serve_async, args, compiled)
 
 
-async def _serve_store_async(args: argparse.Namespace, store: RunStore) -> int:
+async def _serve_store_async(args: argparse.Namespace, store: RunStore, answers: Any) -> int:
     from ..ui.server import PortInUseError, UiConfig, serve_store
 
     try:
         async with trio.open_nursery() as nursery:
             shutdown = trio.Event()
             url = await nursery.start(
-                serve_store, store, UiConfig(host=args.host, port=args.port), shutdown
+                functools.partial(serve_store, answers=answers),
+                store,
+                UiConfig(host=args.host, port=args.port),
+                shutdown,
             )
             print(f"run store -> {store.location.shown}")
             print(f"observability UI -> {url}")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from agentflow import __version__
 
 from ..errors import AgentflowError, CannotStartError
-from .answer import add_answer_parser, cmd_answer
+from .answer import AnswerService, add_answer_parser, cmd_answer
 from .commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
 from .executor_options import add_executor_options
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "run": cmd_run,
         "verify": cmd_verify,
-        "serve": cmd_serve,
+        "serve": _serve,
         "runs": cmd_runs,
         "show": cmd_show,
         "export": cmd_export,
@@ -260,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except BaseException as exc:  # the CLI never shows a traceback
         return _report(exc)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """`agentflow serve`; over a store, its page may answer human steps (then resume)."""
+    store_arguments = ["--store", args.store] if args.store else []
+    return cmd_serve(args, lambda store: AnswerService(store, store_arguments, main))
 
 
 def _answer(args: argparse.Namespace) -> int:

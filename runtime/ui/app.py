@@ -43,6 +43,7 @@ import trio
 from quart import Response, abort, has_websocket_context, request, websocket
 from quart_trio import QuartTrio
 
+from .answer_endpoint import AnswerBackend, install_answer_endpoint
 from .catalog import RunCatalog, UnknownRunError
 from .graph import pipeline_graph, unknown_pipeline_graph
 from .source import Redactor, UiSource
@@ -169,6 +170,7 @@ def create_app(
     config: UiConfig | None = None,
     *,
     closing: trio.Event | None = None,
+    answers: AnswerBackend | None = None,
 ) -> QuartTrio:
     """Build the UI app over one run (`source`) or every run of a `RunCatalog`.
 
@@ -180,6 +182,8 @@ def create_app(
             required from every route and the WebSocket.
         closing: when set, every open WebSocket is closed with 1001 (going
             away), so a server shutdown is instant.
+        answers: records answers to human steps (`POST /api/runs/<run>/answer`,
+            `answer_endpoint.py`); None: the endpoint replies 404.
     """
     config = config or UiConfig()
     closing = closing if closing is not None else trio.Event()
@@ -190,6 +194,7 @@ def create_app(
     app.config["AGENTFLOW_UI_CATALOG"] = catalog
     _install_origin_guard(app, config)
     _install_auth(app, config.token)
+    install_answer_endpoint(app, functools.partial(is_own_origin, config=config), answers)
     redact = Redactor()
 
     def page(view: str, run_id: str | None) -> Response:
@@ -488,6 +493,17 @@ def is_own_authority(authority: str, config: UiConfig) -> bool:
     if name not in own_names(config):
         return False
     return config.port == 0 or port == str(config.port)
+
+
+def is_own_origin(origin: str, host: str, *, config: UiConfig) -> bool:
+    """True when a browser's `Origin` header names this UI (`host`: the request's Host;
+    on a wildcard bind, which always has a token, the Origin must match it)."""
+    scheme, _, authority = origin.lower().partition("://")
+    if not authority or scheme != "http" or "/" in authority:
+        return False
+    if config.host.lower() in _WILDCARD_HOSTS and config.token is not None:
+        return authority == host.lower()
+    return is_own_authority(authority, config)
 
 
 def _forbidden(what: str, value: str, config: UiConfig) -> Response:

@@ -30,6 +30,7 @@ from ..errors import AgentflowError
 from ..events.hub import EventHub
 from ..pipeline import CompiledPipeline
 from ..store import RunStore, StoreLocation
+from .answer_endpoint import AnswerBackend
 from .app import UiConfig, as_catalog, create_app, one_line_logger
 from .catalog import RunCatalog
 from .source import UiSource
@@ -123,14 +124,18 @@ async def serve_store(
     config: UiConfig,
     shutdown: trio.Event,
     *,
+    answers: AnswerBackend | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve every run of `store` (`agentflow serve`): `/` is the runs list.
+    """Serve every run of `store` (`agentflow serve`): `/` is the runs list; with
+    `answers`, a page may answer a waiting run's human step (`answer_endpoint.py`).
 
     Raises:
         PortInUseError: `config.port` is taken on `config.host`.
     """
-    await serve_source(RunCatalog(store), config, shutdown, task_status=task_status)
+    await serve_source(
+        RunCatalog(store), config, shutdown, answers=answers, task_status=task_status
+    )
 
 
 async def serve_log(
@@ -158,10 +163,11 @@ async def serve_source(
     config: UiConfig,
     shutdown: trio.Event,
     *,
+    answers: AnswerBackend | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the UI over any source (a live hub, or a run log for `agentflow serve`), or
-    over a catalog of runs.
+    over a catalog of runs (`answers`: see `create_app`).
 
     Raises:
         PortInUseError: `config.port` is taken on `config.host`.
@@ -172,7 +178,7 @@ async def serve_source(
     # The app checks Host/Origin against the bound port (port 0 picks one).
     config = replace(config, port=sockets.insecure_sockets[0].getsockname()[1])
     catalog = as_catalog(source)
-    app = create_app(catalog, config, closing=shutdown)
+    app = create_app(catalog, config, closing=shutdown, answers=answers)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(catalog.run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -55,10 +56,11 @@ class CompiledPipeline:
     input_model: type[BaseModel] | None = None
     children: Mapping[str, CompiledPipeline] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def prompts_sha256(self) -> str:
         """SHA-256 of the prompts (agent id -> text): with `source_sha256`, it tells whether
-        a recorded run (its `run_started` event) used the pipeline as it is now."""
+        a recorded run (its `run_started` event) used the pipeline as it is now. Computed
+        once (every run records it; `prompts` is not changed after compiling)."""
         text = json.dumps(sorted(self.prompts.items()), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -180,6 +180,36 @@ def _model_agents(pipeline: CompiledPipeline, agent_id: str) -> list[str]:
     ]
 
 
+# (id(pipeline), handler class) -> (pipeline, `_prompt_agents`): per-run setup that depends
+# only on the pipeline and the handler class. The identity check guards a reused id.
+_PROMPT_AGENTS: dict[tuple[int, type], tuple[CompiledPipeline, list[str]]] = {}
+
+
+def _prompt_agents(
+    pipeline: CompiledPipeline, handlers: object, handler_map: Mapping[str, Handler]
+) -> list[str]:
+    """The agents that call the model (`_model_agents`) because their handler is the
+    default body; cached per pipeline and handler class when the handler object cannot
+    shadow its class's methods (no instance attributes, no `__getattr__`)."""
+    cls = type(handlers)
+    cacheable = not getattr(handlers, "__dict__", True) and not hasattr(cls, "__getattr__")
+    key = (id(pipeline), cls)
+    cached = _PROMPT_AGENTS.get(key) if cacheable else None
+    if cached is not None and cached[0] is pipeline:
+        return cached[1]
+    agents = [
+        name
+        for agent, run in handler_map.items()
+        if runs_default_body(run)
+        for name in _model_agents(pipeline, agent)
+    ]
+    if cacheable:
+        if len(_PROMPT_AGENTS) >= 64:
+            _PROMPT_AGENTS.clear()
+        _PROMPT_AGENTS[key] = (pipeline, agents)
+    return agents
+
+
 def _given(option: _T | None, default: _T) -> _T:
     """The run option if set (0 included), else the pipeline default."""
     return default if option is None else option
@@ -379,13 +409,7 @@ async def run_pipeline(
     if model is None:
         from ..models.factory import model_for_run
 
-        defaults = [
-            name
-            for agent, run in handler_map.items()
-            if runs_default_body(run)
-            for name in _model_agents(pipeline, agent)
-        ]
-        auto = model_for_run(pipeline, defaults)
+        auto = model_for_run(pipeline, _prompt_agents(pipeline, handlers, handler_map))
         if auto is not None:
             async with auto:  # the run owns the client: closed when the run ends
                 return await run_pipeline(

@@ -69,18 +69,22 @@ class HumanAnswerError(AgentflowError):
 
 def human_request(ctx: AgentContext, output_model: type[BaseModel]) -> dict[str, Any]:
     """The `human_requested` payload: the rendered question, the answer's JSON Schema,
-    the assignee (None when the pipeline names nobody)."""
+    the assignee (None when the pipeline names nobody), and on a QA retry the
+    `feedback` issues that rejected the previous answer."""
     services = ctx.services
     if services is None:
         raise RuntimeError(f"agent '{ctx.agent}' is a human step: it runs only inside a run")
     spec = services.pipeline.spec.agent(ctx.agent)
     question = services.renderer().render(ctx.agent, ctx.prompt_variables())
     assignee = spec.human.assignee if spec.human is not None else None
-    return {
+    request: dict[str, Any] = {
         "question": question,
         "output_schema": output_model.model_json_schema(),
         "assignee": assignee,
     }
+    if ctx.feedback:  # a QA agent rejected the previous answer: the person sees why
+        request["feedback"] = [issue.model_dump(mode="json") for issue in ctx.feedback]
+    return request
 
 
 async def run_human_step(ctx: AgentContext, output_model: type[_Answer]) -> _Answer:

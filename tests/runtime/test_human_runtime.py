@@ -23,8 +23,13 @@ from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.models.anthropic import AnthropicModel
 from agentflow.runtime.store import RunStore, parse_location
-from tests.fake_anthropic.server import RecordedRequest, Scripted, open_fake_anthropic, text_reply
-from tests.fake_anthropic.server import tool_reply
+from tests.fake_anthropic.server import (
+    RecordedRequest,
+    Scripted,
+    open_fake_anthropic,
+    text_reply,
+    tool_reply,
+)
 from tests.store.conftest import pg_server, store_url  # noqa: F401 - fixtures used here
 
 KEY = "sk-ant-api03-HUMAN-FAKE-KEY-never-in-the-log-77c1"
@@ -130,8 +135,7 @@ async def test_the_item_parks_other_work_runs_on_and_the_run_waits(
                 result = await _run(module, store, fake.base_url, "run-park", tmp_path / "a.jsonl")
         assert result.status == "waiting", result.reason
         assert result.reason == (
-            "1 item(s) wait for a person (first: main: waiting for a person to answer "
-            "'approver')"
+            "1 item(s) wait for a person (first: main: waiting for a person to answer 'approver')"
         )
         assert [(i.id, i.status) for i in result.items] == [("main", "waiting")]
         events = _events(store, "run-park")
@@ -254,6 +258,82 @@ async def test_an_answer_is_committed_then_the_resume_finishes_the_run(
         assert human_steps(store, "run-ok") == []
         exported = tmp_path / "exported.jsonl"
         exported.write_text("".join(line + "\n" for line in store.lines("run-ok")))
+        report = verify_log(exported)
+        assert report.ok, report.problems
+    finally:
+        store.close()
+
+
+QA_AFTER_HUMAN = """\
+name: approve-checked
+input:
+  topic: str
+agents:
+  - id: writer
+    instructions: "Write about {{ input.topic }}."
+    dispatch: {strategy: sequential, target: approver}
+  - id: approver
+    kind: human
+    instructions: "Publish this? {{ outputs.writer.text }}"
+    output: {approved: bool, comment: str}
+    dispatch: {strategy: sequential, target: checker}
+  - id: checker
+    instructions: "Check the reviewer's comment: {{ upstream }}"
+    on_fail: {action: feedback_and_retry, target: approver}
+"""
+REJECT = {"passed": False, "issues": [{"message": "say why it is approved"}]}
+ACCEPT = {"passed": True, "issues": []}
+
+
+async def _resume(module: CompiledModule, store: RunStore, run_id: str, replies: Any) -> RunResult:
+    with trio.fail_after(60):
+        async with open_fake_anthropic(replies) as fake:
+            model = AnthropicModel(api_key=KEY, base_url=fake.base_url, backoff_base_s=0.01)
+            async with model:
+                return await resume_run(
+                    module.compiled, store, run_id, handlers=module.default_handlers(),
+                    model=model, options=RunOptions(backoff_scale=0.0),
+                )  # fmt: skip
+
+
+async def test_a_qa_rejection_asks_the_person_again(
+    store_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    module = _module(tmp_path, QA_AFTER_HUMAN, {})
+    models = module.module.HUMAN_ANSWERS
+    store = RunStore(parse_location(store_url))
+    try:
+        with trio.fail_after(60):
+            async with open_fake_anthropic(_by_agent({"Write about": [text_reply(DRAFT)]})) as f:
+                first = await _run(module, store, f.base_url, "run-qa", tmp_path / "qa.jsonl")
+        assert first.status == "waiting"
+        await record_answer(
+            store, "run-qa", models, item="main", agent="approver",
+            answer={"approved": True, "comment": "fine"}, by="alice",
+        )  # fmt: skip
+        checker = {"Check the reviewer": [tool_reply("submit_verdict", REJECT)]}
+        second = await _resume(module, store, "run-qa", _by_agent(checker))
+        # the checker rejected the answer: its retry is the approver's attempt 2, asked anew
+        assert second.status == "waiting", second.reason
+        asked = [e for e in _events(store, "run-qa") if e["kind"] == "human_requested"]
+        assert [e["attempt"] for e in asked] == [1, 2]
+        assert "feedback" not in asked[0]["payload"]
+        assert asked[1]["payload"]["feedback"] == [
+            {"severity": "blocking", "message": "say why it is approved", "location": None,
+             "suggestion": None}
+        ]  # fmt: skip
+        assert [(s.agent, s.attempt) for s in human_steps(store, "run-qa")] == [("approver", 2)]
+        await record_answer(
+            store, "run-qa", models, item="main", agent="approver",
+            answer={"approved": True, "comment": "clear and correct"}, by="alice",
+        )  # fmt: skip
+        checker = {"Check the reviewer": [tool_reply("submit_verdict", ACCEPT)]}
+        third = await _resume(module, store, "run-qa", _by_agent(checker))
+        assert third.status == "succeeded", third.reason
+        assert third.items[0].attempts == {"writer": 1, "approver": 2, "checker": 2}
+        exported = tmp_path / "qa-exported.jsonl"
+        exported.write_text("".join(line + "\n" for line in store.lines("run-qa")))
         report = verify_log(exported)
         assert report.ok, report.problems
     finally:

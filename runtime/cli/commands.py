@@ -35,6 +35,7 @@ from .compiled_loader import CompiledModule, compile_and_import, load_for_inspec
 from .executor_options import build_executor, model_choice
 from .history import for_terminal
 from .log_lock import LogInUseError, LogLock
+from .resume_settings import settings as resume_settings
 from .store_options import default_log_path, open_store_for_reading, store_location
 
 if TYPE_CHECKING:
@@ -421,6 +422,7 @@ async def _record_run(plan: _RunPlan, log_path: Path) -> tuple[RunStore, RunComm
                 "max_tpm": getattr(args, "max_tpm", None),
             },
             jsonl_path=str(log_path),
+            resume=resume_settings(args, plan.model.name),
         )
     except BaseException as exc:
         with trio.CancelScope(shield=True):

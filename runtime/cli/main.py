@@ -28,6 +28,7 @@ from .commands import cmd_run, cmd_serve, cmd_verify
 from .compiled_loader import PipelineInvalidError
 from .executor_options import add_executor_options
 from .history import cmd_export, cmd_output, cmd_runs, cmd_show
+from .resume import add_resume_parser, cmd_resume
 
 __all__ = ["EXIT_STATUS", "build_parser", "main"]
 
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--jsonl", help="write it to this file (default: stdout)")
     _store_options(export)
     add_answer_parser(sub, _store_options)
+    add_resume_parser(sub, _store_options, EXIT_STATUS)
     output = sub.add_parser("output", help="print a run's final output")
     output.add_argument("run", help="the run id (or a prefix naming one run)")
     _store_options(output)
@@ -254,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "show": cmd_show,
         "export": cmd_export,
         "output": cmd_output,
+        "resume": cmd_resume,
         "answer": _answer,
     }
     try:

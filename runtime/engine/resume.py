@@ -25,7 +25,7 @@ from ..events.sink import LogSink
 from ..models.base import Model
 from ..pipeline import CompiledPipeline
 from ..tools.base import Tool
-from .replay import ReplayFilter, ReplayHub
+from .replay import ReplayFilter, ReplayHub, ReplayStats
 
 if TYPE_CHECKING:
     from ..store import RunRecord, RunStore
@@ -36,7 +36,9 @@ __all__ = [
     "FINISHED",
     "RESUMABLE",
     "ResumeRefused",
+    "Resumption",
     "check_resumable",
+    "open_resume",
     "repair_export",
     "resume_run",
 ]
@@ -111,21 +113,144 @@ def repair_export(path: str | os.PathLike[str], lines: Sequence[str]) -> bool:
 
     The export is fed from committed events (commit, then publish), so it can only lag
     the store: a process killed between a commit and its write, or a torn last line.
-    It is rewritten (a new file renamed over it) only if it differs. Returns whether
-    it was.
+    The file is repaired in place (the lines it lacks appended after the last whole
+    line it shares with the store; a file that is no prefix of the store is rewritten),
+    so a lock held on it stays valid. Returns whether it changed.
     """
     target = Path(path)
     expected = "".join(line + "\n" for line in lines).encode()
-    try:
-        if target.read_bytes() == expected:
-            return False
-    except FileNotFoundError:
-        pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    fresh = target.with_name(f".{target.name}.{os.getpid()}.repair")
-    fresh.write_bytes(expected)
-    os.replace(fresh, target)
+    with open(target, "a+b") as export:
+        export.seek(0)
+        data = export.read()
+        if data == expected:
+            return False
+        shared = _common_prefix(data, expected)
+        keep = expected.rfind(b"\n", 0, shared) + 1  # whole lines only
+        export.truncate(keep)
+        export.write(expected[keep:])  # "a" mode: written at the (new) end
+        export.flush()
+        os.fsync(export.fileno())
     return True
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix of `a` and `b` (slices compared in C)."""
+    if b.startswith(a):
+        return len(a)
+    low, high = 0, min(len(a), len(b))
+    while low < high:  # invariant: a[:low] == b[:low]; they differ within [:high]
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+class Resumption:
+    """A run taken over for its resume, ready to go on (`open_resume`): its replaying
+    `hub` exists (a UI can attach to it) but nothing was published yet."""
+
+    def __init__(
+        self,
+        compiled: CompiledPipeline,
+        record: RunRecord,
+        hub: ReplayHub,
+        options: RunOptions,
+        resumed: dict[str, object],
+    ) -> None:
+        self.compiled = compiled
+        self.record = record
+        self.hub = hub
+        self.options = options
+        self._resumed = resumed
+
+    @property
+    def stats(self) -> ReplayStats:
+        """What the resume served from the memo and what it ran (filled in as it runs)."""
+        return self.hub.replay.stats
+
+    async def run(
+        self,
+        *,
+        handlers: object,
+        model: Model | None,
+        tools: Mapping[str, Tool] | None = None,
+    ) -> RunResult:
+        """Publish `run_resumed` and run to the end (see `resume_run`)."""
+        from .run_result import with_audit_outcome
+        from .runner import run_pipeline
+
+        hub = self.hub
+        async with hub.running():
+            hub.publish(EventKind.RUN_RESUMED, payload=self._resumed)
+            result = await run_pipeline(
+                self.compiled,
+                self.record.input,
+                handlers=handlers,
+                model=model,
+                tools=tools,
+                hub=hub,
+                options=self.options,
+            )
+        return with_audit_outcome(result, hub)
+
+
+async def open_resume(
+    compiled: CompiledPipeline,
+    store: RunStore,
+    run_id: str,
+    *,
+    sinks: Sequence[LogSink] = (),
+    options: RunOptions | None = None,
+    allow_changed: bool = False,
+    force: bool = False,
+) -> Resumption:
+    """Check the run can be resumed, take its lease, load its memo and committed events,
+    repair its JSONL export (`options.audit_log`) and build its replaying hub.
+
+    Raises:
+        ResumeRefused: the run finished, its source changed, or a live process owns it.
+        RunNotFoundError: no such run in the store.
+    """
+    from ..sinks.file import FileSink
+    from ..store import default_owner
+    from .runner import RunOptions
+
+    record = store.run(run_id)
+    run_id = record.id
+    check_resumable(record, compiled.source_sha256, allow_changed=allow_changed, force=force)
+    options = options or RunOptions()
+    owner = default_owner()
+    committer = await store.take_over(run_id, owner, status="running")
+    lines = list(store.lines(run_id))
+    replay = ReplayFilter.from_lines(lines, store.memo(run_id))
+    repaired = False
+    if options.audit_log is not None:
+        repaired = repair_export(options.audit_log, lines)
+        sinks = (FileSink(options.audit_log), *sinks)
+    hub = ReplayHub(
+        replay=replay,
+        run_id=run_id,
+        pipeline_hash=compiled.source_sha256,
+        sinks=sinks,
+        keep_history=options.keep_history,
+        committer=committer,
+    )
+    last_hash = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else ""
+    hub.continue_chain(len(lines), last_hash)
+    resumed: dict[str, object] = {
+        "resumed_from": record.status,
+        "last_seq": len(lines) - 1,
+        "owner": owner,
+        "previous_owner": record.owner,
+        "epoch": committer.epoch,
+        "export_repaired": repaired,
+    }
+    return Resumption(
+        compiled, record, hub, replace(options, run_id=run_id, audit_log=None), resumed
+    )
 
 
 async def resume_run(
@@ -164,51 +289,8 @@ async def resume_run(
         ResumeRefused: the run finished, its source changed, or a live process owns it.
         RunNotFoundError: no such run in the store.
     """
-    from ..sinks.file import FileSink
-    from ..store import default_owner
-    from .runner import RunOptions, run_pipeline
-
-    record = store.run(run_id)
-    run_id = record.id
-    check_resumable(record, compiled.source_sha256, allow_changed=allow_changed, force=force)
-    options = options or RunOptions()
-    owner = default_owner()
-    committer = await store.take_over(run_id, owner, status="running")
-    lines = list(store.lines(run_id))
-    replay = ReplayFilter.from_lines(lines, store.memo(run_id))
-    repaired = False
-    if options.audit_log is not None:
-        repaired = repair_export(options.audit_log, lines)
-        sinks = (FileSink(options.audit_log), *sinks)
-    hub = ReplayHub(
-        replay=replay,
-        run_id=run_id,
-        pipeline_hash=compiled.source_sha256,
-        sinks=sinks,
-        keep_history=options.keep_history,
-        committer=committer,
-    )
-    last_hash = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else ""
-    hub.continue_chain(len(lines), last_hash)
-    resumed = {
-        "resumed_from": record.status,
-        "last_seq": len(lines) - 1,
-        "owner": owner,
-        "previous_owner": record.owner,
-        "epoch": committer.epoch,
-        "export_repaired": repaired,
-    }
-    async with hub.running():
-        hub.publish(EventKind.RUN_RESUMED, payload=resumed)
-        result = await run_pipeline(
-            compiled,
-            record.input,
-            handlers=handlers,
-            model=model,
-            tools=tools,
-            hub=hub,
-            options=replace(options, run_id=run_id, audit_log=None),
-        )
-    from .run_result import with_audit_outcome
-
-    return with_audit_outcome(result, hub)
+    resumption = await open_resume(
+        compiled, store, run_id, sinks=sinks, options=options,
+        allow_changed=allow_changed, force=force,
+    )  # fmt: skip
+    return await resumption.run(handlers=handlers, model=model, tools=tools)

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -599,9 +599,16 @@ class RunStore:
         model: str | None = None,
         jsonl_path: str | None = None,
         owner: str | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> RunCommitter:
-        """Create the run's row (status `running`, lease epoch 1) and return its committer."""
+        """Create the run's row (status `running`, lease epoch 1) and return its committer.
+
+        `resume`: what `agentflow resume` needs to re-create the run (its model and the
+        model's settings), kept as `options["resume"]`.
+        """
         now = time.time()
+        if resume is not None:
+            options = {**(options or {}), "resume": dict(resume)}
         row = (
             run_id, pipeline, pipeline_path, source_hash, __version__, model,
             json.dumps(options), "running", owner or default_owner(),

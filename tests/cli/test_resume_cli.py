@@ -1,0 +1,179 @@
+"""`agentflow resume` (issue 11 item 3): a SIGKILLed `agentflow run` (the real SDK against
+the fake Anthropic API) resumed by the CLI gives an uninterrupted run's output, with no
+committed model call made again; refusals are clear, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from agentflow.runtime.events.verify import verify_log
+from agentflow.runtime.store import RunStore
+from tests.fake_anthropic.server import (
+    HangReply,
+    RecordedRequest,
+    open_fake_anthropic,
+    text_reply,
+    tool_reply,
+)
+
+KEY = "sk-ant-api03-RESUME-FAKE-KEY-never-in-the-log-3c7e"
+ROOT = Path(__file__).resolve().parents[2]
+AGENTFLOW = str(Path(sys.executable).parent / "agentflow")
+FAIL = {"passed": False, "issues": [{"message": "say why nurseries matter"}]}
+PASS = {"passed": True, "issues": [], "summary": "clear"}
+SAFETY = 120  # seconds: a hang fails instead of blocking the suite
+
+
+def _hello(tmp_path: Path) -> Path:
+    (tmp_path / "prompts").mkdir(exist_ok=True)
+    for agent in ("writer_agent", "reviewer_agent"):
+        text = (ROOT / "pipelines" / "prompts" / f"{agent}.md").read_text()
+        (tmp_path / "prompts" / f"{agent}.md").write_text(text)
+    pipeline = tmp_path / "hello.yaml"
+    pipeline.write_text((ROOT / "pipelines" / "hello_world.yaml").read_text())
+    return pipeline
+
+
+def _is_review(request: RecordedRequest) -> bool:
+    return bool(request.body.get("tool_choice"))
+
+
+class _Script:
+    """Writer drafts are numbered by attempt; the reviewer fails the first draft only.
+    `kill_at`: the request number (1-based) on which `victim` is SIGKILLed instead."""
+
+    def __init__(self) -> None:
+        self.kill_at: int | None = None
+        self.victim: Any = None
+        self.seen = 0
+
+    def __call__(self, request: RecordedRequest) -> Any:
+        self.seen += 1
+        if self.kill_at is not None and self.seen == self.kill_at:
+            os.kill(self.victim.pid, signal.SIGKILL)
+            return HangReply()
+        messages = request.body.get("messages") or []
+        retry = any("previous attempt" in str(m.get("content")) for m in messages)
+        if _is_review(request):
+            draft = str(messages[0].get("content"))
+            return tool_reply("submit_verdict", PASS if "draft 2" in draft else FAIL)
+        return text_reply("draft 2: nurseries scope tasks." if retry else "draft 1: nurseries.")
+
+
+async def _agentflow(
+    *argv: str, cwd: Path, env: dict[str, str], victim_of: _Script | None = None
+) -> Any:
+    command = [AGENTFLOW, *argv]
+    with trio.fail_after(SAFETY):
+        if victim_of is None:
+            return await trio.run_process(
+                command, cwd=cwd, env=env, capture_stdout=True, capture_stderr=True, check=False
+            )
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                functools.partial(
+                    trio.run_process, command, cwd=cwd, env=env, check=False,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+            victim_of.victim = process
+        return process
+
+
+async def test_a_sigkilled_run_resumed_by_the_cli_gives_the_uninterrupted_output(
+    tmp_path: Path,
+) -> None:
+    pipeline = _hello(tmp_path)
+    store = tmp_path / "store.db"
+    script = _Script()
+    async with open_fake_anthropic(script) as fake:
+        env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.base_url}
+        common = ["--store", str(store), "--no-ui", "--quiet"]
+        whole = await _agentflow(
+            "run", str(pipeline), "trio", "--model", "anthropic", "--output",
+            str(tmp_path / "whole.txt"), *common, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert whole.returncode == 0, whole.stderr.decode()
+        uninterrupted = len(fake.requests)
+        assert uninterrupted == 4  # writer, reviewer (fails), writer, reviewer (passes)
+        script.kill_at = uninterrupted + 3  # the second writer call: both first answers committed
+        log = tmp_path / "killed.jsonl"
+        killed = await _agentflow(
+            "run", str(pipeline), "trio", "--model", "anthropic", "--jsonl", str(log),
+            *common, cwd=tmp_path, env=env, victim_of=script,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL
+        with RunStore.open(str(store)) as reader:
+            run_id = reader.runs(limit=1)[0].id
+            assert reader.run(run_id).status == "running"  # killed: no run_finished
+        before_resume = len(fake.requests)
+        resumed = await _agentflow(
+            "resume", run_id, "--output", str(tmp_path / "resumed.txt"), *common,
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr.decode() + resumed.stdout.decode()
+    assert (tmp_path / "resumed.txt").read_text() == (tmp_path / "whole.txt").read_text()
+    interrupted = [r.body for r in fake.requests[uninterrupted:]]
+    # Killed on its 3rd request (in flight, never answered): the resume made it again
+    # and the last one; the two answered before the kill were never made again.
+    assert len(interrupted) == 3 + (len(fake.requests) - before_resume) == 5
+    answered = interrupted[:2]
+    assert all(sum(body == seen for seen in interrupted) == 1 for body in answered)
+    assert verify_log(log).ok, verify_log(log).render()
+    with RunStore.open(str(store)) as reader:
+        assert log.read_text().splitlines() == list(reader.lines(run_id))
+        record = reader.run(run_id)
+        assert (record.status, record.final_state) == ("succeeded", "complete")
+        # The whole log's answered calls: the killed request was never answered.
+        assert record.model_calls == 4
+
+
+async def test_resume_refuses_a_finished_run_a_changed_pipeline_and_a_live_owner(
+    tmp_path: Path,
+) -> None:
+    pipeline = _hello(tmp_path)
+    store = tmp_path / "store.db"
+    env = {**os.environ}
+    env.pop("ANTHROPIC_API_KEY", None)
+    common = ["--store", str(store), "--no-ui", "--quiet"]
+    done = await _agentflow(
+        "run", str(pipeline), "trio", "--model", "dry-run", *common, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    with RunStore.open(str(store)) as reader:
+        finished = reader.runs(limit=1)[0].id
+        # A run another live process owns: this test's own process.
+        live = await reader.begin_run(
+            run_id="run-0000000011ve", pipeline="hello-world", pipeline_path=str(pipeline),
+            source_hash=reader.run(finished).source_hash, input="trio", options={},
+            model="dry-run", resume={"pipeline": str(pipeline), "model": "dry-run"},
+        )  # fmt: skip
+        assert live.epoch == 1
+
+    refused = await _agentflow("resume", finished, *common, cwd=tmp_path, env=env)
+    assert refused.returncode == 2
+    assert f"run {finished} finished (succeeded)" in refused.stderr.decode()
+
+    owned = await _agentflow("resume", "run-0000000011ve", *common, cwd=tmp_path, env=env)
+    assert owned.returncode == 2
+    assert "is running: its owner" in owned.stderr.decode() and "--force" in owned.stderr.decode()
+
+    pipeline.write_text(pipeline.read_text() + "\n# edited after the run\n")
+    changed = await _agentflow(
+        "resume", "run-0000000011ve", "--force", *common, cwd=tmp_path, env=env
+    )
+    assert changed.returncode == 2
+    assert "ran another version of pipeline 'hello-world'" in changed.stderr.decode()
+    assert "--allow-changed" in changed.stderr.decode()
+    for result in (refused, owned, changed):
+        assert b"Traceback" not in result.stderr
+    with RunStore.open(str(store)) as reader:  # nothing was taken over
+        assert reader.run("run-0000000011ve").epoch == 1

@@ -30,14 +30,16 @@ waits until the orchestrator has committed what it sent (`remote.BARRIER`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import itertools
 import math
 import os
+import queue
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from typing import Any
 
 import ray
@@ -80,16 +82,40 @@ class WorkerLostError(AgentflowError):
 
 
 class _InvocationActor:
-    """A threaded Ray actor: many invocations at once, each on its own thread."""
+    """A threaded Ray actor hosting many invocations (`remote.Worker`).
+
+    One long-lived streaming call (`session`) carries every invocation's messages
+    back, in batches: whatever is ready when the stream can send; invocations
+    arrive in batches too (`submit`). So the Ray calls per invocation are few (its
+    barriers' acknowledgements), not one streaming task each.
+    """
 
     def __init__(
-        self, loader: Loader, model_factory: ModelFactory | None, tools: Mapping[str, Tool] | None
+        self,
+        loader: Loader,
+        model_factory: ModelFactory | None,
+        tools: Mapping[str, Tool] | None,
+        loops: int,
     ) -> None:
-        self._worker = Worker(loader, model_factory, tools)
+        self._worker = Worker(loader, model_factory, tools, loops)
+        self._outbox: queue.SimpleQueue[tuple[str, Message]] = queue.SimpleQueue()
 
     @ray.method(num_returns="streaming")
-    def invoke(self, call_id: str, request: InvocationRequest) -> Iterator[Message]:
-        yield from self._worker.stream(call_id, request)
+    def session(self) -> Iterator[list[tuple[str, Message]]]:
+        outbox = self._outbox
+        while True:
+            batch = [outbox.get()]
+            while True:
+                try:
+                    batch.append(outbox.get_nowait())
+                except queue.Empty:
+                    break
+            yield batch
+
+    def submit(self, batch: list[tuple[str, InvocationRequest]]) -> None:
+        post = self._outbox.put
+        for call_id, request in batch:
+            self._worker.submit(call_id, request, functools.partial(_tagged, post, call_id))
 
     def ack(self, call_id: str, number: int) -> None:
         self._worker.ack(call_id, number)
@@ -101,16 +127,71 @@ class _InvocationActor:
         return os.getpid()
 
 
+def _tagged(post: Callable[[tuple[str, Message]], None], call_id: str, message: Message) -> None:
+    post((call_id, message))
+
+
+class _Session:
+    """One actor as the orchestrator sees it: its session stream, read on the bridge
+    loop, and the invocations in flight on it (call id -> their channel)."""
+
+    def __init__(self, actor: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.actor = actor
+        self.calls: dict[str, trio.MemorySendChannel[Message]] = {}
+        self.lost: str | None = None
+        self._queued: list[tuple[str, InvocationRequest]] = []
+        self._token = trio.lowlevel.current_trio_token()
+        stream = actor.session.remote()
+        asyncio.run_coroutine_threadsafe(_pump(stream, self._arrived), loop)
+
+    def submit(
+        self, call_id: str, request: InvocationRequest, send: trio.MemorySendChannel[Message]
+    ) -> None:
+        """Queue `request`; this trio tick's submissions go in one Ray call."""
+        if self.lost is not None:
+            raise _ActorLost(self.lost)
+        self.calls[call_id] = send
+        if not self._queued:
+            self._token.run_sync_soon(self._flush)
+        self._queued.append((call_id, request))
+
+    def _flush(self) -> None:
+        batch, self._queued = self._queued, []
+        if batch and self.lost is None:
+            self.actor.submit.remote(batch)
+
+    def _arrived(self, batch: list[tuple[str, Message]] | str) -> None:  # on the bridge thread
+        with suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._route, batch)
+
+    def _route(self, batch: list[tuple[str, Message]] | str) -> None:
+        if isinstance(batch, str):  # the stream broke: the actor is gone
+            self.lost = batch
+            lost, self.calls = self.calls, {}
+            for channel in lost.values():
+                channel.send_nowait(("lost", batch))
+            return
+        calls = self.calls
+        for call_id, message in batch:
+            send = calls.get(call_id)
+            if send is not None:
+                send.send_nowait(message)
+                if message[0] in (DONE, FAILED):
+                    del calls[call_id]
+
+
 class _Pool:
     """Actors of one kind; an invocation goes to the one with the fewest in flight."""
 
     def __init__(self, name: str, options: dict[str, Any], size: int, threads: int) -> None:
         self.name, self.options, self.size, self.threads = name, options, size, threads
-        self.actors: list[Any] = []
-        self.load: dict[int, int] = {}  # id(actor) -> invocations in flight
+        self.actors: list[_Session] = []
+        self.load: dict[int, int] = {}  # id(session) -> invocations in flight
         self.limiter = trio.CapacityLimiter(size * threads)
 
-    def pick(self, make: Callable[[dict[str, Any], int], Any]) -> Any:
+    def pick(self, make: Callable[[dict[str, Any], int], _Session]) -> _Session:
+        for dead in [a for a in self.actors if a.lost is not None]:
+            self.drop(dead)
         if len(self.actors) < self.size and all(self.load[id(a)] for a in self.actors):
             actor = make(self.options, self.threads)
             self.actors.append(actor)
@@ -119,11 +200,11 @@ class _Pool:
         self.load[id(actor)] += 1
         return actor
 
-    def release(self, actor: Any) -> None:
+    def release(self, actor: _Session) -> None:
         if id(actor) in self.load:
             self.load[id(actor)] -= 1
 
-    def drop(self, actor: Any) -> None:
+    def drop(self, actor: _Session) -> None:
         """Forget a dead actor (the next `pick` starts a fresh one)."""
         if actor in self.actors:
             self.actors.remove(actor)
@@ -154,6 +235,7 @@ class RayExecutor:
         max_model_calls: int | None = None,
         num_cpus: int | None = None,
         max_resubmissions: int = 3,
+        loops_per_actor: int = 4,
     ) -> None:
         if actors < 1 or threads_per_actor < 1:
             raise AgentflowError(
@@ -166,7 +248,7 @@ class RayExecutor:
         self._loader, self._model_factory, self._tools = loader, model_factory, tools
         self.address = address
         self._num_cpus = num_cpus
-        self._actors, self._threads = actors, threads_per_actor
+        self._actors, self._threads, self._loops = actors, threads_per_actor, loops_per_actor
         self.max_model_calls = max_model_calls
         self.max_resubmissions = max_resubmissions
         fallback = default or pipeline.spec.defaults.executor
@@ -235,20 +317,26 @@ class RayExecutor:
         self._thread.start()
         self.startup_s = time.perf_counter() - started
 
-    def warm_up(self) -> None:
-        """Start every shared actor now and wait until each answers (blocking); a run
-        would otherwise pay the actors' start on its first invocations."""
+    async def warm_up(self) -> None:
+        """Start every shared actor now and wait until each answers; a run would
+        otherwise pay the actors' start on its first invocations."""
         pool = self._pool_for(None, default_body=False)
         while len(pool.actors) < pool.size:
             pool.actors.append(self._make_actor(pool.options, pool.threads))
             pool.load[id(pool.actors[-1])] = 0
-        ray.get([actor.pid.remote() for actor in pool.actors])
+        refs = [session.actor.pid.remote() for session in pool.actors]
+        await trio.to_thread.run_sync(ray.get, refs)
+
+    def actor_pids(self) -> list[int]:
+        """The process ids of the live actors (blocking; for measurements)."""
+        actors = [session.actor for pool in self._pools.values() for session in pool.actors]
+        return list(ray.get([actor.pid.remote() for actor in actors]))
 
     def close(self) -> None:
         """Stop the actors and the bridge thread; shut Ray down if `start` started it."""
         for pool in self._pools.values():
-            for actor in pool.actors:
-                ray.kill(actor, no_restart=True)
+            for session in pool.actors:
+                ray.kill(session.actor, no_restart=True)
         self._pools.clear()
         if self._loop is not None:
             # the streams of killed actors end; nothing reads them any more
@@ -264,10 +352,16 @@ class RayExecutor:
 
     # -- pools -----------------------------------------------------------------------
 
-    def _make_actor(self, options: dict[str, Any], threads: int) -> Any:
-        return self._actor_class.options(
-            max_concurrency=threads, max_restarts=0, max_task_retries=0, **options
-        ).remote(self._loader, self._model_factory, self._tools)
+    def _make_actor(self, options: dict[str, Any], threads: int) -> _Session:
+        """A new actor and its session (on the trio thread: the session delivers there)."""
+        assert self._loop is not None
+        actor = self._actor_class.options(
+            max_concurrency=threads + 3,  # + its session, a submit and an ack at once
+            max_restarts=0,
+            max_task_retries=0,
+            **options,
+        ).remote(self._loader, self._model_factory, self._tools, min(threads, self._loops))
+        return _Session(actor, self._loop)
 
     def _pool_for(self, agent: str | None, *, default_body: bool) -> _Pool:
         resources = self._resources.get(agent) if agent is not None else None
@@ -309,11 +403,11 @@ class RayExecutor:
         async with pool.limiter:
             while True:
                 request = InvocationRequest.of(ctx, Recorded(tuple(turns), tuple(tool_results)))
-                actor = pool.pick(self._make_actor)
+                session = pool.pick(self._make_actor)
                 try:
-                    return await self._drive(actor, request, ctx, published, turns, tool_results)
+                    return await self._drive(session, request, ctx, published, turns, tool_results)
                 except _ActorLost as lost:
-                    pool.drop(actor)
+                    pool.drop(session)
                     resubmissions += 1
                     self.resubmitted += 1
                     services.hub.publish(
@@ -336,33 +430,25 @@ class RayExecutor:
                             f"{self.max_resubmissions} re-submissions"
                         ) from None
                 finally:
-                    pool.release(actor)
+                    pool.release(session)
 
     async def _drive(
         self,
-        actor: Any,
+        session: _Session,
         request: InvocationRequest,
         ctx: AgentContext,
         published: Counter[tuple[Any, ...]],
         turns: list[dict[str, Any]],
         tool_results: list[dict[str, Any]],
     ) -> AgentOutput | BaseModel:
-        """Submit `request` to `actor`, publish its stream, acknowledge its barriers."""
-        assert self._loop is not None and ctx.services is not None
+        """Submit `request` on `session`, publish its messages, acknowledge its barriers."""
+        assert ctx.services is not None
         services = ctx.services
         hub, budget = services.hub, services.budget
         call_id = f"{request.run_id}:{next(self._ids)}"
         send, receive = trio.open_memory_channel[Message](math.inf)
-        token = trio.lowlevel.current_trio_token()
-
-        def deliver(message: Message) -> None:  # on the bridge thread
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(send.send_nowait, message)
-
-        stream = actor.invoke.remote(call_id, request)
-        asyncio.run_coroutine_threadsafe(_pump(stream, deliver), self._loop)
+        session.submit(call_id, request, send)
         finished = False
-
         seen: Counter[tuple[Any, ...]] = Counter()  # this attempt's events so far
 
         def publish(events: list[EventTuple]) -> None:
@@ -388,7 +474,7 @@ class RayExecutor:
                 elif tag == BARRIER:
                     publish(message[2])
                     await hub.wait_committed()  # commit before the worker proceeds
-                    actor.ack.remote(call_id, message[1])
+                    session.actor.ack.remote(call_id, message[1])
                 elif tag == DONE:
                     publish(message[1])
                     finished = True
@@ -399,13 +485,15 @@ class RayExecutor:
                     finished = True
                     error: BaseException = message[2]
                     raise error
-                else:  # "lost": the stream broke
+                else:  # "lost": the session broke
                     finished = True
                     raise _ActorLost(message[1])
-            raise AssertionError("unreachable: the stream ends with done, failed or lost")
+            raise AssertionError("unreachable: a call ends with done, failed or lost")
         finally:
             if not finished:  # cancelled, or the budget ran out: stop the worker's call
-                actor.cancel.remote(call_id)
+                session.calls.pop(call_id, None)
+                if session.lost is None:
+                    session.actor.cancel.remote(call_id)
 
 
 class _ActorLost(Exception):
@@ -414,15 +502,14 @@ class _ActorLost(Exception):
         self.reason = reason
 
 
-async def _pump(stream: Any, deliver: Callable[[Message], None]) -> None:
-    """Read one invocation's stream on the bridge loop; a broken stream is "lost"."""
+async def _pump(stream: Any, deliver: Callable[[Any], None]) -> None:
+    """Read one actor's session on the bridge loop; a broken one delivers its reason."""
     try:
         async for ref in stream:
             deliver(await ref)
-    except ray.exceptions.RayActorError as exc:
-        deliver(("lost", f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
-    except Exception as exc:  # a message that did not deserialize, a system error
-        deliver(("lost", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+    except Exception as exc:  # the actor died, or a batch did not deserialize
+        text = str(exc)
+        deliver(f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
 
 
 async def _cancel_pumps() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import pickle
 import queue
 import threading
@@ -292,14 +293,18 @@ class _CommittedTools(Mapping[str, Tool]):
 
 
 class Worker:
-    """Runs invocations of one pipeline in this process, each in its own `trio.run`
-    on its own thread (a threaded Ray actor calls `stream` from many threads)."""
+    """Runs invocations of one pipeline in this process (a threaded Ray actor calls
+    `stream` from many threads). Invocations are tasks of `loops` long-lived
+    `trio.run`s, each on a thread of its own, taken in turn: a new thread and
+    `trio.run` per invocation cost more than the invocation's Ray call. A blocking
+    (synchronous) tool holds up the other invocations of its loop only."""
 
     def __init__(
         self,
         loader: Loader,
         model_factory: ModelFactory | None,
         tools: Mapping[str, Tool] | None = None,
+        loops: int = 4,
     ) -> None:
         self.pipeline, handlers = loader()
         self.handlers: dict[str, Handler] = resolve_handlers(self.pipeline, handlers)
@@ -308,20 +313,38 @@ class Worker:
         self._shared_model: Model | None = None
         self._calls: dict[str, _Call] = {}
         self._lock = threading.Lock()
+        self._loop_count = max(1, loops)
+        # Invariant: the running loops (token, nursery), at most `_loop_count`.
+        self._loops: list[tuple[trio.lowlevel.TrioToken, trio.Nursery]] = []
+        self._turn = itertools.count()
+
+    def submit(
+        self, call_id: str, request: InvocationRequest, send: Callable[[Message], None]
+    ) -> None:
+        """Start `request` on the next loop; its messages go to `send` (from that loop's
+        thread), the last one `done` or `failed`."""
+        token, nursery = self._loop()
+        token.run_sync_soon(nursery.start_soon, self._invoke, call_id, request, send)
 
     def stream(self, call_id: str, request: InvocationRequest) -> Iterator[Message]:
-        """Run `request` and yield its messages until `done` / `failed`."""
+        """Run `request` and yield its messages until `done` / `failed` (blocking)."""
         inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
-        thread = threading.Thread(
-            target=trio.run, args=(self._invoke, call_id, request, inbox.put), daemon=True
-        )
-        thread.start()
+        self.submit(call_id, request, inbox.put)
         while True:
             message = inbox.get()
             yield message
             if message[0] in (DONE, FAILED):
                 break
-        thread.join()
+
+    def _loop(self) -> tuple[trio.lowlevel.TrioToken, trio.Nursery]:
+        """The next loop in turn; started on first use."""
+        with self._lock:
+            if len(self._loops) < self._loop_count:
+                started: queue.SimpleQueue[tuple[trio.lowlevel.TrioToken, trio.Nursery]]
+                started = queue.SimpleQueue()
+                threading.Thread(target=trio.run, args=(_serve, started.put), daemon=True).start()
+                self._loops.append(started.get())
+            return self._loops[next(self._turn) % len(self._loops)]
 
     def ack(self, call_id: str, number: int) -> None:
         """The orchestrator committed everything up to barrier `number` of `call_id`."""
@@ -363,9 +386,8 @@ class Worker:
             send((FAILED, hub.take(), RuntimeError("the orchestrator cancelled the invocation")))
         except Exception as exc:  # the handler's own error: re-raised by the orchestrator
             send((FAILED, hub.take(), _picklable(exc)))
-        except BaseException as exc:  # never leave the stream without its end
+        except BaseException as exc:  # never leave the stream without its end, nor the loop
             send((FAILED, hub.take(), RuntimeError(f"{type(exc).__name__}: {exc}")))
-            raise
         finally:
             del self._calls[call_id]
 
@@ -402,6 +424,13 @@ class Worker:
             )  # fmt: skip
             return await self.handlers[request.agent](ctx)
         raise AssertionError("unreachable")  # pragma: no cover  (mypy: the stack may swallow)
+
+
+async def _serve(started: Callable[[tuple[trio.lowlevel.TrioToken, trio.Nursery]], None]) -> None:
+    """A worker loop: hands out its token and nursery, then hosts invocations for ever."""
+    async with trio.open_nursery() as nursery:
+        started((trio.lowlevel.current_trio_token(), nursery))
+        await trio.sleep_forever()
 
 
 def _picklable(exc: Exception) -> Exception:

@@ -28,15 +28,25 @@ def anthropic_at(base_url: str, pipeline: CompiledPipeline) -> Model:
 
 
 def event_multiset(events: list[Any]) -> Counter[str]:
-    """The run's events up to order, timestamps, seq and hashes (the seal's included)."""
-    return Counter(
-        json.dumps(
-            [e.kind.value, e.agent, e.item, e.attempt, _unhashed(e.payload)],
-            sort_keys=True,
-            default=str,
-        )
-        for e in events
-    )
+    """The run's events up to order, timestamps, seq and hashes (the seal's included),
+    and how a turn's streamed text was cut into `model_text` batches (every ~200 ms:
+    timing): each turn's batches count as one event with the whole text."""
+    texts: dict[tuple[Any, ...], str] = {}
+    counted: Counter[str] = Counter()
+    for e in events:
+        if e.kind.value == "model_text":
+            key = (e.agent, e.item, e.attempt, e.payload["turn"])
+            texts[key] = texts.get(key, "") + e.payload["text"]
+            continue
+        payload = _unhashed(e.payload)
+        if e.kind.value in ("log_sealed", "run_finished"):
+            payload.pop("events", None)
+        counted[
+            json.dumps([e.kind.value, e.agent, e.item, e.attempt, payload], sort_keys=True)
+        ] += 1
+    for (agent, item, attempt, turn), text in texts.items():
+        counted[json.dumps(["model_text", agent, item, attempt, {"turn": turn, "text": text}])] += 1
+    return counted
 
 
 def _unhashed(payload: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ The seed's API: register plugin tools and extra sinks, then `run()`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineDefinitionError
 from ..events.sink import LogSink
@@ -19,6 +19,9 @@ from ..models.base import Model
 from ..pipeline import CompiledPipeline
 from ..tools.base import Tool
 from .runner import RunOptions, RunResult, run_pipeline
+
+if TYPE_CHECKING:
+    from ..store import RunStore
 
 __all__ = ["Pipeline"]
 
@@ -84,4 +87,49 @@ class Pipeline:
             tools=self._tools,
             sinks=tuple(self._sinks),
             options=options,
+        )
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        store: RunStore | str,
+        model: Model | None = None,
+        options: RunOptions | None = None,
+        allow_changed: bool = False,
+        force: bool = False,
+    ) -> RunResult:
+        """Continue an interrupted run of this pipeline from the run store, with the
+        registered tools and sinks (`resume_run`; docs/resume.md).
+
+        Args:
+            run_id: the run's id (or a unique prefix of it).
+            store: an open `RunStore`, or where one is (a path or postgresql:// URL;
+                opened and closed here).
+            model, options, allow_changed, force: as for `resume_run`.
+
+        Raises:
+            ResumeRefused: the run finished, its source changed, or a live process owns it.
+            RunNotFoundError: no such run in the store.
+        """
+        from ..store import RunStore
+        from .resume import resume_run
+
+        if isinstance(store, str):
+            with RunStore.open(store, create=False) as opened:
+                return await self.resume(
+                    run_id, store=opened, model=model, options=options,
+                    allow_changed=allow_changed, force=force,
+                )  # fmt: skip
+        return await resume_run(
+            self.compiled,
+            store,
+            run_id,
+            handlers=self.handlers,
+            model=model,
+            tools=self._tools,
+            sinks=tuple(self._sinks),
+            options=options,
+            allow_changed=allow_changed,
+            force=force,
         )

@@ -446,10 +446,13 @@
 
   // ---- rendering -----------------------------------------------------------
 
+  // While the history loads, the page redraws less often (its work is applying events);
+  // once caught up, every 40 ms at most.
   function schedule() {
     if (renderPending) return;
     renderPending = true;
-    setTimeout(render, 40);
+    const loading = config && config.run && S.events && S.events.length < (config.run.loadedEvents || 0);
+    setTimeout(render, loading ? 300 : 40);
   }
 
   function runState() {
@@ -492,6 +495,8 @@
     c.dataset.connected = String(conn.connected);
     c.textContent = conn.connected ? S.events.length.toLocaleString() + " events" : "not connected";
     renderRunState();
+    // While the history loads only the progress is drawn: the rest once, when caught up.
+    if (runState() === "loading" && conn.connected) { schedule(); return; }
     renderModel();
     renderNodes();
     renderEdges();
@@ -649,14 +654,24 @@
   // the table holds only the rows in view (plus OVERSCAN), positioned at their offset.
   // Rows already in the DOM are kept as they are; only rows entering the window are
   // built and only rows leaving it are removed.
+  // Layout is never read while following (the scroll position is computed, not read
+  // back): reading scrollHeight after the spacer grew forced a layout per render.
+  let logViewport = 0; // the scroller's clientHeight, read once per resize
+  let ownScroll = -1; // the scrollTop the page set itself (its scroll event is not the reader's)
+
   function renderLog() {
     dirty.log = false;
     const scroller = $("log-scroll");
     const n = S.logIdx.length;
-    $("log-spacer").style.height = (n + 1) * ROW_H + "px";
-    if (follow) scroller.scrollTop = scroller.scrollHeight;
-    const top = scroller.scrollTop;
-    const visible = Math.ceil(scroller.clientHeight / ROW_H) + 1;
+    const height = (n + 1) * ROW_H;
+    $("log-spacer").style.height = height + "px";
+    if (!logViewport) logViewport = scroller.clientHeight || 320;
+    let top;
+    if (follow) {
+      top = Math.max(0, height - logViewport);
+      if (ownScroll !== top) { ownScroll = top; scroller.scrollTop = top; }
+    } else top = scroller.scrollTop;
+    const visible = Math.ceil(logViewport / ROW_H) + 1;
     let first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
     let last = Math.min(n - 1, Math.floor(top / ROW_H) + visible + OVERSCAN);
     if (first > last) { first = 0; last = -1; }
@@ -1170,12 +1185,20 @@
     for (const id of ["filter-item", "filter-agent", "filter-kind"]) $(id).addEventListener("input", refilter);
     $("text-agent").addEventListener("change", schedule);
     const scroller = $("log-scroll");
+    // Only the reader's own scrolling (wheel, keys, the scrollbar, touch) can stop the
+    // log following the newest events; the page's own scrolls are not read back.
+    let intent = 0;
+    const reader = () => { intent = performance.now(); };
+    for (const type of ["wheel", "keydown", "pointerdown", "touchmove"]) scroller.addEventListener(type, reader, { passive: true });
     scroller.addEventListener("scroll", () => {
-      const atBottom = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - ROW_H;
-      follow = atBottom;
+      if (follow && performance.now() - intent > 1000) return;
+      const top = scroller.scrollTop;
+      ownScroll = -1;
+      follow = top + logViewport >= (S.logIdx.length + 1) * ROW_H - ROW_H;
       dirty.log = true;
       schedule();
     }, { passive: true });
+    window.addEventListener("resize", () => { logViewport = 0; dirty.log = true; schedule(); });
     $("log-latest").addEventListener("click", () => { follow = true; dirty.log = true; schedule(); });
     $("log-body").addEventListener("click", (e) => {
       const tr = e.target.closest("tr");

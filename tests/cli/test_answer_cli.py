@@ -209,3 +209,56 @@ async def test_answer_resumes_the_run_to_its_end(
     exported.write_text("".join(line + "\n" for line in lines))
     report = verify_log(exported)
     assert report.ok, report.problems
+
+
+FAN_OUT = """\
+name: approve-each
+input:
+  topic: str
+agents:
+  - id: planner
+    instructions: "List the sections of a note about {{ input.topic }}."
+    output: {sections: list[str]}
+    dispatch: {strategy: parallel_fan_out, target: approver, items: sections, reduce: editor}
+  - id: approver
+    kind: human
+    instructions: "Keep the section {{ item }}?"
+    output: {keep: bool}
+  - id: editor
+    instructions: "Join the kept sections: {{ children }}"
+"""
+
+
+async def test_a_dry_run_parks_each_child_then_the_answers_finish_the_fan_out(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "fan.yaml").write_text(FAN_OUT)
+    code, out, err = await agentflow(
+        "run", "fan.yaml", "--input", '{"topic": "x"}', "--model", "dry-run", "--items", "2",
+        "--no-ui", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 3, out + err
+    run_id = next(x for x in out.splitlines() if x.startswith("run run-")).split()[1].rstrip(":")
+    assert "(3 waiting;" in out  # the two children that ask, and main above them
+    assert "reason: 2 item(s) wait for a person (first: item-1:" in out
+    for child in ("item-1", "item-2"):
+        assert f"answer it: agentflow answer {run_id} --item {child} --agent approver" in out
+    report = verify_log(tmp_path / ".agentflow" / "runs" / f"{run_id}.jsonl")
+    assert report.ok, report.problems
+    code, out, err = await agentflow(
+        "answer", run_id, "--item", "item-1", "--agent", "approver", '{"keep": true}',
+        "--no-ui", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 3, out + err  # resumed, and waits again: item-2 is still open
+    assert "reason: 1 item(s) wait for a person (first: item-2:" in out
+    code, out, err = await agentflow(
+        "answer", run_id, "--item", "item-2", "--agent", "approver", '{"keep": false}',
+        "--no-ui", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert f"run {run_id}: SUCCEEDED" in out
+    with RunStore(parse_location(str(tmp_path / ".agentflow" / "agentflow.db"))) as store:
+        events = [json.loads(line) for line in store.lines(run_id)]
+    assert [e["agent"] for e in events if e["kind"] == "agent_completed"][-1] == "editor"
+    report = verify_log(tmp_path / ".agentflow" / "runs" / f"{run_id}.jsonl")
+    assert report.ok, report.problems

@@ -44,8 +44,8 @@ from importlib.metadata import version
 
 import trio
 
-# Python puts the symlink's target directory (bench/) on sys.path, not the harness view
-# the script is run from (bench/peers_harness.py): common.py is there.
+# common.py is in the harness view this copy runs from (bench/peers_harness.py); already
+# sys.path[0] there, but not when this file is run through a symlink.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common
 from common import NODES, llm

@@ -1,10 +1,10 @@
 """Run the shared peer harness (../shared/peers-bench, read-only) with bench/peers_agentflow.py
 standing in for its fw_agentflow.py.
 
-The harness's scripts find their framework modules next to themselves (`HERE`, from
-`os.path.abspath(__file__)`, which does not resolve symlinks), so this script builds a
-directory of symlinks: every harness file as it is, except `fw_agentflow.py`, which points at
-this project's adapter. Nothing in the harness is edited or copied.
+The harness's scripts find their framework modules next to themselves (`HERE`, and
+`sys.path[0]`, which Python sets to a symlinked script's real directory), so this script
+builds a temporary view of the harness: byte-for-byte copies of its scripts, a symlink to
+its pipelines, and the adapter as `fw_agentflow.py`. Nothing in the harness is edited.
 
     $HOME/.peers-venv/bin/python bench/peers_harness.py run_all.py --trials 1
     $HOME/.peers-venv/bin/python bench/peers_harness.py c_latency.py --trials 1
@@ -17,6 +17,7 @@ the harness's venv, where agentflow is installed non-editable (what users get).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,12 +29,16 @@ ADAPTER = BENCH / "peers_agentflow.py"
 
 
 def harness_view(into: Path) -> None:
-    """Symlink every harness entry into `into`, with the adapter as fw_agentflow.py."""
+    """Copy the harness's files into `into` (directories as symlinks), with the adapter
+    as fw_agentflow.py."""
     for entry in HARNESS.iterdir():
-        if entry.name == "fw_agentflow.py" or entry.name == "__pycache__":
+        if entry.name in ("fw_agentflow.py", "__pycache__"):
             continue
-        (into / entry.name).symlink_to(entry)
-    (into / "fw_agentflow.py").symlink_to(ADAPTER)
+        if entry.is_dir():
+            (into / entry.name).symlink_to(entry)
+        else:
+            shutil.copyfile(entry, into / entry.name)
+    shutil.copyfile(ADAPTER, into / "fw_agentflow.py")
 
 
 def main(argv: list[str]) -> int:

@@ -136,6 +136,7 @@ def _agent(
         "tools": list(agent.tools),
         "is_qa": spec.output_kind(agent) == "verdict",
         "is_gate": agent.id in gates,
+        "human": agent.human is not None,  # a person answers it (docs/human.md)
         "per_item": all_per_item or agent.id in per_item,
         "dispatch": dispatch.model_dump() if dispatch else None,
         "transitions": {

@@ -59,6 +59,13 @@ async def test_a_human_step_answered_from_the_page(
                 await wait_js(bt, page, f'document.querySelector("{FORM}") !== null', WAIT)
                 text = await js(bt, page, f'document.querySelector("{FORM}").textContent')
                 assert "the comms lead" in text  # who it waits for
+                # Not "ended well": a waiting run's state is neutral, not green.
+                outcome = "document.querySelector('#state-current').dataset.outcome"
+                assert await js(bt, page, outcome) == ""
+                human = (
+                    "document.querySelector('#graph')._cyreg.cy.nodes('.human').map(n => n.id())"
+                )
+                assert await js(bt, page, human) == ["approver"]
                 area = f"{FORM} textarea"
                 # An answer that does not fit: refused, its field named, nothing recorded.
                 bad = json.dumps({"approved": "maybe", "comment": "x"})

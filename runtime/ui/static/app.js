@@ -466,11 +466,15 @@
   }
 
   const BAD = new Set(["failed", "error", "cancelled", "incomplete", "aborted"]);
+  const GOOD = new Set(["succeeded", "completed", "passed"]);
+  // Green only for a run that ended well, red for one that did not; neutral otherwise
+  // (a run waiting for a person has not ended).
+  const outcomeOf = (run) => (!run ? "" : BAD.has(run.status) ? "bad" : GOOD.has(run.status) ? "good" : "");
 
   function renderRunState() {
     const st = runState();
     const el = $("run-state");
-    const outcome = S.run ? (BAD.has(S.run.status) ? "bad" : "good") : "";
+    const outcome = outcomeOf(S.run);
     const text = {
       loading: "LOADING HISTORY · " + S.events.length.toLocaleString() + "/" + (config.run.loadedEvents || 0).toLocaleString() + " events",
       live: "LIVE",
@@ -572,7 +576,7 @@
     const terminal = config.terminal.includes(S.state);
     cur.dataset.terminal = String(terminal);
     // Green only when the run ended well: a failed run's final state is red.
-    const outcome = S.run ? (BAD.has(S.run.status) ? "bad" : "good") : "";
+    const outcome = outcomeOf(S.run);
     cur.dataset.outcome = outcome;
     $("state-deferred").textContent = S.deferred ? "deferred: → " + S.deferred.to + " (" + (S.deferred.trigger || "") + ")" : "";
     for (const li of $("state-list").children) {

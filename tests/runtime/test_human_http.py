@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from agentflow.runtime.cli.answer import AnswerService
@@ -110,5 +111,50 @@ async def test_the_endpoint_refuses_unsafe_writes_and_records_a_good_answer(
         assert answered["kind"] == "human_answered"
         assert answered["payload"] == {"by": "alice", "answer": GOOD["answer"]}
         assert [s.answered_by for s in human_steps(store, "run-http")] == ["alice"]
+    finally:
+        store.close()
+
+
+async def test_the_server_resumes_the_answered_run_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentflow.runtime.cli.main import main
+    from tests.cli.test_answer_cli import _copy_approval, agentflow
+
+    # The server resumes from its own directory: the run's relative log path is taken
+    # from there, as `agentflow serve` run where the run ran would.
+    monkeypatch.chdir(tmp_path)
+    pipeline = _copy_approval(tmp_path)
+    code, out, err = await agentflow(
+        "run", str(pipeline), "--input", '{"topic": "the office"}', "--model", "dry-run",
+        "--no-ui", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 3, out + err
+    run_id = next(x for x in out.splitlines() if x.startswith("run run-")).split()[1].rstrip(":")
+    location = str(tmp_path / ".agentflow" / "agentflow.db")
+    store = RunStore(parse_location(location))
+    # as `agentflow serve` builds it: the resume runs in this process, by `main`
+    service = AnswerService(store, ["--store", location], main)
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                shutdown = trio.Event()
+                url: str = await nursery.start(
+                    partial(serve_store, answers=service), store, UiConfig(port=0), shutdown
+                )
+                base = url.split("?")[0].rstrip("/")
+                async with httpx.AsyncClient() as client:
+                    reply = await client.post(
+                        f"{base}/api/runs/{run_id}/answer",
+                        json={**GOOD, "answer": {"approved": False, "comment": "shorter"}},
+                        headers={"Origin": base},
+                    )
+                assert reply.status_code == 200, reply.text
+                while store.run(run_id).status in ("waiting", "running"):
+                    await trio.sleep(0.05)
+                shutdown.set()
+        record = store.run(run_id)
+        assert record.status == "succeeded", record.reason
+        assert record.output is not None and "reviser" in record.output
     finally:
         store.close()

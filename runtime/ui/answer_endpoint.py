@@ -12,7 +12,8 @@ route requires it when set, `app.py`) and its Host check it refuses cross-site w
   address, and `Sec-Fetch-Site`, when sent, must be `same-origin` or `none`.
 
 Replies: 200 `{"run", "agent", "item", "attempt", "by", "resuming"}`; 400 a malformed
-body; 403 a foreign Origin; 404 no such run, or a UI with no run store; 409 the run is
+body; 403 a foreign Origin; 404 no such run, or a UI that takes no answers (only
+`agentflow serve` over a store does); 409 the run is
 not waiting or the step is not open; 415 not JSON; 422 an answer that does not fit
 (`error` names every bad field; nothing is recorded).
 """
@@ -77,7 +78,11 @@ def install_answer_endpoint(
                 415, {"error": "send the answer as JSON (Content-Type: application/json)"}
             )
         if backend is None:
-            return _reply(404, {"error": "this UI has no run store to answer runs in"})
+            return _reply(
+                404,
+                {"error": "this UI does not take answers: `agentflow serve` (over the run "
+                 "store) does, or `agentflow answer`"},
+            )  # fmt: skip
         raw = await request.get_data(as_text=False)
         if len(raw) > MAX_ANSWER_BYTES:
             return _reply(400, {"error": f"the body is over {MAX_ANSWER_BYTES} bytes"})

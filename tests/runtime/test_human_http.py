@@ -158,3 +158,22 @@ async def test_the_server_resumes_the_answered_run_in_its_own_process(
         assert record.output is not None and "reviser" in record.output
     finally:
         store.close()
+
+
+async def test_a_ui_without_an_answer_backend_takes_no_answers(tmp_path: Path) -> None:
+    store = RunStore(parse_location(str(tmp_path / "agentflow.db")))
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                shutdown = trio.Event()
+                url: str = await nursery.start(serve_store, store, UiConfig(port=0), shutdown)
+                async with httpx.AsyncClient() as client:
+                    reply = await client.post(f"{url.rstrip('/')}/api/runs/run-x/answer", json=GOOD)
+                shutdown.set()
+        assert reply.status_code == 404
+        assert reply.json() == {
+            "error": "this UI does not take answers: `agentflow serve` (over the run store) "
+            "does, or `agentflow answer`"
+        }
+    finally:
+        store.close()

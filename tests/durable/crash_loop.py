@@ -140,7 +140,7 @@ class StoreProbe:
         return str(self._rows("SELECT status FROM runs WHERE id = ?", (run_id,))[0][0])
 
     def log_path(self, run_id: str) -> str:
-        return str(self._rows("SELECT log_path FROM runs WHERE id = ?", (run_id,))[0][0])
+        return str(self._rows("SELECT jsonl_path FROM runs WHERE id = ?", (run_id,))[0][0])
 
     def model_call_keys(self, run_id: str) -> set[Key]:
         rows = self._rows(
@@ -166,6 +166,7 @@ class Segment:
     kill: str  # "none", "after N events", "after X s"
     killed: bool = False
     returncode: int | None = None
+    wall_s: float = 0.0  # for the record (--verbose), never asserted
     committed_after: set[Key] = field(default_factory=set)  # model_calls keys once it ended
 
 
@@ -273,7 +274,8 @@ async def _segment(
 ) -> None:
     """Start the segment's process; SIGKILL it when `kill` says; record how it ended."""
     probe = StoreProbe(trial.store_url)
-    log = (trial.directory / f"segment-{len(trial.segments)}.out").open("wb")
+    started = time.monotonic()
+    log = (trial.directory / f"segment-{len(trial.segments) - 1}.out").open("wb")
     with log, trio.fail_after(SAFETY_TIMEOUT_S):
         process = await trio.lowlevel.open_process(
             [AGENTFLOW, *args], cwd=trial.directory, env=env, stdout=log, stderr=log
@@ -283,7 +285,6 @@ async def _segment(
                 await process.wait()
             else:
                 kind, amount = kill
-                started = time.monotonic()
                 while process.poll() is None:
                     if kind == "events" and probe.events() >= amount:
                         break
@@ -299,6 +300,7 @@ async def _segment(
                 process.kill()
                 await process.wait()
     segment.returncode = process.returncode
+    segment.wall_s = time.monotonic() - started
 
 
 async def run_trial(
@@ -470,5 +472,5 @@ def describe(trial: Trial) -> Iterator[str]:
         yield (
             f"  segment {n}: {segment.command}, kill {segment.kill}, "
             f"{'killed' if segment.killed else f'exit {segment.returncode}'}, "
-            f"{len(segment.committed_after)} calls committed"
+            f"{len(segment.committed_after)} calls committed, {segment.wall_s:.1f} s"
         )

@@ -297,8 +297,7 @@ def test_an_unknown_kind_has_a_did_you_mean(tmp_path: Path) -> None:
 
 def test_a_sub_pipeline_cannot_hold_a_human_step(tmp_path: Path) -> None:
     child = (
-        "name: child\nagents:\n  - id: ask\n    human: {question: q.md}\n"
-        "    output: {ok: bool}\n"
+        "name: child\nagents:\n  - id: ask\n    human: {question: q.md}\n    output: {ok: bool}\n"
     )
     errors = _errors(
         """\

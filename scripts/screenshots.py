@@ -87,6 +87,7 @@ async def _crashed(store: Any, run_id: str) -> None:
 
 def _serve(store_path: Path, urls: queue.Queue[str], stop: threading.Event) -> None:
     async def main() -> None:
+        from agentflow.runtime.cli.compiled_loader import load_for_inspection
         from agentflow.runtime.models.dry_run import DryRunModel
         from agentflow.runtime.store import RunStore
         from agentflow.runtime.ui import UiConfig, serve_store
@@ -105,7 +106,8 @@ def _serve(store_path: Path, urls: queue.Queue[str], stop: threading.Event) -> N
             await _crashed(store, "run-crashed")
             shutdown = trio.Event()
             async with trio.open_nursery() as nursery:
-                url = await nursery.start(partial(serve_store, store, UiConfig(port=0)), shutdown)
+                serve = partial(serve_store, store, UiConfig(port=0), loader=load_for_inspection)
+                url = await nursery.start(serve, shutdown)
                 urls.put(url)
                 while not stop.is_set():
                     await trio.sleep(0.1)

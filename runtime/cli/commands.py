@@ -466,7 +466,11 @@ async def _start_ui(
     config = UiConfig(host=args.host, port=args.port)
     # With a store the UI lists every run there too, and opens on this run's own page.
     serve = functools.partial(
-        serve_ui, model_name=model_name, store=store_location(args), run_id=hub.run_id
+        serve_ui,
+        model_name=model_name,
+        store=store_location(args),
+        run_id=hub.run_id,
+        loader=load_for_inspection,  # other runs' graphs; imports nothing they name
     )
     try:
         url: str = await nursery.start(serve, hub, compiled, config, shutdown)
@@ -652,7 +656,7 @@ async def _serve_store_async(args: argparse.Namespace, store: RunStore, answers:
         async with trio.open_nursery() as nursery:
             shutdown = trio.Event()
             url = await nursery.start(
-                functools.partial(serve_store, answers=answers),
+                functools.partial(serve_store, answers=answers, loader=load_for_inspection),
                 store,
                 UiConfig(host=args.host, port=args.port),
                 shutdown,

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -23,6 +21,7 @@ from collections.abc import Iterable
 from ..models.pricing import PriceTable
 from ..sinks.console import printable
 from ..store import RunNotFoundError, RunRecord, RunStore
+from ..store.liveness import shown_status
 from .store_options import StoreUsageError, open_store_for_reading
 
 __all__ = ["cmd_export", "cmd_output", "cmd_runs", "cmd_show", "for_terminal", "shown_status"]
@@ -37,26 +36,6 @@ def for_terminal(text: str) -> str:
     return "\n".join(
         "\t".join(printable(part) for part in line.split("\t")) for line in text.split("\n")
     )
-
-
-def _owner_is_gone(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def shown_status(record: RunRecord) -> str:
-    """The run's status; `interrupted` for a `running` run whose local owner is dead."""
-    if record.status == "running" and _owner_is_gone(record.owner):
-        return "interrupted"
-    return record.status
 
 
 def _when(timestamp: float) -> str:

@@ -19,10 +19,10 @@ from typing import Any
 
 import trio
 
-from ..cli.history import shown_status
 from ..errors import AgentflowError
 from ..pipeline import CompiledPipeline
 from ..store import RunMemo, RunNotFoundError, RunRecord, RunStore, StoreError, StoreLocation
+from ..store.liveness import shown_status
 from .source import Redactor, UiSource
 
 __all__ = ["PipelineLoader", "RunCatalog", "StoreRunSource", "UnknownRunError"]
@@ -41,12 +41,6 @@ _NO_REQUEST = "this call was recorded without its request"
 
 class UnknownRunError(AgentflowError):
     """No run the UI serves has this id."""
-
-
-def _default_loader(path: str) -> CompiledPipeline:
-    from ..cli.compiled_loader import load_for_inspection
-
-    return load_for_inspection(path)
 
 
 class StoreRunSource(UiSource):
@@ -114,11 +108,13 @@ class RunCatalog:
     ) -> None:
         """`store`: an open store; or `store_location`, opened (for reading) the first time
         a page needs it, if it exists by then (`agentflow run` creates its store after the
-        UI has its port). A store opened here is closed by `close()`."""
+        UI has its port). A store opened here is closed by `close()`. `loader` reads a
+        stored run's pipeline YAML for its graph (the CLI gives `load_for_inspection`;
+        None: stored runs are drawn from their events alone)."""
         self.store = store
         self._location = store_location
         self._owns_store = False
-        self._loader = loader or _default_loader
+        self._loader = loader
         self._redactor = redactor
         self._poll_s = poll_s
         # Invariant: run id -> its source; live ones added by `add`, store ones on first use.
@@ -243,13 +239,12 @@ class RunCatalog:
         """The run's pipeline from its YAML (None when it cannot be read any more: the
         page then draws the agents the events name)."""
         path = record.pipeline_path
-        if path is None:
+        if path is None or self._loader is None:
             return None
         if path not in self._pipelines:
+            loader = self._loader
             try:
-                pipeline: CompiledPipeline | None = await trio.to_thread.run_sync(
-                    self._loader, path
-                )
+                pipeline: CompiledPipeline | None = await trio.to_thread.run_sync(loader, path)
             except Exception:  # moved, edited into an invalid file, ...: events still show
                 pipeline = None
             if pipeline is not None and pipeline.source_sha256 != record.source_hash:

@@ -32,7 +32,7 @@ from ..pipeline import CompiledPipeline
 from ..store import RunStore, StoreLocation
 from .answer_endpoint import AnswerBackend
 from .app import UiConfig, as_catalog, create_app, one_line_logger
-from .catalog import RunCatalog
+from .catalog import PipelineLoader, RunCatalog
 from .source import UiSource
 from .transport import serve_connections
 
@@ -94,6 +94,7 @@ async def serve_ui(
     model_name: str | None = None,
     store: RunStore | StoreLocation | None = None,
     run_id: str | None = None,
+    loader: PipelineLoader | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the UI of a live run until `shutdown` is set.
@@ -105,16 +106,17 @@ async def serve_ui(
 
     With a `store` (open, or its location: opened for reading when a page first
     needs it), the UI serves every run recorded there too: `/` is the runs list,
-    and `url` is this run's own page, `/runs/<run_id>`.
+    and `url` is this run's own page, `/runs/<run_id>`; `loader` reads another run's
+    pipeline YAML for its graph (`load_for_inspection`; None: drawn from its events).
 
     Raises:
         PortInUseError: `config.port` is taken on `config.host`.
     """
     source = UiSource.from_hub(hub, pipeline, model_name=model_name)
     if isinstance(store, StoreLocation):
-        catalog = RunCatalog(store_location=store)
+        catalog = RunCatalog(store_location=store, loader=loader)
     else:
-        catalog = RunCatalog(store)
+        catalog = RunCatalog(store, loader=loader)
     catalog.add(run_id or hub.run_id or "run", source, primary=True)
     await serve_source(catalog, config, shutdown, task_status=task_status)
 
@@ -125,16 +127,23 @@ async def serve_store(
     shutdown: trio.Event,
     *,
     answers: AnswerBackend | None = None,
+    loader: PipelineLoader | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve every run of `store` (`agentflow serve`): `/` is the runs list; with
     `answers`, a page may answer a waiting run's human step (`answer_endpoint.py`).
+    `loader` reads a run's pipeline YAML for its graph (the CLI gives
+    `load_for_inspection`; None: each run is drawn from its events).
 
     Raises:
         PortInUseError: `config.port` is taken on `config.host`.
     """
     await serve_source(
-        RunCatalog(store), config, shutdown, answers=answers, task_status=task_status
+        RunCatalog(store, loader=loader),
+        config,
+        shutdown,
+        answers=answers,
+        task_status=task_status,
     )
 
 

@@ -3,14 +3,12 @@
 Assertions read the page's DOM mirror (`#node-states li[data-status]`,
 `#edge-states li[data-pulses]`, `#state-current[data-state]`) and the
 `window.__agentflow` debug object, never pixels. A screenshot of the finished
-hello-world run is saved to test-artifacts/ (and to docs/ui-screenshot.png when
-AGENTFLOW_UPDATE_SCREENSHOT=1, see docs/make_screenshot.py).
+hello-world run is saved to test-artifacts/ (the docs' screenshots are taken by
+scripts/screenshots.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -145,13 +143,11 @@ async def check_log_filter(bt: BrowserThread, page: Any, events: list[tuple[Any,
     await wait_js(bt, page, f"{matching} === {len(events)}")
 
 
-async def save_screenshot(bt: BrowserThread, page: Any, name: str, *, docs: bool = False) -> None:
+async def save_screenshot(bt: BrowserThread, page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     await bt.call(lambda: page.screenshot(path=str(path), full_page=True))
     assert path.stat().st_size > 10_000
-    if docs and os.environ.get("AGENTFLOW_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(path, ROOT / "docs" / "ui-screenshot.png")
 
 
 def emit_fanout(hub: Any, items: int, first: int, last: int) -> None:
@@ -253,7 +249,7 @@ async def test_offline_hello_world_run_in_the_page(
             assert usage["input"] == result.usage.input_tokens and usage["calls"] == 6
             recorded = [(e.kind, e.agent, e.item) for e, _ in hub.history or []]
             await check_log_filter(bt, page, recorded)
-            await save_screenshot(bt, page, "ui-hello-world-replay.png", docs=True)
+            await save_screenshot(bt, page, "ui-hello-world-replay.png")
             assert page.errors == []
         finally:
             await bt.call(page.close)

@@ -31,5 +31,5 @@ def test_vendored_cytoscape_matches_its_record() -> None:
 
 def test_public_names() -> None:
     public = {name for name, value in vars(ui).items() if not name.startswith("_")}
-    modules = {"app", "catalog", "graph", "server", "source", "transport"}
+    modules = {"answer_endpoint", "app", "catalog", "graph", "server", "source", "transport"}
     assert set(ui.__all__) == public - modules

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from agentflow.runtime.cli.compiled_loader import load_for_inspection
 from agentflow.runtime.engine.runner import RunOptions, run_pipeline
 from agentflow.runtime.events.event import EventKind
 from agentflow.runtime.events.hub import EventHub
@@ -78,7 +79,9 @@ async def test_drawer_items_timeline_and_cost_of_a_stored_run(
         invocations = sum(1 for e in events if e["kind"] == "agent_started")
         assert run.result is not None and verdicts
         async with trio.open_nursery() as nursery:
-            url = await nursery.start(partial(serve_store, reader, UiConfig(port=0)), shutdown)
+            url = await nursery.start(
+                partial(serve_store, reader, UiConfig(port=0), loader=load_for_inspection), shutdown
+            )
             page = await bt.call(lambda: new_page(bt, url + "runs/run-details"))
             try:
                 await wait_js(bt, page, f"{RUN_STATE} === 'finished'", timeout=WAIT)

@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from agentflow.runtime.cli.answer import AnswerService
+from agentflow.runtime.cli.compiled_loader import load_for_inspection
 from agentflow.runtime.store import RunStore
 from agentflow.runtime.ui import UiConfig, serve_store
 from tests.runtime.test_human_runtime import _parked
@@ -47,7 +48,7 @@ async def test_a_human_step_answered_from_the_page(
         service = AnswerService(store, [], resume)
         async with trio.open_nursery() as nursery:
             url = await nursery.start(
-                partial(serve_store, answers=service),
+                partial(serve_store, answers=service, loader=load_for_inspection),
                 store,
                 UiConfig(port=0, token=TOKEN),
                 shutdown,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from agentflow.runtime.cli.compiled_loader import load_for_inspection
 from agentflow.runtime.events.event import EventKind
 from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.store import RunStore
@@ -55,7 +56,9 @@ async def test_runs_list_and_a_finished_a_crashed_and_a_live_run(
         await begin_partial_run(writer, "hello_world.yaml", "run-crashed-1", owner=dead_owner())
         live = await begin_partial_run(writer, "hello_world.yaml", "run-live-1")
         async with trio.open_nursery() as nursery:
-            url = await nursery.start(partial(serve_store, reader, UiConfig(port=0)), shutdown)
+            url = await nursery.start(
+                partial(serve_store, reader, UiConfig(port=0), loader=load_for_inspection), shutdown
+            )
             page = await bt.call(lambda: new_page(bt, url))
             try:
                 # The runs list: every run, its status told apart (crashed: interrupted).

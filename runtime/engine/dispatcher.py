@@ -283,7 +283,7 @@ class Dispatcher:
             return None
         self._record(plan, item, out, attempt, typed)
         if memo is not None:  # commit before proceed: the output, before it goes onward
-            await memo.record_step(agent, item_id, attempt, out.model_dump(mode="json"))
+            await memo.record_step(agent, item_id, attempt, out)
         return out
 
     @staticmethod

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import trio
+from pydantic import BaseModel
 
 from ..events.event import EventKind
 from ..events.hub import EventHub
@@ -210,7 +211,15 @@ class Memo:
         return self.hub.events_emitted - 1
 
     async def record_step(self, agent: str, item: str, attempt: int, output: Any) -> None:
-        await self.commit(step_row(self.prefix + agent, item, attempt, output, self._seq()))
+        """Commit an invocation's output (JSON data, or a pydantic model: its JSON dump)."""
+        seq = self._seq()
+        if isinstance(output, BaseModel):
+            row = step_row(
+                self.prefix + agent, item, attempt, None, seq, encoded=output.model_dump_json()
+            )
+        else:
+            row = step_row(self.prefix + agent, item, attempt, output, seq)
+        await self.commit(row)
 
     async def record_turn(
         self,

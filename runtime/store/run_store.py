@@ -214,8 +214,8 @@ class _Events(_Fenced):
             self.fence(cursor, dialect)
         else:
             self._apply_events(cursor, dialect, committer, self.first_seq)
-        for row in self.memo:
-            row.write(cursor, dialect, committer.run_id)
+        if self.memo:
+            _write_memo(cursor, dialect, committer.run_id, self.memo)
 
     def _apply_events(
         self, cursor: Any, dialect: Dialect, committer: RunCommitter, first_seq: int
@@ -259,17 +259,26 @@ class MemoRow:
     values: tuple[Any, ...]
 
     def write(self, cursor: Any, dialect: Dialect, run_id: str) -> None:
-        key = ("run_id", *_MEMO_KEYS[self.table])
-        columns = ("run_id", *self.columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in key)
-        cursor.execute(
-            dialect.sql(
-                f"INSERT INTO {self.table} ({', '.join(columns)}) VALUES "
-                f"({', '.join('?' for _ in columns)}) ON CONFLICT ({', '.join(key)}) "
-                f"DO UPDATE SET {updates}"
-            ),
-            (run_id, *self.values),
-        )
+        _write_memo(cursor, dialect, run_id, [self])
+
+
+def _upsert(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
+    key = ("run_id", *_MEMO_KEYS[table])
+    every = ("run_id", *columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return dialect.sql(
+        f"INSERT INTO {table} ({', '.join(every)}) VALUES ({', '.join('?' for _ in every)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def _write_memo(cursor: Any, dialect: Dialect, run_id: str, rows: Sequence[MemoRow]) -> None:
+    """Upsert `rows`, one `executemany` per table (a fan-out's steps share a statement)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        groups.setdefault((row.table, row.columns), []).append((run_id, *row.values))
+    for (table, columns), values in groups.items():
+        cursor.executemany(_upsert(dialect, table, columns), values)
 
 
 def _json(value: Any) -> str:
@@ -278,12 +287,15 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def step_row(agent: str, item: str, attempt: int, output: Any, seq: int) -> MemoRow:
-    """The `steps` row of one finished invocation (`output`: JSON data)."""
+def step_row(
+    agent: str, item: str, attempt: int, output: Any, seq: int, *, encoded: str | None = None
+) -> MemoRow:
+    """The `steps` row of one finished invocation (`output`: JSON data, or `encoded`: its
+    JSON text already)."""
     return MemoRow(
         "steps",
         ("agent", "item", "attempt", "output", "seq"),
-        (agent, item, attempt, _json(output), seq),
+        (agent, item, attempt, _json(output) if encoded is None else encoded, seq),
     )
 
 

@@ -134,6 +134,8 @@ async def test_drawer_items_timeline_and_cost_of_a_stored_run(
                 bars = "document.querySelectorAll('#timeline .tbar.{}').length"
                 await wait_js(bt, page, f"{bars.format('inv')} === {invocations}")
                 assert await js(bt, page, bars.format("call")) == calls
+                retries = sum(1 for e in events if e["kind"] == "retry_scheduled")
+                assert retries > 0 and await js(bt, page, bars.format("wait")) == retries
                 latency = "document.querySelector('#timeline .tbar.call').dataset.latency"
                 assert float(await js(bt, page, latency)) >= 0
                 await bt.call(lambda: page.select_option("#timeline-mode", "item"))

@@ -63,6 +63,8 @@
     S.invocations = []; // {agent, item, attempt, start, end, status, retry}
     S.openInv = new Map(); // agent|item|attempt -> index in invocations
     S.calls = []; // {agent, item, attempt, turn, start, end, req seq, resp seq, usage, latency}
+    S.waits = []; // a retry's backoff: {agent (the target), item, start, end}
+    S.openWait = new Map(); // target|item -> index in waits
     S.openCall = new Map(); // agent|item|attempt|turn -> index in calls
     S.routes = {}; // edge id -> {taken, iteration}
     S.human = new Map(); // agent|item|attempt -> {agent, item, attempt, payload, seq, answered}
@@ -147,6 +149,8 @@
     run_resumed() { S.run = null; S.resumed += 1; },
     agent_started(ev) {
       setItemStatus(ev.agent, ev.item, "running");
+      const w = S.openWait.get(ev.agent + "|" + (ev.item || ""));
+      if (w !== undefined) { S.waits[w].end = ev.ts; S.openWait.delete(ev.agent + "|" + (ev.item || "")); }
       const retry = (ev.attempt || 1) > 1;
       S.openInv.set(key3(ev), S.invocations.length);
       S.invocations.push({ agent: ev.agent, item: ev.item || "", attempt: ev.attempt || 1, start: ev.ts, end: null, status: "running", retry: retry, seq: ev.seq });
@@ -201,6 +205,10 @@
         pulseEdge(id);
       }
       S.retryPulses += 1;
+      if (ev.payload.target) {
+        S.openWait.set(ev.payload.target + "|" + (ev.item || ""), S.waits.length);
+        S.waits.push({ agent: ev.payload.target, item: ev.item || "", start: ev.ts, end: null, delay: ev.payload.delay_ms });
+      }
     },
     route_chosen(ev) {
       const to = ev.payload.to;
@@ -824,6 +832,13 @@
         () => openDrawer({ type: "item", item: inv.item || "main" }));
       if (b) { b.dataset.kind = "invocation"; b.dataset.agent = inv.agent; b.dataset.item = inv.item; b.dataset.attempt = inv.attempt; }
     }
+    for (const w of S.waits) {
+      if (!keep(w)) continue;
+      const name = mode === "item" ? w.item : w.agent;
+      const b = bar(lane(name), "wait", w.start, w.end, "retry wait " + w.agent + " · " + w.item + (w.delay !== undefined ? " · backoff " + w.delay + " ms" : ""),
+        () => openDrawer({ type: "item", item: w.item || "main" }));
+      if (b) b.dataset.kind = "wait";
+    }
     S.calls.forEach((c, i) => {
       if (!keep(c)) return;
       const name = mode === "item" ? c.item : c.agent;
@@ -835,7 +850,7 @@
     const box = $("timeline");
     box.replaceChildren(...lanes.values());
     const tc = $("timeline-count");
-    tc.textContent = lanes.size + " lanes · " + (bars < total ? "first " + bars + " of " : "") + total + " bars (invocations; model calls in yellow) · " + (end - t0).toFixed(2) + " s";
+    tc.textContent = lanes.size + " lanes · " + (bars < total ? "first " + bars + " of " : "") + total + " bars (invocations; model calls in yellow; retry waits grey) · " + (end - t0).toFixed(2) + " s";
     tc.dataset.bars = String(bars);
   }
 

@@ -212,15 +212,12 @@ async def _resume_async(
                 await committer.record_output(output)
             _print_summary(result, log_path, hub)
             stats = resumption.stats
+            changed = stats.request_mismatches
             print(
-                f"resume: {stats.steps_served} invocation(s), {stats.turns_served} model "
-                f"turn(s), {stats.tools_served} tool result(s) served from the run store; "
-                f"{stats.live_invocations} invocation(s) went live"
-                + (
-                    f" ({stats.request_mismatches} with a changed request)"
-                    if stats.request_mismatches
-                    else ""
-                ),
+                f"resume: served from the run store: {stats.steps_served} invocation(s), "
+                f"{stats.turns_served} model turn(s), {stats.tools_served} tool result(s); "
+                f"run live: {stats.live_invocations} invocation(s), {stats.live_turns} model "
+                f"turn(s)" + (f" ({changed} with a changed request)" if changed else ""),
                 file=human,
             )
             _print_output(output, args.output, human)

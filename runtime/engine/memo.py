@@ -254,8 +254,11 @@ class Memo:
         if recorded is None:
             return None
         found = recorded.steps.get((self.prefix + agent, item, attempt))
-        if found is not None and count and self.replay is not None:
-            self.replay.stats.steps_served += 1
+        if count and self.replay is not None:
+            if found is None:
+                self.replay.stats.live_invocations += 1
+            else:
+                self.replay.stats.steps_served += 1
         return found
 
     def turn(self, agent: str, item: str, attempt: int, turn: int) -> ModelCallMemo | None:

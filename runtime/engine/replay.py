@@ -73,7 +73,8 @@ class ReplayStats:
     steps_served: int = 0  # invocations answered from `steps`
     turns_served: int = 0  # model turns answered from `model_calls`
     tools_served: int = 0  # tool results answered from `tool_calls`
-    live_invocations: int = 0  # invocations whose turns or tools went live
+    live_invocations: int = 0  # invocations run for real (no recorded output)
+    live_turns: int = 0  # model turns sent to the model (no record, or a changed request)
     request_mismatches: int = 0  # recorded turns not served: the request changed
 
 
@@ -147,7 +148,7 @@ class ReplayFilter:
         dropped = False
         for kind in _LIVE_KINDS:
             dropped = pending.pop((kind, agent, item, attempt), None) is not None or dropped
-        self.stats.live_invocations += 1
+        self.stats.live_turns += 1
         if mismatch:
             self.stats.request_mismatches += 1
 

@@ -120,6 +120,10 @@ async def test_a_sigkilled_run_resumed_by_the_cli_gives_the_uninterrupted_output
             cwd=tmp_path, env=env,
         )  # fmt: skip
         assert resumed.returncode == 0, resumed.stderr.decode() + resumed.stdout.decode()
+        assert (
+            b"served from the run store: 2 invocation(s), 0 model turn(s), 0 tool result(s); "
+            b"run live: 2 invocation(s), 2 model turn(s)"
+        ) in resumed.stdout
     assert (tmp_path / "resumed.txt").read_text() == (tmp_path / "whole.txt").read_text()
     interrupted = [r.body for r in fake.requests[uninterrupted:]]
     # Killed on its 3rd request (in flight, never answered): the resume made it again

@@ -124,7 +124,7 @@ async def main_async(args: argparse.Namespace) -> None:
     )  # fmt: skip
     startup_cpu = tree_cpu()
     started = time.perf_counter()
-    await trio.to_thread.run_sync(executor.start)
+    executor.start()  # on the main thread (ray.init elsewhere burns CPU: docs/scale.md)
     init_s = time.perf_counter() - started
     await executor.warm_up()
     startup_s = time.perf_counter() - started

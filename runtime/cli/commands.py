@@ -32,7 +32,7 @@ from ..models.base import Model
 from ..pipeline import CompiledPipeline
 from ..store import RunCommitter, RunStore, StoreError, StoreLocation
 from .compiled_loader import CompiledModule, compile_and_import, load_for_inspection
-from .executor_options import build_executor, model_choice
+from .executor_options import build_executor, model_choice, start_executor
 from .history import for_terminal
 from .log_lock import LogInUseError, LogLock
 from .resume_settings import settings as resume_settings
@@ -243,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = build_executor(
         args, compiled, pipeline_path, model_choice(args, pipeline_path, model)
     )
+    start_executor(executor, args)  # on this (main) thread, before the run's loop
     plan = _RunPlan(
         args=args,
         compiled_module=compiled_module,

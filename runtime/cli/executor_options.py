@@ -29,6 +29,7 @@ __all__ = [
     "load_for_actor",
     "model_choice",
     "model_for_actor",
+    "start_executor",
 ]
 
 
@@ -112,6 +113,24 @@ def build_executor(
         default="ray" if args.executor == "ray" else None,
         max_model_calls=args.ray_model_calls,
     )
+
+
+def start_executor(executor: object, args: argparse.Namespace) -> None:
+    """Connect a Ray executor to its cluster now, on the main thread, before the run
+    (a precondition: a cluster that cannot be reached refuses the run, exit 2).
+
+    Raises:
+        CannotStartError: Ray could not start or reach `--ray-address`.
+    """
+    start = getattr(executor, "start", None)
+    if start is None:
+        return
+    try:
+        start()
+    except Exception as exc:
+        where = f"the Ray cluster at {args.ray_address}" if args.ray_address else "a local Ray"
+        first = (str(exc).splitlines() or [""])[0]
+        raise CannotStartError(f"cannot start {where}: {type(exc).__name__}: {first}") from None
 
 
 def model_choice(args: argparse.Namespace, pipeline_path: Path, model: Model) -> dict[str, Any]:

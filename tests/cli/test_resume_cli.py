@@ -5,10 +5,12 @@ committed model call made again; refusals are clear, exit 2, no traceback."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,61 @@ async def test_resume_refuses_a_finished_run_a_changed_pipeline_and_a_live_owner
         assert b"Traceback" not in result.stderr
     with RunStore.open(str(store)) as reader:  # nothing was taken over
         assert reader.run("run-0000000011ve").epoch == 1
+
+
+async def test_a_sigkilled_1000_item_fan_out_resumes_to_the_uninterrupted_result(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "prompts").mkdir()
+    for prompt in (ROOT / "pipelines" / "prompts").iterdir():
+        (tmp_path / "prompts" / prompt.name).write_text(prompt.read_text())
+    pipeline = tmp_path / "fanout.yaml"
+    pipeline.write_text((ROOT / "pipelines" / "research_fanout.yaml").read_text())
+    store = tmp_path / "store.db"
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    run = ["run", str(pipeline), "topic", "--model", "dry-run", "--items", "1000"]
+    common = ["--store", str(store), "--no-ui", "--quiet", "--concurrency", "64"]
+    whole = await _agentflow(*run, "--jsonl", str(tmp_path / "whole.jsonl"), *common,
+                             cwd=tmp_path, env=env)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr.decode()
+    whole_lines = len((tmp_path / "whole.jsonl").read_text().splitlines())
+    log = tmp_path / "killed.jsonl"
+    with trio.fail_after(SAFETY):
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                functools.partial(
+                    trio.run_process, [AGENTFLOW, *run, "--jsonl", str(log), *common],
+                    cwd=tmp_path, env=env, check=False,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+            # SIGKILL it about halfway: the export follows the store's commits.
+            while not log.exists() or log.read_bytes().count(b"\n") < whole_lines // 2:
+                await trio.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+    with RunStore.open(str(store)) as reader:
+        run_id = reader.runs(limit=1)[0].id
+        committed = set(reader.memo(run_id).model_calls)
+        reference = reader.runs(limit=2)[1]
+    assert len(committed) > 500  # the kill came midway, with much of the work committed
+    resumed = await _agentflow("resume", run_id, *common[:4], cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr.decode() + resumed.stdout.decode()
+    assert verify_log(log).ok, verify_log(log).render()
+    responses: Counter[tuple[Any, ...]] = Counter()
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["kind"] == "model_response":
+            key = (event["agent"], event["item"], event["attempt"], event["payload"]["turn"])
+            responses[key] += 1
+    assert all(responses[key] == 1 for key in committed)  # no committed call made again
+    with RunStore.open(str(store)) as reader:
+        assert log.read_text().splitlines() == list(reader.lines(run_id))
+        record = reader.run(run_id)
+    outcome = (record.status, record.final_state, record.items_passed, record.items_failed)
+    assert outcome == (
+        reference.status,
+        reference.final_state,
+        reference.items_passed,
+        reference.items_failed,
+    )
+    assert record.output == reference.output

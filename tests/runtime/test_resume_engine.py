@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from agentflow.runtime.agents import AgentOutput
 from agentflow.runtime.engine.context import AgentContext
 from agentflow.runtime.engine.run_result import RunResult
+from agentflow.runtime.events.verify import verify_log
 from agentflow.runtime.pipeline import CompiledPipeline
 from agentflow.runtime.store import RunStore
 
@@ -200,3 +201,29 @@ async def test_a_fan_out_with_a_reduce_resumes_and_reduces_every_child(tmp_path:
         run.check(store)
         assert run.result.ok
         assert ("best", "main", 1) in set(run.second.calls)  # the reduce ran in the resume
+
+
+async def test_a_fan_out_interrupted_twice_resumes_twice_to_the_same_result(
+    tmp_path: Path,
+) -> None:
+    with RunStore.open(str(tmp_path / "store.db")) as store:
+        compiled = compile_dict(fanout_spec(max_concurrency=8))
+        whole = Scripted(_fanout_scripts())
+        expected = await start_run(store, compiled, whole, "run-000000000aaa", tmp_path / "a.jsonl")
+        assert expected is not None
+        log = tmp_path / "b.jsonl"
+        first = Scripted(_fanout_scripts(), interrupt_at=700, scope=trio.CancelScope())
+        assert await start_run(store, compiled, first, RUN, log, scope=first.scope) is None
+        second = Scripted(_fanout_scripts(), interrupt_at=600, scope=trio.CancelScope())
+        with second.scope:
+            await resume(store, compiled, second, RUN, log)
+        assert store.run(RUN).status == "cancelled"
+        committed = set(store.memo(RUN).steps)
+        third = Scripted(_fanout_scripts())
+        result = await resume(store, compiled, third, RUN, log)
+        same_outcome(result, expected)
+        assert not committed & set(third.calls)
+        assert set(whole.calls) == set(first.calls) | set(second.calls) | set(third.calls)
+        check_log(store, RUN, log)
+        report = verify_log(log)
+        assert report.segments == 3

@@ -1206,7 +1206,7 @@
     const scroller = $("log-scroll");
     // Only the reader's own scrolling (wheel, keys, the scrollbar, touch) can stop the
     // log following the newest events; the page's own scrolls are not read back.
-    let intent = 0;
+    let intent = -Infinity; // when the reader last scrolled (never, yet)
     const reader = () => { intent = performance.now(); };
     for (const type of ["wheel", "keydown", "pointerdown", "touchmove"]) scroller.addEventListener(type, reader, { passive: true });
     scroller.addEventListener("scroll", () => {
@@ -1289,6 +1289,7 @@
       }
       return pts;
     },
+    logState() { return { follow: follow, first: logView.first, last: logView.last, matching: S.logIdx.length, top: $("log-scroll").scrollTop, viewport: logViewport, ownScroll: ownScroll, dirty: dirty.log, pane: pane }; },
     openDrawer: openDrawer,
     render: render,
   };

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
     from anthropic.lib.streaming import AsyncMessageStream
     from anthropic.types import Message
+    from anthropic.types import Usage as MessageUsage
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -486,7 +487,7 @@ class AnthropicModel:
                     message = await self._stream_once(
                         params, request.timeout_s, sink, began, ticket
                     )
-                usage = _limited_usage(message)
+                usage = _limited_usage(message.usage)
             except Exception as exc:  # TooSlowError included: see the module docstring
                 failure = self._classify(exc, request)
                 self._note_refusal(ticket, exc, failure)
@@ -545,6 +546,9 @@ class AnthropicModel:
                     open_blocks.discard(event.index)
                 elif event.type == "message_stop":
                     stopped = True
+                    if ticket is not None:  # at once: no headers of a later response first
+                        usage = stream.current_message_snapshot.usage
+                        self.rate_limiter.settle(ticket, _limited_usage(usage))
             if not started:
                 raise _IncompleteAnswer("the event stream held no message (no message_start)")
             if open_blocks:
@@ -750,9 +754,8 @@ def _as_mapping(value: object) -> Mapping[str, Any]:
     return {"input": value}
 
 
-def _limited_usage(message: Message) -> Usage:
+def _limited_usage(usage: MessageUsage) -> Usage:
     """What a response counts against the rate limits (cache reads are not counted)."""
-    usage = message.usage
     return Usage(
         input_tokens=usage.input_tokens or 0,
         output_tokens=usage.output_tokens or 0,

@@ -13,13 +13,16 @@ of a run, fan-outs included); it keeps the same buckets on this side:
   bucket lacks room the call waits, in arrival order (FIFO), until the
   bucket's refill covers it; a call never waits while every bucket has room.
 - A response's headers replace this side's view with the API's own: the
-  `remaining` figures, less what this side sent since that request whose
-  headers have not come back (the API may not have counted those yet). So
-  other clients of the same key are seen, and estimates are corrected.
-- When a response ends, its actual usage is settled: unused output tokens go
-  back (as the API gives them back), and an input estimate the API has not
-  already corrected through headers is replaced by the real count (cache reads
-  are free: the API does not count them against the input limit).
+  `remaining` figures, less what this side sent that has not been answered
+  yet (requests reach the API out of order, so the API may not have counted
+  those; the next headers correct an over-count). So other clients of the same
+  key are seen, and estimates are corrected.
+- When a response ends, its actual usage is settled in the buckets no headers
+  have described since it went out (a cap the API does not report, or an API
+  that sends no headers): unused output tokens go back and the input estimate
+  becomes the real count (cache reads are free: the API does not count them
+  against the input limit). Where headers came, the API's next headers carry
+  the same correction; crediting it here too would count it twice.
 - A 429 with `retry-after` holds every call until then (a 529, the API's
   overall load, delays only its own retry); the refused request is not
   counted (it was not served).
@@ -172,9 +175,9 @@ class RateTicket:
     seq: int
     input_tokens: int
     max_tokens: int
-    answered: bool = False  # its response's headers came back (the API counted it)
-    # Buckets whose view came from headers that already counted this request's
-    # actual input: its input estimate is not corrected again at settle.
+    answered: bool = False  # its response's headers came back: the API counted it
+    # Buckets whose view came from headers that counted this request: the API's
+    # next headers, not `settle`, correct its estimates there.
     synced: set[str] = field(default_factory=set)
 
     def cost(self, bucket: str) -> float:
@@ -302,12 +305,13 @@ class RateLimiter:
         if not states:
             return
         now = trio.current_time()
-        unseen = [t for t in self._in_flight.values() if t.seq > ticket.seq and not t.answered]
+        # Requests reach the API out of order: any request not answered yet may
+        # not have been counted, whenever it was sent.
+        unseen = [t for t in self._in_flight.values() if not t.answered]
         for name, state in states.items():
             self._sync(self._bucket(name), state, unseen, now)
-        unseen_seqs = {t.seq for t in unseen}
         for other in self._in_flight.values():
-            if other.seq not in unseen_seqs:
+            if other.answered:
                 other.synced.update(states)
         self._wake()
 
@@ -353,7 +357,11 @@ class RateLimiter:
 
     def settle(self, ticket: RateTicket, usage: Usage | None) -> None:
         """`ticket`'s call ended: with `usage`, replace the estimates by what it used;
-        None (it failed): give back its output tokens, keep the rest charged."""
+        None (it failed): give back its output tokens, keep the rest charged.
+
+        Only in buckets no headers have described since the request went out: the
+        API gives back what an answer did not use when the answer ends, and its next
+        headers say so; crediting it here as well would count it twice."""
         if self._in_flight.pop(ticket.seq, None) is None:
             return  # refused, or settled already
         used_input = ticket.input_tokens
@@ -363,11 +371,13 @@ class RateLimiter:
             used_output = usage.output_tokens
         now = trio.current_time()
         for bucket in self._buckets.values():
+            if bucket.name in ticket.synced:
+                continue
             bucket.refill(now)
             back = 0.0
             if bucket.name in ("output_tokens", "tokens"):
                 back += ticket.max_tokens - used_output
-            if bucket.name in ("input_tokens", "tokens") and bucket.name not in ticket.synced:
+            if bucket.name in ("input_tokens", "tokens"):
                 back += ticket.input_tokens - used_input
             if back:
                 limit = bucket.limit

@@ -613,9 +613,13 @@ async def _sse(
     delay_s: float = 0.0,
     on_begin: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
+    # Event k is due `k * delay_s` after the stream starts: a busy server sends the
+    # next one sooner instead of adding its lateness to every later event.
+    due = trio.current_time()
     for name, data in events:
         if delay_s:
-            await trio.sleep(delay_s)
+            due += delay_s
+            await trio.sleep_until(due)
         if on_begin is not None:  # the first event: the response begins
             on_begin()
             on_begin = None

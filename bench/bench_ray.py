@@ -120,7 +120,7 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     executor = RayExecutor(
         pipeline, load, actors=args.actors,
-        threads_per_actor=math.ceil(args.concurrency / args.actors), num_cpus=2,
+        invocations_per_actor=math.ceil(args.concurrency / args.actors), num_cpus=2,
     )  # fmt: skip
     startup_cpu = tree_cpu()
     started = time.perf_counter()

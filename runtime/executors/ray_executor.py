@@ -3,21 +3,23 @@
 The run's orchestrator is the trio process that calls `run_pipeline`: it owns
 the hash chain, the run store and the dispatcher. For an agent whose executor is
 `ray` the dispatcher's one hook (`InvocationExecutor.invoke`) sends the
-invocation to an actor of a pool (`remote.Worker` in each actor process: one
-`trio.run` per invocation thread), and publishes the events the actor streams
-back, in order, on the run's hub. Before each model or tool call the actor
-waits until the orchestrator has committed what it sent (`remote.BARRIER`).
+invocation to an actor of a pool (`remote.Worker` in each actor process), and
+publishes the events the actor sends back, in order, on the run's hub. With a
+run store, each model turn and tool result the worker records is committed by
+the orchestrator (the run's memo) before the worker goes on (`remote.BARRIER`).
 
-- In flight: at most `window` invocations are submitted at once (a trio
-  `CapacityLimiter`); each stream is read by one asyncio task on the executor's
-  bridge thread (`async for` over Ray's streaming generator), never a `ray.wait`
-  over every pending ref.
+- In flight: at most the pool's actors times `invocations_per_actor` (a trio
+  `CapacityLimiter`). Each actor has one session: requests go in batches (one
+  Ray call per trio tick) and one long-lived streaming call brings every
+  invocation's messages back in batches, read by one asyncio task on the
+  executor's bridge thread; never a `ray.wait` over every pending ref.
 - Pools: agents with no `resources:` share `actors` actors of
-  `threads_per_actor` threads; an agent with `resources:` gets its own pool of
+  up to `invocations_per_actor` invocations each (tasks of `loops_per_actor`
+  long-lived `trio.run`s); an agent with `resources:` gets its own pool of
   one-invocation actors reserving them (`num_cpus`, `memory`), at most
   `actors` of them. With `max_model_calls` the agents that call the model run
   in a pool whose actors reserve the custom resource `agentflow_model_calls`
-  (one unit per thread), so the cluster's total of that resource bounds the
+  (one unit per invocation they host), so the cluster's total of that resource bounds the
   model calls of every run that shares it.
 - Faults: when an actor dies mid-invocation, the invocation is re-submitted by
   this executor to a fresh actor (Ray's own retries are off: they drop the
@@ -63,6 +65,7 @@ from .remote import (
     EventTuple,
     InvocationRequest,
     Loader,
+    MemoView,
     Message,
     ModelFactory,
     Recorded,
@@ -231,16 +234,16 @@ class RayExecutor:
         address: str | None = None,
         default: ExecutorKind | None = None,
         actors: int = 2,
-        threads_per_actor: int = 32,
+        invocations_per_actor: int = 64,
         max_model_calls: int | None = None,
         num_cpus: int | None = None,
         max_resubmissions: int = 3,
         loops_per_actor: int = 4,
     ) -> None:
-        if actors < 1 or threads_per_actor < 1:
+        if actors < 1 or invocations_per_actor < 1:
             raise AgentflowError(
-                f"RayExecutor(actors={actors}, threads_per_actor={threads_per_actor}): use 1 "
-                "or more of each"
+                f"RayExecutor(actors={actors}, invocations_per_actor="
+                f"{invocations_per_actor}): use 1 or more of each"
             )
         if max_model_calls is not None and max_model_calls < 1:
             raise AgentflowError(f"RayExecutor(max_model_calls={max_model_calls}): use 1 or more")
@@ -248,7 +251,7 @@ class RayExecutor:
         self._loader, self._model_factory, self._tools = loader, model_factory, tools
         self.address = address
         self._num_cpus = num_cpus
-        self._actors, self._threads, self._loops = actors, threads_per_actor, loops_per_actor
+        self._actors, self._threads, self._loops = actors, invocations_per_actor, loops_per_actor
         self.max_model_calls = max_model_calls
         self.max_resubmissions = max_resubmissions
         fallback = default or pipeline.spec.defaults.executor
@@ -365,7 +368,7 @@ class RayExecutor:
         """A new actor and its session (on the trio thread: the session delivers there)."""
         assert self._loop is not None
         actor = self._actor_class.options(
-            max_concurrency=threads + 3,  # + its session, a submit and an ack at once
+            max_concurrency=8,  # its session, and submits, acks, cancels beside it
             max_restarts=0,
             max_task_retries=0,
             **options,
@@ -405,16 +408,15 @@ class RayExecutor:
             return await handler(ctx)
         calls_model = runs_default_body(handler) and self._prompted.get(ctx.agent, False)
         pool = self._pool_for(ctx.agent, default_body=calls_model)
-        published: Counter[tuple[Any, ...]] = Counter()
-        turns: list[dict[str, Any]] = []
-        tool_results: list[dict[str, Any]] = []
+        state = _Invocation(ctx)
+        memo = _memo_view(ctx)
         resubmissions = 0
         async with pool.limiter:
             while True:
-                request = InvocationRequest.of(ctx, Recorded(tuple(turns), tuple(tool_results)))
+                request = InvocationRequest.of(ctx, state.recorded(), memo)
                 session = pool.pick(self._make_actor)
                 try:
-                    return await self._drive(session, request, ctx, published, turns, tool_results)
+                    return await self._drive(session, request, state)
                 except _ActorLost as lost:
                     pool.drop(session)
                     resubmissions += 1
@@ -428,8 +430,8 @@ class RayExecutor:
                             "executor": "ray",
                             "error": lost.reason,
                             "resubmission": resubmissions,
-                            "recorded_turns": len(turns),
-                            "recorded_tool_results": len(tool_results),
+                            "recorded_turns": len(state.turns),
+                            "recorded_tool_results": len(state.tool_results),
                         },
                     )
                     if resubmissions > self.max_resubmissions:
@@ -442,55 +444,31 @@ class RayExecutor:
                     pool.release(session)
 
     async def _drive(
-        self,
-        session: _Session,
-        request: InvocationRequest,
-        ctx: AgentContext,
-        published: Counter[tuple[Any, ...]],
-        turns: list[dict[str, Any]],
-        tool_results: list[dict[str, Any]],
+        self, session: _Session, request: InvocationRequest, state: _Invocation
     ) -> AgentOutput | BaseModel:
-        """Submit `request` on `session`, publish its messages, acknowledge its barriers."""
-        assert ctx.services is not None
-        services = ctx.services
-        hub, budget = services.hub, services.budget
+        """Submit `request` on `session`, publish its messages, commit its memo rows and
+        acknowledge its barriers."""
         call_id = f"{request.run_id}:{next(self._ids)}"
         send, receive = trio.open_memory_channel[Message](math.inf)
         session.submit(call_id, request, send)
         finished = False
-        seen: Counter[tuple[Any, ...]] = Counter()  # this attempt's events so far
-
-        def publish(events: list[EventTuple]) -> None:
-            for kind, agent, item, attempt, payload in events:
-                identity = (kind, agent, item, attempt, _frozen(payload))
-                seen[identity] += 1
-                if seen[identity] <= published[identity]:  # a lost attempt published it
-                    continue
-                published[identity] += 1
-                member = EventKind(kind)
-                hub.publish(member, agent=agent, item=item, attempt=attempt, payload=payload)
-                if member is EventKind.MODEL_RESPONSE and payload is not None:
-                    turns.append(payload)
-                    budget.charge(Usage.model_validate(payload.get("usage") or {}))
-                elif member is EventKind.TOOL_RESULT and payload is not None:
-                    tool_results.append(payload)
-
+        state.new_attempt()
         try:
             async for message in receive:
                 tag = message[0]
                 if tag == EVENTS:
-                    publish(message[1])
+                    state.publish(message[1])
                 elif tag == BARRIER:
-                    publish(message[2])
-                    await hub.wait_committed()  # commit before the worker proceeds
+                    state.publish(message[2])
+                    await state.commit(message[3])  # before the worker proceeds
                     session.actor.ack.remote(call_id, message[1])
                 elif tag == DONE:
-                    publish(message[1])
+                    state.publish(message[1])
                     finished = True
                     answer: AgentOutput | BaseModel = message[2]
                     return answer
                 elif tag == FAILED:
-                    publish(message[1])
+                    state.publish(message[1])
                     finished = True
                     error: BaseException = message[2]
                     raise error
@@ -503,6 +481,106 @@ class RayExecutor:
                 session.calls.pop(call_id, None)
                 if session.lost is None:
                     session.actor.cancel.remote(call_id)
+
+
+def _memo_view(ctx: AgentContext) -> MemoView | None:
+    """What the worker needs of the run's memo for this invocation (None: no store)."""
+    services = ctx.services
+    memo = services.memo if services is not None else None
+    if memo is None:
+        return None
+    agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
+    turns: dict[int, Any] = {}
+    tools: dict[tuple[int, str], Any] = {}
+    recorded = memo.recorded
+    if recorded is not None:  # a resume: this invocation's recorded turns and tool results
+        turn = 1
+        while (found := memo.turn(agent, item, attempt, turn)) is not None:
+            turns[turn] = found
+            for call in (found.response or {}).get("tool_calls") or ():
+                key = (memo.prefix + agent, item, attempt, turn, call["id"])
+                result = recorded.tool_calls.get(key)
+                if result is not None:
+                    tools[turn, call["id"]] = result
+            turn += 1
+    return MemoView(turns, tools, memo.replay is not None)
+
+
+class _Invocation:
+    """One invocation across its attempts (a re-submission is another attempt): what
+    its workers reported, published once, and the memo rows committed once."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        assert ctx.services is not None
+        self.ctx = ctx
+        self.services = ctx.services
+        self.published: Counter[tuple[Any, ...]] = Counter()  # events and ops, all attempts
+        self.seen: Counter[tuple[Any, ...]] = Counter()  # this attempt's
+        self.turns: list[dict[str, Any]] = []  # `model_response` payloads, in order
+        self.tool_results: list[dict[str, Any]] = []  # `tool_result` payloads, in order
+        self.rows: set[tuple[Any, ...]] = set()  # memo rows committed: ("turn", n), ...
+
+    def new_attempt(self) -> None:
+        self.seen = Counter()
+
+    def recorded(self) -> Recorded:
+        return Recorded(tuple(self.turns), tuple(self.tool_results))
+
+    def publish(self, events: list[EventTuple]) -> None:
+        """Publish a burst on the run's hub and apply its `@` ops; what a lost attempt
+        already published (the same events, counted) is skipped."""
+        services, seen, published = self.services, self.seen, self.published
+        hub = services.hub
+        for kind, agent, item, attempt, payload in events:
+            identity = (kind, agent, item, attempt, _frozen(payload))
+            seen[identity] += 1
+            if seen[identity] <= published[identity]:
+                continue
+            published[identity] += 1
+            if kind[0] == "@":
+                self._apply(kind, payload or {})
+                continue
+            member = EventKind(kind)
+            hub.publish(member, agent=agent, item=item, attempt=attempt, payload=payload)
+            if member is EventKind.MODEL_RESPONSE and payload is not None:
+                self.turns.append(payload)
+            elif member is EventKind.TOOL_RESULT and payload is not None:
+                self.tool_results.append(payload)
+
+    def _apply(self, op: str, payload: dict[str, Any]) -> None:
+        ctx, services = self.ctx, self.services
+        if op == "@charge":
+            services.budget.charge(Usage.model_validate(payload))
+            return
+        memo = services.memo
+        if memo is None:
+            return
+        agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
+        if op == "@served_turn":
+            memo.served_turn()
+        elif op == "@went_live":
+            memo.went_live(agent, item, attempt, mismatch=bool(payload.get("mismatch")))
+        elif op == "@tool_served":
+            memo.tool(agent, item, attempt, int(payload["turn"]), str(payload["call_id"]))
+
+    async def commit(self, op: tuple[Any, ...] | None) -> None:
+        """Commit a barrier's memo row (once per invocation), or only the events so far."""
+        memo = self.services.memo
+        if op is None or memo is None:
+            await self.services.hub.wait_committed()
+            return
+        ctx = self.ctx
+        agent, item, attempt = ctx.agent, ctx.item.id, ctx.attempt
+        if op[0] == "record_turn":
+            _, turn, request, digest, result = op
+            if ("turn", turn) not in self.rows:  # a re-submission's served turn: committed
+                await memo.record_turn(agent, item, attempt, turn, request, digest, result)
+                self.rows.add(("turn", turn))
+        elif op[0] == "record_tool":
+            _, turn, call_id, result = op
+            if ("tool", turn, call_id) not in self.rows:
+                await memo.record_tool(agent, item, attempt, turn, call_id, result)
+                self.rows.add(("tool", turn, call_id))
 
 
 class _ActorLost(Exception):

@@ -6,17 +6,23 @@ process) runs the invocation in its own `trio.run` on a thread of its own and
 streams `Message`s back:
 
 - `("events", events)`: a burst of events, in the order the body emitted them;
-- `("barrier", n, events)`: the burst, then the body waits until the orchestrator
-  acknowledges `n` (`Worker.ack`). The worker sends one before every model call
-  and every tool call, so whatever the body emitted before it (a model turn's
-  `model_response`, a tool's `tool_result`) is committed by the orchestrator
-  before the invocation proceeds (DURABLE.md: commit before proceed);
+- `("barrier", n, events, op)`: the burst, then `op`, a memo row to commit
+  (`("record_turn", turn, request, digest, result)` or
+  `("record_tool", turn, call_id, result)`), and the body waits until the
+  orchestrator acknowledges `n` (`Worker.ack`): with a run store, a model turn's
+  answer and a tool's result are committed by the orchestrator, in the run's
+  memo, before the invocation proceeds, as in-process (DURABLE.md: commit before
+  proceed; `engine/memo.py`). Without a store the body never waits;
 - `("done", events, answer)` or `("failed", events, exception)`: the end.
 
 An event is `(kind, agent, item, attempt, payload)`; the orchestrator publishes
-it on its hub exactly as the body would have in-process. A re-submitted
-invocation (its worker died) carries the model turns and tool results the lost
-worker already reported (`Recorded`): they are served again, not repeated.
+it on its hub exactly as the body would have in-process. In the same ordered
+bursts, kinds that start with `@` are what the body did to the run's state:
+`@charge` (usage for the run's budget), and for a resume `@served_turn`,
+`@went_live`, `@tool_served` (the memo's counters and replay filter). A resumed
+invocation carries its recorded turns and tool results (`MemoView`); a
+re-submitted one (its worker died) those the lost worker already reported
+(`Recorded`): both are served again, not repeated.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ __all__ = [
     "EventTuple",
     "InvocationRequest",
     "Loader",
+    "MemoView",
     "Message",
     "ModelFactory",
     "Recorded",
@@ -93,6 +100,17 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class MemoView:
+    """What a worker sees of the run's memo (`engine/memo.py`) for one invocation: the
+    store's recorded turns (by turn) and tool results (by turn and call id), and
+    whether the run is a resume (`replaying`)."""
+
+    turns: Mapping[int, Any] = field(default_factory=dict)
+    tools: Mapping[tuple[int, str], Any] = field(default_factory=dict)
+    replaying: bool = False
+
+
+@dataclass(frozen=True)
 class InvocationRequest:
     """One invocation as the dispatcher built its `AgentContext` (minus the services)."""
 
@@ -111,9 +129,12 @@ class InvocationRequest:
     backoff_scale: float = 1.0
     seed: int | None = None
     recorded: Recorded = field(default_factory=Recorded)
+    memo: MemoView | None = None  # None: the run has no store (nothing waits)
 
     @classmethod
-    def of(cls, ctx: AgentContext, recorded: Recorded | None = None) -> InvocationRequest:
+    def of(
+        cls, ctx: AgentContext, recorded: Recorded | None = None, memo: MemoView | None = None
+    ) -> InvocationRequest:
         services = ctx.services
         return cls(
             ctx.run_id, ctx.agent, ctx.item, ctx.attempt, ctx.input, ctx.upstream,
@@ -121,7 +142,7 @@ class InvocationRequest:
             ctx.children, ctx.source,
             services.backoff_scale if services is not None else 1.0,
             services.seed if services is not None else None,
-            recorded or Recorded(),
+            recorded or Recorded(), memo,
         )  # fmt: skip
 
 
@@ -187,6 +208,10 @@ class StreamHub(EventHub):
     ) -> None:
         self._burst.append((kind.value, agent, item, attempt, payload))
 
+    def op(self, name: str, payload: dict[str, Any] | None = None) -> None:
+        """Queue a change to the run's state (`@charge`, ...) in order with the events."""
+        self._burst.append((name, None, None, None, payload))
+
     def take(self) -> list[EventTuple]:
         """The events not yet sent (and forget them)."""
         burst, self._burst = self._burst, []
@@ -208,11 +233,12 @@ class _Call:
         self.ack_event = trio.Event()
         self.barriers = 0
 
-    async def barrier(self, hub: StreamHub) -> None:
-        """Send what the body emitted so far; wait until the orchestrator committed it."""
+    async def barrier(self, hub: StreamHub, op: tuple[Any, ...] | None = None) -> None:
+        """Send what the body emitted so far and `op`; wait until the orchestrator
+        committed them."""
         self.barriers += 1
         wanted = self.barriers
-        self.send((BARRIER, wanted, hub.take()))
+        self.send((BARRIER, wanted, hub.take(), op))
         while self.acked < wanted:
             self.ack_event = trio.Event()
             await self.ack_event.wait()
@@ -222,47 +248,49 @@ class _Call:
         self.ack_event.set()
 
 
-def _takes_on_retry(model: Model) -> bool:
+def _takes(model: Model, keyword: str) -> bool:
     try:
         parameters = inspect.signature(model.complete).parameters
     except (TypeError, ValueError):
         return False
-    return "on_retry" in parameters
+    return keyword in parameters
 
 
-class _CommittedModel:
-    """The worker's model as the body calls it: before each call, a barrier (the turn
-    before it is committed); a re-submission's recorded turns are served in order."""
+class _RecordedModel:
+    """The worker's model as the body calls it: a re-submission's recorded turns first,
+    in call order; then the model (its `on_retry` / `on_wait` reports passed on)."""
 
-    def __init__(self, inner: Model, call: _Call, hub: StreamHub, turns: deque[ModelTurn]):
-        self._inner, self._call, self._hub, self._turns = inner, call, hub, turns
+    def __init__(self, inner: Model, turns: deque[ModelTurn]) -> None:
+        self._inner, self._turns = inner, turns
         self.name = inner.name
         self.secrets: tuple[str, ...] = tuple(getattr(inner, "secrets", ()) or ())
-        self._on_retry = _takes_on_retry(inner)
+        self._keywords = [k for k in ("on_retry", "on_wait") if _takes(inner, k)]
 
     async def complete(
         self,
         request: ModelRequest,
         on_text: TextSink | None = None,
         *,
-        on_retry: Callable[[str, int, float], None] | None = None,
+        on_retry: Callable[..., None] | None = None,
+        on_wait: Callable[..., None] | None = None,
     ) -> ModelTurn:
         if self._turns:
             return self._turns.popleft()
-        await self._call.barrier(self._hub)
-        if self._on_retry:
+        given = {"on_retry": on_retry, "on_wait": on_wait}
+        callbacks = {k: given[k] for k in self._keywords if given[k] is not None}
+        if callbacks:
             complete: Any = self._inner.complete
-            result: ModelTurn = await complete(request, on_text, on_retry=on_retry)
+            result: ModelTurn = await complete(request, on_text, **callbacks)
             return result
         return await self._inner.complete(request, on_text)
 
 
-class _CommittedTool:
-    """A tool as the worker's body calls it: a barrier first; a re-submission's
-    recorded results (shared by the invocation's tools, in call order) first."""
+class _RecordedTool:
+    """A tool as the worker's body calls it: a re-submission's recorded results (shared
+    by the invocation's tools, in call order) first."""
 
-    def __init__(self, inner: Tool, call: _Call, hub: StreamHub, results: deque[dict[str, Any]]):
-        self._inner, self._call, self._hub, self._results = inner, call, hub, results
+    def __init__(self, inner: Tool, results: deque[dict[str, Any]]) -> None:
+        self._inner, self._results = inner, results
         self.id = inner.id
         self.description = inner.description
         self.input_schema = inner.input_schema
@@ -270,11 +298,68 @@ class _CommittedTool:
     async def execute(self, input: Mapping[str, Any]) -> Any:
         if self._results:
             return recorded_tool_result(self._results.popleft())
-        await self._call.barrier(self._hub)
         return await self._inner.execute(input)
 
 
-class _CommittedTools(Mapping[str, Tool]):
+class _WorkerBudget(RunBudget):
+    """The body's budget: each charge goes to the orchestrator (`@charge`), which
+    totals and enforces the run's limits."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        super().__init__()
+        self._stream = hub
+
+    def charge(self, usage: Usage) -> None:
+        self._stream.op("@charge", usage.model_dump())
+
+
+class _Replaying:
+    """Stands for the run's replay filter in a resumed invocation (`memo.replay`)."""
+
+
+class _WorkerMemo:
+    """The run's memo as the worker's body uses it (`engine/agent_runner.py`): recorded
+    turns and tool results served from the request's `MemoView`; each new row sent to
+    the orchestrator, which commits it, before the body goes on."""
+
+    def __init__(self, view: MemoView, call: _Call, hub: StreamHub) -> None:
+        self._view, self._call, self._hub = view, call, hub
+        self.replay = _Replaying() if view.replaying else None
+
+    def turn(self, agent: str, item: str, attempt: int, turn: int) -> Any | None:
+        return self._view.turns.get(turn)
+
+    def served_turn(self) -> None:
+        self._hub.op("@served_turn")
+
+    def went_live(self, agent: str, item: str, attempt: int, *, mismatch: bool = False) -> None:
+        self._hub.op("@went_live", {"mismatch": mismatch})
+
+    def tool(self, agent: str, item: str, attempt: int, turn: int, call_id: str) -> Any | None:
+        found = self._view.tools.get((turn, call_id))
+        if found is not None:
+            self._hub.op("@tool_served", {"turn": turn, "call_id": call_id})
+        return found
+
+    async def record_turn(
+        self,
+        agent: str,
+        item: str,
+        attempt: int,
+        turn: int,
+        request: Mapping[str, Any],
+        digest: str,
+        result: ModelTurn,
+    ) -> None:
+        await self._call.barrier(self._hub, ("record_turn", turn, dict(request), digest, result))
+
+    async def record_tool(
+        self, agent: str, item: str, attempt: int, turn: int, call_id: str, result: Any
+    ) -> None:
+        await self._call.barrier(self._hub, ("record_tool", turn, call_id, result))
+
+
+class _RecordedTools(Mapping[str, Tool]):
     def __init__(self, inner: Mapping[str, Tool], wrap: Callable[[Tool], Tool]) -> None:
         self._inner, self._wrap = inner, wrap
         self._wrapped: dict[str, Tool] = {}
@@ -400,22 +485,22 @@ class Worker:
             inner = self._model()
             if inner is not None and hasattr(inner, "__aenter__"):
                 inner = await stack.enter_async_context(inner)  # type: ignore[arg-type]
-            model: Any = (
-                _NoWorkerModel() if inner is None else _CommittedModel(inner, call, hub, turns)
-            )
-            tools = _CommittedTools(
+            model: Any = _NoWorkerModel() if inner is None else _RecordedModel(inner, turns)
+            tools = _RecordedTools(
                 ToolTable(self.pipeline, self._tools),
-                functools.partial(_CommittedTool, call=call, hub=hub, results=results),
+                functools.partial(_RecordedTool, results=results),
             )
+            memo: Any = None if request.memo is None else _WorkerMemo(request.memo, call, hub)
             services = RunServices(
                 pipeline=self.pipeline,
                 model=model,
                 tools=tools,
                 hub=hub,
                 model_limiter=trio.CapacityLimiter(1),
-                budget=RunBudget(),  # the orchestrator charges (and enforces) the run's budget
+                budget=_WorkerBudget(hub),  # the orchestrator charges and enforces the budget
                 backoff_scale=request.backoff_scale,
                 seed=request.seed,
+                memo=memo,
             )
             ctx = AgentContext(
                 request.run_id, request.agent, request.item, request.attempt, request.input,

@@ -49,7 +49,7 @@ async def _run(
     if executor == "ray":
         factory = functools.partial(anthropic_at, base_url) if base_url else None
         ray_executor = RayExecutor(
-            pipeline, functools.partial(load, name), model_factory=factory, threads_per_actor=8
+            pipeline, functools.partial(load, name), model_factory=factory, invocations_per_actor=8
         )
     # the pipelines say `defaults.executor: ray`: the local run says where to run instead
     run_options = RunOptions(

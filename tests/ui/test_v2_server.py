@@ -147,3 +147,26 @@ def test_agentflow_serve_without_a_store_or_with_a_log_and_no_pipeline(tmp_path:
     )
     assert no_pipeline.returncode == 2
     assert "serve LOG needs --pipeline" in no_pipeline.stderr
+
+
+async def test_the_new_routes_need_the_token_too(tmp_path: Path) -> None:
+    store = RunStore.open(str(tmp_path / "runs.db"))
+    shutdown = trio.Event()
+    try:
+        await record_run(store, "hello_world.yaml", "run-t")
+        async with trio.open_nursery() as nursery:
+            config = UiConfig(port=0, token="a-token-of-the-ui-1234")
+            url = await nursery.start(partial(serve_store, store, config), shutdown)
+            base = url.split("?")[0].rstrip("/")
+            paths = ["/", "/runs/run-t", "/api/runs", "/api/runs/run-t/config",
+                     "/api/runs/run-t/events", "/api/runs/run-t/status",
+                     "/api/runs/run-t/call?agent=writer_agent"]  # fmt: skip
+            async with httpx.AsyncClient() as client:
+                for path in paths:
+                    assert (await client.get(base + path)).status_code == 401, path
+                    auth = {"Authorization": "Bearer a-token-of-the-ui-1234"}
+                    assert (await client.get(base + path, headers=auth)).status_code == 200, path
+                    client.cookies.clear()  # a page sets the token's cookie
+            shutdown.set()
+    finally:
+        store.close()

@@ -154,7 +154,11 @@
       const retry = (ev.attempt || 1) > 1;
       S.openInv.set(key3(ev), S.invocations.length);
       S.invocations.push({ agent: ev.agent, item: ev.item || "", attempt: ev.attempt || 1, start: ev.ts, end: null, status: "running", retry: retry, seq: ev.seq });
-      if (ev.item) { const r = itemRow(ev.item); r.attempts = Math.max(r.attempts, ev.attempt || 1); }
+      if (ev.item) {
+        const r = itemRow(ev.item);
+        r.attempts = Math.max(r.attempts, ev.attempt || 1);
+        if (r.start === null) r.start = ev.ts; // `main` has no item_created
+      }
     },
     agent_completed(ev) { setItemStatus(ev.agent, ev.item, "passed"); closeInvocation(ev, "passed"); },
     agent_failed(ev) {

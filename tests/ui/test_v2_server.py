@@ -19,7 +19,7 @@ from agentflow.runtime.cli.compiled_loader import load_for_inspection
 from agentflow.runtime.store import RunStore
 from agentflow.runtime.ui import UiConfig, serve_store, serve_ui
 
-from .helpers import emit_hello_world, load_pipeline, running_ui
+from .helpers import HELLO_WORLD, emit_hello_world, load_pipeline, running_ui
 from .store_runs import begin_partial_run, dead_owner, record_run
 
 HELLO = load_pipeline("hello_world.yaml")
@@ -105,6 +105,9 @@ async def test_static_files_are_gzipped_with_an_etag_and_a_304() -> None:
 async def test_a_live_run_frames_name_their_run_and_its_page_is_the_root_without_a_store() -> None:
     async with running_ui(HELLO, run_id="run-own") as ui, httpx.AsyncClient() as client:
         emit_hello_world(ui.hub)
+        with trio.fail_after(30):  # the UI takes the events in from its subscription
+            while (await client.get(ui.base + "/healthz")).json()["events"] < len(HELLO_WORLD):
+                await trio.sleep(0.02)
         assert 'data-view="run"' in (await client.get(ui.base + "/")).text
         assert ui.url.endswith("/")  # no store: the run's page is /
         runs = (await client.get(ui.base + "/api/runs")).json()

@@ -416,18 +416,42 @@
     return e.label || (e.kind === "dispatch" ? e.strategy.replace("parallel_", "") : e.kind === "feedback" ? "feedback" : e.kind);
   }
 
-  // Left-to-right layers: an agent's column is its longest dispatch path from the
-  // entry (feedback and loop edges ignored, so loops do not fold the graph), agents
-  // in one column are spread vertically.
+  // Left-to-right layers: an agent's column is its longest path from the entry over
+  // dispatch and route edges, leaving out the edges that close a cycle (a route back
+  // to an earlier agent, found by a depth-first walk from the entry) and feedback
+  // edges, so loops do not fold the graph and the entry stays on the left. Agents in
+  // one column are spread vertically.
   function layeredPositions() {
+    const ids = config.agents.map((a) => a.id);
+    const out = {};
+    for (const id of ids) out[id] = [];
+    for (const e of config.edges) if (e.kind !== "feedback" && out[e.source] && out[e.target]) out[e.source].push(e.target);
+    const state = {}; // 1: on the walk's stack, 2: done
+    const forward = {};
+    for (const id of ids) forward[id] = [];
+    const walk = (root) => {
+      const stack = [[root, 0]];
+      state[root] = 1;
+      while (stack.length) {
+        const top = stack[stack.length - 1];
+        const next = out[top[0]][top[1]++];
+        if (next === undefined) { state[top[0]] = 2; stack.pop(); continue; }
+        if (state[next] === 1) continue; // closes a cycle: not a layering edge
+        forward[top[0]].push(next);
+        if (!state[next]) { state[next] = 1; stack.push([next, 0]); }
+      }
+    };
+    if (config.entry && out[config.entry]) walk(config.entry);
+    for (const id of ids) if (!state[id]) walk(id);
     const depth = {};
-    for (const a of config.agents) depth[a.id] = 0;
-    const dispatch = config.edges.filter((e) => e.kind === "dispatch");
-    for (let round = 0; round < config.agents.length; round++) {
-      for (const e of dispatch) depth[e.target] = Math.max(depth[e.target], depth[e.source] + 1);
+    for (const id of ids) depth[id] = 0;
+    for (let round = 0; round < ids.length; round++) {
+      let moved = false;
+      for (const id of ids) for (const t of forward[id]) if (depth[t] < depth[id] + 1) { depth[t] = depth[id] + 1; moved = true; }
+      if (!moved) break;
     }
     const columns = {};
-    for (const a of config.agents) (columns[depth[a.id]] = columns[depth[a.id]] || []).push(a.id);
+    for (const id of ids) (columns[depth[id]] = columns[depth[id]] || []).push(id);
     const positions = {};
     for (const d in columns) {
       columns[d].forEach((id, i) => {

@@ -260,6 +260,8 @@ async def test_route_loop_and_sub_pipeline_graph_shows_cases_taken_and_iteration
             labels = await js(bt, page, "window.__agentflow.edgeLabels()")
             assert labels["supervisor->writer"] == "write (max 3) · taken 2\u00d7 · iteration 2"
             graph = await js(bt, page, "window.__agentflow.graph()")
+            x = {node: position["x"] for node, position in graph["positions"]}
+            assert x["supervisor"] < min(x["writer"], x["research_team"])  # the entry: left
             groups = dict((g, set(children)) for g, children in graph["groups"])
             assert groups == {
                 "group:research_team": {"research_team.researcher", "research_team.editor"}

@@ -67,6 +67,8 @@ async def test_runs_list_and_a_finished_a_crashed_and_a_live_run(
                 assert await js(bt, page, runs_row("run-crashed-1", "state")) == "crashed"
                 assert await js(bt, page, runs_row("run-crashed-1", "status")) == "interrupted"
                 assert await js(bt, page, runs_row("run-live-1", "state")) == "live"
+                shown = "getComputedStyle(document.querySelector('#run-view')).display"
+                assert await js(bt, page, shown) == "none"  # the list alone, no empty run view
 
                 # A finished run: its page, its own id, every node settled, FINISHED.
                 link = "#runs-body tr[data-run='run-finished-1'] a"

@@ -1,8 +1,7 @@
 """Checks of where agents run: `executor: local | ray` and `resources:` (docs/scale.md).
 
 A sub-pipeline agent runs its child's dispatcher on the parent's hub and services,
-so it cannot itself move to a Ray actor: its child's agents can (their own
-`executor:`). `resources:` is what one invocation reserves on a Ray cluster; on an
+so it cannot itself move to a Ray actor (nor, for now, can its child's agents). `resources:` is what one invocation reserves on a Ray cluster; on an
 agent that says `executor: local` it can never apply, which is a mistake worth a
 warning (with `defaults.executor: local` it still applies under `--executor ray`).
 """
@@ -25,8 +24,8 @@ def check_executors(ctx: CheckContext) -> Iterator[Diagnostic]:
             yield ctx.at(
                 (*path, key),
                 f"agent '{agent.id}' runs the sub-pipeline {agent.pipeline}, whose dispatcher "
-                f"runs in the run's own process: it takes no `{key}:`. Set `executor: ray` "
-                "(and `resources:`) on the child's agents instead",
+                f"runs in the run's own process: it takes no `{key}:` (a sub-pipeline's "
+                "agents run in the run's process too: docs/scale.md, Limits)",
             )
         elif agent.resources is not None and agent.executor == "local":
             yield ctx.at(

@@ -189,6 +189,7 @@ class StreamHub(EventHub):
         payload: dict[str, Any] | None = None,
     ) -> PipelineEvent:
         self.publish(kind, agent=agent, item=item, attempt=attempt, payload=payload)
+        self.flush()  # as `EventHub.emit`: at once (the run's UI follows a model's stream)
         return new_event(
             {
                 "seq": -1, "ts": "", "run_id": self.run_id, "kind": kind, "agent": agent,

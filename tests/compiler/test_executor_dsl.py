@@ -99,7 +99,8 @@ def test_a_sub_pipeline_agent_cannot_run_on_ray(tmp_path: Path) -> None:
     assert found == [
         f"v.yaml:{line_of(text, 'executor: ray')}:15: error: agent 'team' runs the "
         "sub-pipeline child.yaml, whose dispatcher runs in the run's own process: it takes "
-        "no `executor:`. Set `executor: ray` (and `resources:`) on the child's agents instead"
+        "no `executor:` (a sub-pipeline's agents run in the run's process too: "
+        "docs/scale.md, Limits)"
     ]
 
 

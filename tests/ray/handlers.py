@@ -55,3 +55,18 @@ async def die_once(ctx: AgentContext) -> AgentOutput:
         else:
             os.kill(os.getpid(), signal.SIGKILL)
     return AgentOutput(text=f"done {ctx.item.payload}")
+
+
+async def probe(ctx: AgentContext) -> AgentOutput:
+    """What the cluster has left while this invocation runs (its actor's reservations
+    and every other live actor's are taken)."""
+    import json
+
+    import ray
+
+    free = ray.available_resources()
+    return AgentOutput(
+        text=json.dumps(
+            {"CPU": free.get("CPU", 0.0), "model_calls": free.get("agentflow_model_calls", 0.0)}
+        )
+    )

@@ -5,6 +5,7 @@ SIGKILLed mid-invocation re-submitted by us with every item exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from agentflow.runtime import RunOptions, RunResult, run_pipeline
+from agentflow.runtime.cli.compiled_loader import compile_and_import
+from agentflow.runtime.cli.executor_options import model_for_actor
 from agentflow.runtime.events.event import EventKind, PipelineEvent
 from agentflow.runtime.executors.local import LocalExecutor
 from agentflow.runtime.executors.ray_executor import RayExecutor
@@ -147,3 +150,42 @@ async def test_a_killed_worker_is_resubmitted_and_every_item_runs_once(
     )
     assert completed == Counter({f"item-{k}": 1 for k in range(1, 5)})
     assert [o.output for o in result.items[1:]] == [f"done topic {k}" for k in range(1, 5)]
+
+
+HELLO = Path(__file__).resolve().parents[2] / "pipelines" / "hello_world.yaml"
+REPLAY = {"model": "replay", "cassette": str(HELLO.with_suffix(".cassette.jsonl"))}
+
+
+def load_hello() -> tuple[Any, object]:
+    module = compile_and_import(HELLO)
+    return module.compiled, module.default_handlers()
+
+
+async def test_hello_world_gives_the_same_result_and_events_on_both_executors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's pipeline (a QA loop, a tool, replayed turns) with every agent on Ray."""
+    monkeypatch.chdir(tmp_path)
+    runs: dict[str, tuple[RunResult, list[PipelineEvent]]] = {}
+    for name in ("local", "ray"):
+        pipeline, handlers = load_hello()
+        sink = MemorySink()
+        if name == "ray":
+            executor: Any = RayExecutor(
+                pipeline, load_hello, model_factory=functools.partial(model_for_actor, REPLAY),
+                default="ray",
+            )  # fmt: skip
+        else:
+            executor = LocalExecutor()
+        async with executor if name == "ray" else contextlib.nullcontext():
+            result = await run_pipeline(
+                pipeline, "ownership", handlers=handlers, sinks=[sink],
+                model=model_for_actor(REPLAY, pipeline),
+                options=RunOptions(backoff_scale=0, seed=7, executor=executor),
+            )  # fmt: skip
+        runs[name] = (result, sink.events)
+    (local, local_events), (remote, remote_events) = runs["local"], runs["ray"]
+    assert local.ok and local.items[0].attempts == {"writer_agent": 2, "reviewer_agent": 2}
+    assert _comparable(remote) == _comparable(local)
+    assert event_multiset(remote_events) == event_multiset(local_events)
+    assert any(e.kind is EventKind.TOOL_RESULT for e in remote_events)

@@ -64,6 +64,11 @@ async def test_a_node_click_after_the_banner_shifts_the_graph_hits_the_node(
             selected = f"{CY}.nodes(':selected').map(n => n.id())"
             await wait_js(bt, page, f"{selected}.length > 0", WAIT)
             assert await js(bt, page, selected) == ["reviewer_agent"]
+            # and the click opened that agent's drawer
+            drawer = "document.querySelector('#drawer')"
+            await wait_js(
+                bt, page, f"!{drawer}.hidden && {drawer}.dataset.agent === 'reviewer_agent'"
+            )
         finally:
             await bt.call(page.close)
             nursery.cancel_scope.cancel()

@@ -1,9 +1,10 @@
 """Checks of where agents run: `executor: local | ray` and `resources:` (docs/scale.md).
 
 A sub-pipeline agent runs its child's dispatcher on the parent's hub and services,
-so it cannot itself move to a Ray actor (nor, for now, can its child's agents). `resources:` is what one invocation reserves on a Ray cluster; on an
-agent that says `executor: local` it can never apply, which is a mistake worth a
-warning (with `defaults.executor: local` it still applies under `--executor ray`).
+so it cannot itself move to a Ray actor (nor, for now, can its child's agents).
+`resources:` is what one invocation reserves on a Ray cluster; on an agent that
+says `executor: local` it can never apply, which is a mistake worth a warning
+(with `defaults.executor: local` it still applies under `--executor ray`).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class EventKind(enum.StrEnum):
     SINK_ERROR = "sink_error"  # sink, error, dropped
     BUDGET_EXCEEDED = "budget_exceeded"  # limit, spent
     WARNING = "warning"  # message
-    INVOCATION_RESUBMITTED = "invocation_resubmitted"  # executor, error, resubmission: a worker died
+    INVOCATION_RESUBMITTED = "invocation_resubmitted"  # executor, error, resubmission
     HUMAN_REQUESTED = "human_requested"  # question, output_schema, assignee, feedback (retry)
     HUMAN_ANSWERED = "human_answered"  # by, answer
     LOG_SEALED = "log_sealed"  # events, sha256: the hub's last line of a closed log

@@ -10,7 +10,9 @@ whose response was committed was made again.
 
 Prints, over all trials: kills, calls the fake API answered, calls committed, calls
 repeated after their response was committed (must be 0), calls repeated in the crash
-window (asked before a kill, not committed, asked again), and any trial that failed.
+window (asked before a kill, not committed, asked again; "logged twice": the first
+response's event was committed without its memo row, so the log and the usage hold
+both), and any trial that failed.
 Exit 1 if any trial failed.
 
 Usage:  .venv/bin/python bench/bench_crash_loop.py --runs 200 [--items 12]
@@ -120,6 +122,10 @@ async def soak(args: argparse.Namespace, root: Path, stores: Stores) -> int:
     print(f"  calls committed:                {total.committed}")
     print(f"  repeated after commit:          {total.repeated_after_commit}  (must be 0)")
     print(f"  repeated in the crash window:   {total.repeated_in_window}")
+    print(
+        f"    of which logged twice:        {total.responses_counted_twice}"
+        "  (response event committed, memo row not)"
+    )
     print(f"  trials that failed a check:     {len(failures)}")
     for failure in failures:
         print(failure)

@@ -194,6 +194,7 @@ class CallCounts:
     repeated_in_window: int = 0  # asked again: the earlier request's answer was not committed
     repeated_in_segment: int = 0  # one process asked twice (a transport retry): 0 here
     unkeyed: int = 0  # requests without a key (none expected)
+    responses_counted_twice: int = 0  # of those in the window: both responses were logged
 
 
 @dataclass
@@ -202,6 +203,7 @@ class Reference:
 
     events: int
     result: dict[str, Any]  # see `run_outcome`
+    usage: dict[str, int]  # see `check_usage`
 
 
 def _env(store_url: str, base_url: str, api_key: str) -> dict[str, str]:
@@ -243,23 +245,47 @@ async def run_reference(directory: Path, store_url: str, base_url: str, items: i
     probe = StoreProbe(store_url)
     (run_id,) = probe.run_ids()
     lines = probe.lines(run_id)
-    return Reference(events=len(lines), result=run_outcome(probe, run_id, lines))
+    usage = check_usage(lines, "the reference run")
+    return Reference(events=len(lines), result=run_outcome(probe, run_id, lines), usage=usage)
+
+
+_USAGE_COUNTS = ("input_tokens", "output_tokens", "model_calls")
 
 
 def run_outcome(probe: StoreProbe, run_id: str, lines: list[str]) -> dict[str, Any]:
     """What must not depend on the crashes: `run_finished`'s payload (status, final state,
-    usage summed over every model call, item counts), each item's `item_finished` payload,
-    and the recorded final output."""
+    item counts) but its usage, each item's `item_finished` payload, and the recorded
+    final output.
+
+    The usage is checked apart (`check_usage`): a call in flight at a kill whose
+    `model_response` event was committed but whose memo row was not is made again, and
+    both responses count (docs/resume.md, "What is not replayed exactly")."""
     finished: dict[str, Any] = {}
     items: dict[str, Any] = {}
     for line in lines:
         event = json.loads(line)
         if event["kind"] == "run_finished":
-            finished = event["payload"]
-            finished["usage"]["cost_usd"] = round(finished["usage"]["cost_usd"], 9)
+            finished = {k: v for k, v in event["payload"].items() if k != "usage"}
         elif event["kind"] == "item_finished":
             items[event["item"]] = event["payload"]
     return {"run_finished": finished, "items": items, "output": probe.output(run_id)}
+
+
+def check_usage(lines: list[str], where: str) -> dict[str, int]:
+    """`run_finished.usage` is the sum over every `model_response` in the whole log (every
+    segment); that usage's counts."""
+    summed = dict.fromkeys(_USAGE_COUNTS, 0)
+    reported: dict[str, Any] = {}
+    for line in lines:
+        event = json.loads(line)
+        if event["kind"] == "model_response":
+            for name in _USAGE_COUNTS:
+                summed[name] += event["payload"]["usage"][name]
+        elif event["kind"] == "run_finished":
+            reported = event["payload"]["usage"]
+    shown = {name: reported.get(name) for name in _USAGE_COUNTS}
+    assert shown == summed, f"{where}: run_finished.usage {shown} != the responses' {summed}"
+    return summed
 
 
 def _run_args(pipeline: Path, items: int) -> list[str]:
@@ -425,7 +451,12 @@ def check_trial(
     assert log.read_text().splitlines() == lines, f"{where}: the log is not the store's events"
     result = run_outcome(probe, run_id, lines)
     assert result == reference.result, f"{where}: the result differs from an uninterrupted run"
+    usage = check_usage(lines, where)
     counts = count_calls(trial, request_log)
+    # a response counted twice was made again: a call repeated in the crash window
+    extra = usage["model_calls"] - reference.usage["model_calls"]
+    assert 0 <= extra <= counts.repeated_in_window, (where, usage, reference.usage, counts)
+    counts.responses_counted_twice = extra
     assert counts.unkeyed == 0 and counts.repeated_in_segment == 0, (where, counts)
     assert counts.repeated_after_commit == 0, f"{where}: committed calls repeated: {counts}"
     asked = _asked_by(trial, request_log)

@@ -227,9 +227,7 @@ def _request_payload(request: ModelRequest) -> dict[str, Any]:
     }
 
 
-async def _model_turn(
-    ctx: AgentContext, services: RunServices, request: ModelRequest
-) -> ModelTurn:
+async def _model_turn(ctx: AgentContext, services: RunServices, request: ModelRequest) -> ModelTurn:
     """One model turn; with a run store, its answer is committed before the agent sees it,
     and a resume serves a recorded turn (same key, same request) instead of calling the
     model (`engine/memo.py`)."""

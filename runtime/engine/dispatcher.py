@@ -141,8 +141,16 @@ class Dispatcher:
         # The run's memo when it has a run store (`engine/memo.py`), else None. A resumed
         # run's machine and deferred moves start where its committed events left them.
         self.memo = memo = services.memo
+        # With a memo: the agents whose outputs a join reads (their commit is awaited).
+        self._joined: frozenset[str] = frozenset()
         if memo is not None:
             memo.restore(self.machine, self.deferred, pipeline)
+            self._joined = frozenset(
+                target
+                for plan in self.plans.values()
+                if plan.join is not None
+                for target in plan.targets
+            )
 
     # -- the run -----------------------------------------------------------------
 
@@ -283,7 +291,12 @@ class Dispatcher:
             return None
         self._record(plan, item, out, attempt, typed)
         if memo is not None:  # commit before proceed: the output, before it goes onward
-            await memo.record_step(agent, item_id, attempt, out)
+            ends = (
+                plan.strategy is None
+                and agent not in self._joined
+                and not (plan.is_qa and not out.passed)
+            )  # nothing is dispatched from it: submitted, not awaited
+            await memo.record_step(agent, item_id, attempt, out, wait=not ends)
         return out
 
     @staticmethod
@@ -440,8 +453,10 @@ class Dispatcher:
         if entry is None:
             return
         memo = self.memo
-        if memo is not None and memo.replay is not None and memo.consumed_transition(
-            plan.id, item, attempt
+        if (
+            memo is not None
+            and memo.replay is not None
+            and memo.consumed_transition(plan.id, item, attempt)
         ):
             return  # a resume: this move was committed, the machine is already past it
         trigger, name, moves = entry
@@ -613,6 +628,8 @@ class Dispatcher:
         if item.status is None and any(child.status == "waiting" for child in children):
             # a child waits for a person: its parent cannot reduce (or finish) before it
             item.status, item.reason = "waiting", WAITING_FOR_CHILD
+        if self.memo is not None and plan.reduce is not None:  # the children's outputs
+            await self.memo.commit(None)  # are committed before the reduce reads them
         reduce = plan.reduce
         if reduce is None or item.status in ("aborted", "waiting") or self.fatal is not None:
             return None

@@ -210,8 +210,15 @@ class Memo:
     def _seq(self) -> int:
         return self.hub.events_emitted - 1
 
-    async def record_step(self, agent: str, item: str, attempt: int, output: Any) -> None:
-        """Commit an invocation's output (JSON data, or a pydantic model: its JSON dump)."""
+    async def record_step(
+        self, agent: str, item: str, attempt: int, output: Any, *, wait: bool = True
+    ) -> None:
+        """Commit an invocation's output (JSON data, or a pydantic model: its JSON dump).
+
+        `wait=False`: submit it and go on (an output nothing is dispatched to). The
+        writer commits in submission order, so it is still committed before any row
+        submitted after it; a failure fails the hub, as a failed commit does.
+        """
         seq = self._seq()
         if isinstance(output, BaseModel):
             row = step_row(
@@ -219,7 +226,20 @@ class Memo:
             )
         else:
             row = step_row(self.prefix + agent, item, attempt, output, seq)
-        await self.commit(row)
+        if wait:
+            await self.commit(row)
+        else:
+            self.submit(row)
+
+    def submit(self, row: MemoRow) -> None:
+        """Submit `row` after the events published so far, without waiting for it."""
+        hub, committer = self.hub, self.committer
+
+        def acknowledged(error: BaseException | None) -> None:
+            if error is not None:
+                hub.report_commit_failure(error)
+
+        hub.after_submitted(lambda: committer.submit_memo(row, acknowledged))
 
     async def record_turn(
         self,

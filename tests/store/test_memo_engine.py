@@ -20,6 +20,7 @@ from tests.fake_anthropic.server import open_fake_anthropic, text_reply, tool_re
 
 from ..runtime.resume_harness import Scripted, start_run
 from ..runtime.test_engine_fakes import compile_dict, fanout_spec, hello_spec, text, verdict
+from ..runtime.test_engine_reduce import PlanOutput, map_reduce, writer_joke
 from ..runtime.test_resume_model import KEY, KEYLINE, TOOLS, CountingTool
 
 
@@ -154,3 +155,31 @@ async def test_a_run_without_a_store_has_no_memo(tmp_path: Path) -> None:
             options=RunOptions(backoff_scale=0),
         )  # fmt: skip
     assert result.ok and memos == [None]
+
+
+async def test_every_childs_output_is_committed_before_the_reduce_reads_them(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A child's last output is dispatched nowhere, so it is submitted without waiting;
+    the fan-out still waits for all of them before its reduce runs."""
+    run_id = "run-0000c0ffee04"
+    subjects = [f"s{n}" for n in range(30)]
+    with RunStore.open(store_url) as store:
+        at_reduce: list[set[tuple[str, str, int]]] = []
+
+        def best(ctx: AgentContext) -> AgentOutput:
+            at_reduce.append(set(store.memo(run_id).steps))
+            return text("best")
+
+        scripts = {
+            "planner": lambda ctx: PlanOutput(subjects=subjects),
+            "writer": writer_joke,
+            "best": best,
+            "final": lambda ctx: text("final"),
+        }
+        result = await start_run(
+            store, map_reduce(), Scripted(scripts), run_id, tmp_path / "r.jsonl"
+        )
+        assert result is not None and result.ok
+        children = {("writer", child.id, 1) for child in result.items if child.parent == "main"}
+        assert len(children) == 30 and children <= at_reduce[0]

@@ -49,8 +49,8 @@ from ..spec import ROUTE_ABORT, ROUTE_END
 from . import aggregator
 from .context import AgentContext
 from .governor import RetryGovernor
-from .invocation import InvocationExecutor
 from .human import HumanAnswerNeeded
+from .invocation import InvocationExecutor
 from .memo import recorded_failure
 from .payloads import issue_dicts, json_problem
 from .plan import AgentPlan, Deferred, Handler, ItemState, build_plans

@@ -210,6 +210,28 @@ class LineEncoder:
             seq += 1
         return lines, prev_hash
 
+    def seal_payload(self, seq: int, ts: float, prev_hash: str) -> dict[str, Any]:
+        """The payload of the `log_sealed` event `seal_event` builds (seq `seq`, at `ts`,
+        after a line hashing to `prev_hash`), its blank line built by `line` (the hub's
+        seal: one encode instead of two pydantic dumps)."""
+        payload: dict[str, Any] = {"events": seq, "sha256": ""}
+        blank = self.line(seq, ts, EventKind.LOG_SEALED, None, None, None, payload, prev_hash)
+        if blank is None:
+            fields = _seal_fields(self.run_id, seq, ts, self.pipeline_hash, prev_hash, seq)
+            blank = new_event(fields).model_dump_json()
+        return {"events": seq, "sha256": _sha256(blank.encode()).hexdigest()}
+
+
+def _seal_fields(
+    run_id: str, seq: int, ts: float, pipeline_hash: str, prev_hash: str, count: object
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "seq": seq, "ts": ts, "kind": EventKind.LOG_SEALED,
+        "agent": None, "item": None, "attempt": None,
+        "payload": {"events": count, "sha256": ""},
+        "pipeline_hash": pipeline_hash, "prev_hash": prev_hash,
+    }  # fmt: skip
+
 
 def seal_event(
     run_id: str,
@@ -230,12 +252,7 @@ def seal_event(
     same bytes.
     """
     count = seq if events is None else events
-    fields: dict[str, Any] = {
-        "run_id": run_id, "seq": seq, "ts": ts, "kind": EventKind.LOG_SEALED,
-        "agent": None, "item": None, "attempt": None,
-        "payload": {"events": count, "sha256": ""},
-        "pipeline_hash": pipeline_hash, "prev_hash": prev_hash,
-    }  # fmt: skip
+    fields = _seal_fields(run_id, seq, ts, pipeline_hash, prev_hash, count)
     blank = new_event(fields).model_dump_json().encode()
     digest = hashlib.sha256(blank).hexdigest()
     return new_event({**fields, "payload": {"events": count, "sha256": digest}})

@@ -72,7 +72,7 @@ import trio
 
 from ..errors import AgentflowError
 from .commit import EventCommitter
-from .event import EventKind, LineEncoder, PipelineEvent, new_event, seal_event
+from .event import EventKind, LineEncoder, PipelineEvent, new_event
 from .sink import LogSink
 from .sink_queue import (
     DEFAULT_SINK_BUFFER,
@@ -631,8 +631,8 @@ class EventHub:
             self._prev_hash = ""
         else:
             ts = time.time()
-            seal = seal_event(self.run_id, self._seq, ts, self.pipeline_hash, self._prev_hash)
-            self._publish(_LOG_SEALED, None, None, None, seal.payload, False, ts)
+            payload = self._encoder.seal_payload(self._seq, ts, self._prev_hash)
+            self._publish(_LOG_SEALED, None, None, None, payload, False, ts)
         self._sealed = True
         self._lean = False  # `publish` now goes through `_publish`, which refuses
         self._commit_lean = False

@@ -17,7 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, model_serializer
 
-from agentflow.runtime.events.event import EventKind, LineEncoder, PipelineEvent, new_event
+from agentflow.runtime.events.event import (
+    EventKind,
+    LineEncoder,
+    PipelineEvent,
+    new_event,
+    seal_event,
+)
 from agentflow.runtime.events.hub import EventHub
 from agentflow.runtime.sinks.file import FileSink
 
@@ -202,3 +208,17 @@ def test_the_encoders_chain_is_line_by_line_and_falls_back_to_pydantic() -> None
         assert fast is None or fast == line
         prev = _sha(line)
     assert last == prev
+
+
+async def test_the_hubs_seal_is_the_line_seal_event_builds(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    hub = EventHub(run_id="run-\u00e9", pipeline_hash="p" * 64, sinks=[FileSink(log)])
+    hub.open_inline()
+    hub.publish(EventKind.RUN_STARTED)
+    hub.publish(EventKind.RUN_FINISHED, payload={"status": "passed"})
+    hub.seal_on_close = True
+    hub.close_inline()
+    *before, last = log.read_text().splitlines()
+    sealed = PipelineEvent.model_validate_json(last)
+    rebuilt = seal_event("run-\u00e9", 2, sealed.ts, "p" * 64, _sha(before[-1]))
+    assert last == rebuilt.model_dump_json()

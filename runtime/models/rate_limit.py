@@ -8,8 +8,7 @@ One limiter is shared by every call of an `AnthropicModel` (so by every call
 of a run, fan-outs included); it keeps the same buckets on this side:
 
 - Before a request goes out it is charged 1 request, its input tokens as
-  estimated from its characters (/ 3, the estimate prompt caching uses; scaled
-  down, to half at most, as answers show the estimate high) and
+  estimated from its characters (/ 3, the estimate prompt caching uses) and
   `max_tokens` output tokens (the API too charges `max_tokens` up front). If a
   bucket lacks room the call waits, in arrival order (FIFO), until the
   bucket's refill covers it; a call never waits while every bucket has room.
@@ -176,22 +175,19 @@ class RateTicket:
     seq: int
     input_tokens: int
     max_tokens: int
-    raw_input_tokens: int = 0  # the characters' estimate, before `_input_estimate`
     answered: bool = False  # its response's headers came back: the API counted it
     # Buckets whose view came from headers that counted this request: the API's
     # next headers, not `settle`, correct its estimates there.
     synced: set[str] = field(default_factory=set)
 
-    def cost(self, bucket: str, *, generous: bool = False) -> float:
-        """Its charge to `bucket`; `generous`: with the input estimate before learning."""
-        input_tokens = self.raw_input_tokens if generous else self.input_tokens
+    def cost(self, bucket: str) -> float:
         if bucket == "requests":
             return 1.0
         if bucket == "input_tokens":
-            return float(input_tokens)
+            return float(self.input_tokens)
         if bucket == "output_tokens":
             return float(self.max_tokens)
-        return float(input_tokens + self.max_tokens)  # "tokens"
+        return float(self.input_tokens + self.max_tokens)  # "tokens"
 
 
 class RateLimiter:
@@ -235,8 +231,6 @@ class RateLimiter:
             bucket.level = bucket.limit or math.inf
         self._seq = itertools.count()
         self._in_flight: dict[int, RateTicket] = {}
-        # Real input tokens per estimated one, learnt from answers (see `settle`).
-        self._input_ratio = 1.0
         self._held_until = 0.0  # retry-after: every call waits until then
         self._queue = trio.Lock()  # FIFO: waiting calls go in arrival order
         self._changed = trio.Event()  # set when headers or a settle may make room
@@ -261,12 +255,8 @@ class RateLimiter:
 
     def wait_s(self, input_tokens: int, max_tokens: int) -> tuple[float, str]:
         """How long a request of this size would wait now, and for which limit."""
-        probe = RateTicket(-1, self._input_estimate(input_tokens), max_tokens)
+        probe = RateTicket(-1, input_tokens, max_tokens)
         return self._wait(probe, trio.current_time())
-
-    def _input_estimate(self, estimated: int) -> int:
-        """`estimated` (characters / 3) scaled by what answers showed the estimate to be."""
-        return max(0, math.ceil(estimated * self._input_ratio))
 
     def _wait(self, ticket: RateTicket, now: float) -> tuple[float, str]:
         wait, limit = self._held_until - now, "retry-after"
@@ -284,8 +274,7 @@ class RateLimiter:
 
         The caller must `settle` (or `refused`) the ticket, in a `finally`.
         """
-        ticket = RateTicket(0, self._input_estimate(input_tokens), max(0, max_tokens))
-        ticket.raw_input_tokens = max(0, input_tokens)
+        ticket = RateTicket(0, max(0, input_tokens), max(0, max_tokens))
         wait, limit = self._wait(ticket, trio.current_time())
         if wait <= 0 and not self._queue.locked():  # room, and nobody waits before it
             return self._charge(ticket)
@@ -334,8 +323,7 @@ class RateLimiter:
             bucket.reported = float(state.limit)
         if state.remaining is None:
             return
-        # Generous for requests the API may not have counted: a late view is the risk.
-        view = state.remaining - sum(t.cost(bucket.name, generous=True) for t in unseen)
+        view = state.remaining - sum(t.cost(bucket.name) for t in unseen)
         limit = bucket.limit
         if limit is None:  # no limit to refill by: an empty bucket waits for its reset
             if state.remaining == 0 and state.reset_in_s is not None:
@@ -381,7 +369,6 @@ class RateLimiter:
         if usage is not None:
             used_input = usage.input_tokens + usage.cache_creation_input_tokens
             used_output = usage.output_tokens
-            self._learn_input_ratio(ticket, usage)
         now = trio.current_time()
         for bucket in self._buckets.values():
             if bucket.name in ticket.synced:
@@ -397,19 +384,6 @@ class RateLimiter:
                 level = bucket.level + back
                 bucket.level = level if limit is None else min(limit, level)
         self._wake()
-
-    def _learn_input_ratio(self, ticket: RateTicket, usage: Usage) -> None:
-        """Move the input estimate's scale towards what this answer counted: all of its
-        input, cache reads included (the characters say nothing of the cache). Kept
-        between a half and 1: characters / 3 is already generous, and a cached prefix
-        must not make the next estimate too small."""
-        raw = ticket.raw_input_tokens
-        if raw < 1:
-            return
-        counted = usage.input_tokens + usage.cache_creation_input_tokens
-        counted += usage.cache_read_input_tokens
-        sample = min(1.0, max(0.5, counted / raw))
-        self._input_ratio += (sample - self._input_ratio) * 0.2
 
     def _wake(self) -> None:
         self._changed.set()

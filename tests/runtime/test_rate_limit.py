@@ -276,17 +276,3 @@ async def test_requests_sent_before_but_not_answered_yet_count_as_uncounted(
     await limiter.acquire(input_tokens=10, max_tokens=10)  # 4 - 3 = 1 left
     assert limiter.wait_s(10, 10)[0] == pytest.approx(1.0)
     assert len(in_transit) == 3
-
-
-async def test_the_input_estimate_learns_from_what_answers_counted(autojump_clock: object) -> None:
-    limiter = RateLimiter()
-    assert (await limiter.acquire(input_tokens=1_000, max_tokens=1)).input_tokens == 1_000
-    for _ in range(40):  # each answer counts 3/4 of the estimate (a 4-character tokenizer)
-        ticket = await limiter.acquire(input_tokens=400, max_tokens=1)
-        limiter.settle(ticket, Usage(input_tokens=200, cache_read_input_tokens=100))
-    estimate = (await limiter.acquire(input_tokens=1_000, max_tokens=1)).input_tokens
-    assert 750 <= estimate <= 755
-    for _ in range(40):  # answers that read all but 1 token from the cache: half at most
-        ticket = await limiter.acquire(input_tokens=400, max_tokens=1)
-        limiter.settle(ticket, Usage(input_tokens=1))
-    assert (await limiter.acquire(input_tokens=1_000, max_tokens=1)).input_tokens in (500, 501)

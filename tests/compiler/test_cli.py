@@ -159,7 +159,7 @@ def test_schema_is_printed_and_the_committed_copy_is_up_to_date() -> None:
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["required"] == ["name", "agents"]  # state_machine is optional (DSL v2)
-    assert "loc" not in json.dumps(schema["properties"])
+    assert '"loc"' not in json.dumps(schema["properties"])  # no source spans ("local" is)
     committed = (ROOT / "docs" / "pipeline.schema.json").read_text()
     assert committed == schema_text(), "regenerate: agentflowc --schema > docs/pipeline.schema.json"
 

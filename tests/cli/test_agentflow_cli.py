@@ -193,9 +193,13 @@ def test_ui_keeps_serving_after_the_run_until_ctrl_c(tmp_path: Path) -> None:
                 break
         url = next(x.split("-> ")[1].strip() for x in lines if "observability UI" in x)
         assert url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(url.rstrip("/") + "/api/config", timeout=10) as response:
-            config = json.load(response)
+        # the run's own page (`/` lists every run of the store); its API under /api/runs/<id>
+        origin, _, run_page = url.partition("/runs/")
+        assert run_page.startswith("run-")
+        with urllib.request.urlopen(f"{origin}/api/runs/{run_page}/config", timeout=10) as page:
+            config = json.load(page)
         assert {a["id"] for a in config["agents"]} == {"writer_agent", "reviewer_agent"}
+        assert config["run"]["id"] == run_page
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0  # the run succeeded; Ctrl-C only closes the UI
     finally:

@@ -215,7 +215,7 @@ async def open_resume(
         RunNotFoundError: no such run in the store.
     """
     from ..sinks.file import FileSink
-    from ..store import default_owner
+    from ..store import LeaseLostError, default_owner
     from .runner import RunOptions
 
     record = store.run(run_id)
@@ -223,7 +223,15 @@ async def open_resume(
     check_resumable(record, compiled.source_sha256, allow_changed=allow_changed, force=force)
     options = options or RunOptions()
     owner = default_owner()
-    committer = await store.take_over(run_id, owner, status="running")
+    try:  # only if no one took the run over since it was read: one of two resumes wins
+        committer = await store.take_over(
+            run_id, owner, status="running", expect_epoch=record.epoch
+        )
+    except LeaseLostError:
+        raise ResumeRefused(
+            f"run {run_id} was resumed by another process meanwhile (its lease changed "
+            f"hands after it was read: now {store.run(run_id).owner}); nothing was done"
+        ) from None
     lines = list(store.lines(run_id))
     replay = ReplayFilter.from_lines(lines, store.memo(run_id))
     repaired = False

@@ -646,31 +646,50 @@ class RunStore:
         return RunCommitter(self, run_id, 1)
 
     async def take_over(
-        self, run_id: str, owner: str | None = None, *, status: str | None = None
+        self,
+        run_id: str,
+        owner: str | None = None,
+        *,
+        status: str | None = None,
+        expect_epoch: int | None = None,
     ) -> RunCommitter:
         """Become the run's writer: bump its lease epoch, fencing out every older writer;
-        with `status`, set the run's status too (a resume sets `running`).
+        with `status`, set the run's status too (a resume sets `running`). With
+        `expect_epoch`, only if the run's epoch is still that one (compare and swap: of
+        two processes taking over the run they both read, exactly one succeeds).
 
         Raises:
             RunNotFoundError: no such run.
+            LeaseLostError: the epoch is no longer `expect_epoch` (another writer took it).
         """
         epochs: list[int] = []
+        guard, guarded = ("", ()) if expect_epoch is None else (" AND epoch = ?", (expect_epoch,))
 
         def write(cursor: Any, dialect: Dialect) -> None:
             if status is None:
                 cursor.execute(
-                    dialect.sql("UPDATE runs SET epoch = epoch + 1, owner = ? WHERE id = ?"),
-                    (owner or default_owner(), run_id),
+                    dialect.sql(
+                        "UPDATE runs SET epoch = epoch + 1, owner = ? WHERE id = ?" + guard
+                    ),
+                    (owner or default_owner(), run_id, *guarded),
                 )
             else:
                 cursor.execute(
                     dialect.sql(
                         "UPDATE runs SET epoch = epoch + 1, owner = ?, status = ?, "
-                        "finished_at = NULL WHERE id = ?"
+                        "finished_at = NULL WHERE id = ?" + guard
                     ),
-                    (owner or default_owner(), status, run_id),
+                    (owner or default_owner(), status, run_id, *guarded),
                 )
             if cursor.rowcount != 1:
+                if expect_epoch is not None:
+                    cursor.execute(dialect.sql("SELECT epoch FROM runs WHERE id = ?"), (run_id,))
+                    row = cursor.fetchone()
+                    if row is not None:
+                        raise LeaseLostError(
+                            f"run {run_id}: its lease epoch is {row[0]}, not {expect_epoch}: "
+                            "another process took it over"
+                        )
                 raise RunNotFoundError(f"no run {run_id} in {self.location.shown}")
             cursor.execute(dialect.sql("SELECT epoch FROM runs WHERE id = ?"), (run_id,))
             epochs.append(int(cursor.fetchone()[0]))

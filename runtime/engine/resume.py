@@ -247,7 +247,9 @@ async def open_resume(
         committer=committer,
     )
     last_hash = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else ""
-    hub.continue_chain(len(lines), last_hash)
+    hub.continue_chain(
+        len(lines), last_hash, audit_lines_before=len(lines) if options.audit_log else 0
+    )
     resumed: dict[str, object] = {
         "resumed_from": record.status,
         "last_seq": len(lines) - 1,

@@ -187,6 +187,10 @@ class EventHub:
         self.commit_failure: BaseException | None = None
         # Invariant: events the committer acknowledged (and the hub then delivered).
         self.events_committed = 0
+        # Lines the first audit sink's log held before this hub wrote to it, and events
+        # the store held before this hub (a resumed run: `continue_chain`).
+        self._audit_lines_before = 0
+        self._committed_before = 0
         # Invariant: True while open with no history and inline sinks only (or none) and
         # no committer: `publish` then needs no event object, no buffer, no drop accounting.
         self._lean = not keep_history and committer is None
@@ -272,9 +276,12 @@ class EventHub:
         """Where events are committed before they are published (None: nowhere)."""
         return self._committer
 
-    def continue_chain(self, seq: int, prev_hash: str) -> None:
+    def continue_chain(self, seq: int, prev_hash: str, *, audit_lines_before: int = 0) -> None:
         """Number the next event `seq` and chain it to `prev_hash`: a resumed run's hub
-        continues its log (`engine/resume.py`). Only before the first event.
+        continues its log (`engine/resume.py`). Only before the first event. The store
+        holds the `seq` earlier events; `audit_lines_before` of them are already in the
+        first audit sink's log (it is appended to), so `audit_events_written` counts
+        the whole log, not just this hub's part.
 
         Raises:
             RuntimeError: the hub already has events.
@@ -283,6 +290,8 @@ class EventHub:
             raise RuntimeError("EventHub.continue_chain after the hub emitted; call it first")
         self._seq = seq
         self._prev_hash = prev_hash
+        self._committed_before = seq
+        self._audit_lines_before = audit_lines_before
 
     def after_submitted(self, callback: Callable[[], None]) -> None:
         """Call `callback` once every event published so far is handed to the committer:
@@ -603,8 +612,10 @@ class EventHub:
         events committed if the hub has a committer, else None."""
         for queue in self._queues:
             if queue.audit:
-                return queue.lines_written()
-        return self.events_committed if self._committer is not None else None
+                return self._audit_lines_before + queue.lines_written()
+        if self._committer is None:
+            return None
+        return self._committed_before + self.events_committed
 
     def audit_failure_message(self) -> str | None:
         """The message `audit log X could not be written: <why>; N of M events written`."""

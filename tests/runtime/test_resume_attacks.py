@@ -8,11 +8,12 @@ from pathlib import Path
 
 import trio
 
-from agentflow.runtime.engine.resume import ResumeRefused
+from agentflow.runtime.engine.resume import ResumeRefused, open_resume
 from agentflow.runtime.engine.run_result import RunResult
+from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.store import RunStore
 
-from .resume_harness import Scripted, check_log, resume
+from .resume_harness import SAFETY, Scripted, check_log, resume
 from .test_engine_fakes import compile_dict, hello_spec
 from .test_resume_api import RUN, _cut, _scripts
 
@@ -44,3 +45,23 @@ async def test_two_resumes_of_one_run_at_once_one_wins_the_other_is_refused(
         assert handlers.calls == [("writer_agent", "main", 2), ("reviewer_agent", "main", 2)]
         assert store.run(RUN).status == "succeeded"
         check_log(store, RUN, log)
+
+
+async def test_a_resumed_runs_audit_count_is_the_whole_log_not_its_last_segment(
+    tmp_path: Path,
+) -> None:
+    with RunStore.open(str(tmp_path / "store.db")) as store:
+        log = await _cut(store, tmp_path, hello_spec(), at=3)
+        earlier = len(log.read_text().splitlines())
+        with trio.fail_after(SAFETY):
+            resumption = await open_resume(
+                compile_dict(hello_spec()), store, RUN,
+                options=RunOptions(backoff_scale=0, audit_log=log),
+            )  # fmt: skip
+            result = await resumption.run(handlers=Scripted(_scripts()), model=None)
+        lines = len(log.read_text().splitlines())
+        assert result.ok and earlier < lines
+        # `agentflow resume` prints "audit log -> LOG (N events, sealed)" from this count.
+        assert resumption.hub.audit_events_written == lines
+        assert result.events == lines - 1  # up to run_finished: the whole log's, too
+        assert resumption.hub.audit_failure_message() is None

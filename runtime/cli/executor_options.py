@@ -29,6 +29,7 @@ __all__ = [
     "load_for_actor",
     "model_choice",
     "model_for_actor",
+    "resume_executor",
     "start_executor",
 ]
 
@@ -150,6 +151,33 @@ def model_choice(args: argparse.Namespace, pipeline_path: Path, model: Model) ->
         "routes": dict(args.route),
         "prompt_caching": not getattr(args, "no_prompt_cache", False),
     }
+
+
+def resume_executor(
+    compiled: CompiledPipeline, pipeline_path: Path, settings: dict[str, Any], model: Model
+) -> InvocationExecutor | None:
+    """`agentflow resume`: the executor the run had, from the options `agentflow run`
+    recorded (`resume_settings.py`), started on this (main) thread."""
+    args = argparse.Namespace(
+        executor=settings.get("executor"),
+        ray_address=settings.get("ray_address"),
+        ray_model_calls=settings.get("ray_model_calls"),
+    )
+    if settings.get("replay"):
+        choice: dict[str, Any] = {"model": "replay", "cassette": settings["replay"]}
+    else:
+        items = settings.get("items")
+        choice = {
+            "model": model.name if model.name in ("replay", "dry-run") else "anthropic",
+            "cassette": settings.get("cassette"),
+            "fail_first": int(settings.get("fail_first") or 0),
+            "items": 3 if items is None else int(items),
+            "routes": settings.get("routes") or {},
+            "prompt_caching": bool(settings.get("prompt_caching", True)),
+        }
+    executor = build_executor(args, compiled, pipeline_path, choice)
+    start_executor(executor, args)
+    return executor
 
 
 def load_for_actor(path: str) -> tuple[CompiledPipeline, object]:

@@ -34,6 +34,7 @@ from .commands import (
     final_output,
 )
 from .compiled_loader import CompiledModule, compile_and_import
+from .executor_options import resume_executor
 from .log_lock import LogInUseError, LogLock
 from .store_options import default_log_path, open_store_for_reading
 
@@ -139,10 +140,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         except AgentflowError as exc:  # no key, no cassette: the run cannot go on
             raise UsageError(str(exc)) from None
         log_path = Path(record.jsonl_path) if record.jsonl_path else default_log_path(record.id)
+        executor = resume_executor(  # Ray, if the run ran there (or its YAML says so)
+            module.compiled, _pipeline_path(record, settings), settings, model
+        )
         run = functools.partial(trio.run, restrict_keyboard_interrupt_to_checkpoints=True)
         go = functools.partial(
-            _resume_async, args, store, record, module, model, settings, log_path
-        )
+            _resume_async, args, store, record, module, model, settings, log_path,
+            executor=executor,
+        )  # fmt: skip
         if args.json:  # stdout carries only the events' JSON lines
             with redirect_stdout(sys.stderr):
                 return run(go, sys.__stdout__ or sys.stdout)
@@ -160,6 +165,8 @@ async def _resume_async(
     settings: dict[str, Any],
     log_path: Path,
     events_out: Any,
+    *,
+    executor: Any = None,
 ) -> int:
     from ..engine.resume import open_resume
     from ..engine.runner import RunOptions
@@ -175,6 +182,7 @@ async def _resume_async(
         max_model_calls=settings.get("max_model_calls"),
         keep_history=not args.no_ui,
         audit_log=log_path,
+        executor=executor,
     )
     lock = LogLock(log_path)
     try:
@@ -201,6 +209,8 @@ async def _resume_async(
             async with AsyncExitStack() as stack:
                 if hasattr(model, "__aenter__"):
                     await stack.enter_async_context(model)  # type: ignore[arg-type]
+                if hasattr(executor, "__aenter__"):  # Ray: started already, stopped after
+                    await stack.enter_async_context(executor)
                 result = await resumption.run(handlers=module.default_handlers(), model=model)
             output = final_output(result) if result.status != "waiting" else None
             committer = hub.committer

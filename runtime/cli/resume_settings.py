@@ -33,4 +33,8 @@ def settings(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
         "max_model_calls": getattr(args, "max_model_calls", None),
         "max_rpm": getattr(args, "max_rpm", None),
         "max_tpm": getattr(args, "max_tpm", None),
+        # where invocations ran (docs/scale.md): a resume runs them there again
+        "executor": getattr(args, "executor", None),
+        "ray_address": getattr(args, "ray_address", None),
+        "ray_model_calls": getattr(args, "ray_model_calls", None),
     }

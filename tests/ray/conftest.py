@@ -31,6 +31,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A local cluster of 2 CPUs and 4 model-call units; yields the kill-marker path
     the workers see (`handlers.die_once`)."""
     marker = tmp_path_factory.mktemp("ray") / "killed-once"
+    # the cluster's processes (and so every job's workers, an `agentflow run` that joins
+    # it included) can import what this process can: tests.ray.handlers
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(sys.path)
     ray.init(
         num_cpus=2,
         resources={MODEL_CALLS_RESOURCE: 4},
@@ -40,6 +44,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path), KILL_MARKER_ENV: str(marker)}
         },
     )
+    if saved is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = saved
     try:
         yield marker
     finally:

@@ -70,3 +70,9 @@ async def probe(ctx: AgentContext) -> AgentOutput:
             {"CPU": free.get("CPU", 0.0), "model_calls": free.get("agentflow_model_calls", 0.0)}
         )
     )
+
+
+async def pause(ctx: AgentContext) -> AgentOutput:
+    """Half a second of work on a work item (a run long enough to interrupt)."""
+    await trio.sleep(0.5)
+    return AgentOutput(text=f"done {ctx.item.payload}")

@@ -40,6 +40,8 @@
   let logView = { first: 0, last: -1 }; // the log rows in the DOM: logIdx[first..last]
   let follow = true; // the log sticks to the newest events while the reader is at the bottom
   let itemsSort = { key: "id", dir: 1 };
+  const HEAVY_MS = 500;
+  let lastHeavy = -Infinity; // when a whole-pane rebuild last ran
 
   function resetState() {
     S.events = [];
@@ -547,9 +549,18 @@
     renderFilters();
     if (dirty.human) renderHuman();
     if (pane === "events" && dirty.log) renderLog();
-    if (pane === "items" && dirty.items) renderItemsTable();
-    if (pane === "timeline" && dirty.timeline) renderTimeline();
-    if (pane === "cost" && dirty.cost) renderCost();
+    // The items table, timeline and cost tables are rebuilt whole (sorted, up to
+    // thousands of bars): while events stream, at most twice a second.
+    if (pane !== "events" && dirty[pane]) {
+      const now = performance.now();
+      if (now - lastHeavy >= HEAVY_MS) {
+        lastHeavy = now;
+        ({ items: renderItemsTable, timeline: renderTimeline, cost: renderCost })[pane]();
+      } else if (!renderPending) {
+        renderPending = true;
+        setTimeout(render, HEAVY_MS - (now - lastHeavy));
+      }
+    }
     renderBanner();
   }
 
@@ -687,6 +698,7 @@
     logView = { first: 0, last: -1 };
     follow = true;
     for (const k in dirty) dirty[k] = true;
+    lastHeavy = -Infinity;
     schedule();
   }
 
@@ -1262,11 +1274,12 @@
       b.addEventListener("click", () => {
         itemsSort = { key: b.dataset.sort, dir: itemsSort.key === b.dataset.sort ? -itemsSort.dir : 1 };
         dirty.items = true;
+        lastHeavy = -Infinity; // the reader asked: at once
         schedule();
       });
     }
-    for (const id of ["items-search", "items-failed"]) $(id).addEventListener("input", () => { dirty.items = true; schedule(); });
-    $("timeline-mode").addEventListener("change", () => { dirty.timeline = true; schedule(); });
+    for (const id of ["items-search", "items-failed"]) $(id).addEventListener("input", () => { dirty.items = true; lastHeavy = -Infinity; schedule(); });
+    $("timeline-mode").addEventListener("change", () => { dirty.timeline = true; lastHeavy = -Infinity; schedule(); });
     for (const tab of document.querySelectorAll('[role="tab"]')) {
       tab.addEventListener("click", () => {
         pane = tab.dataset.pane;
@@ -1276,6 +1289,7 @@
           $("pane-" + t.dataset.pane).hidden = !on;
         }
         dirty[pane === "events" ? "log" : pane] = true;
+        lastHeavy = -Infinity;
         render();
       });
     }

@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_ui.py                 # this page
     .venv/bin/python bench/bench_ui.py --baseline      # the page before UI v2 (fdf8d92)
     .venv/bin/python bench/bench_ui.py --open-items 10000 --live-items 2000 --stream-s 10
+    .venv/bin/python bench/bench_ui.py --only live --live-pane timeline   # watch from a tab
 
 Three measurements, all against the real UI server (a hub in a trio loop on a
 thread) and the page in Chromium driven by Playwright:
@@ -233,12 +234,16 @@ def bench_open(browser: Any, items: int) -> dict[str, Any]:
         server.close()
 
 
-def bench_live(browser: Any, items: int, batch: int = 50) -> dict[str, Any]:
+def bench_live(
+    browser: Any, items: int, batch: int = 50, pane: str | None = None
+) -> dict[str, Any]:
     server = Server()
     try:
         page, cdp = new_page(browser)
         page.goto(server.url)
         page.wait_for_function("window.__agentflow && window.__agentflow.connection.connected")
+        if pane is not None:  # watch the run from that tab (the UI v2 page only)
+            page.click(f"#tab-{pane}")
         server.start_run()
         lags: list[float] = []
         stop = threading.Event()
@@ -269,6 +274,7 @@ def bench_live(browser: Any, items: int, batch: int = 50) -> dict[str, Any]:
         page.close()
         return {
             "items": items,
+            "pane": pane or "events",
             "events": server.events,
             "max_lag_s": round(max(lags), 2),
             "p95_lag_s": round(sorted(lags)[int(0.95 * (len(lags) - 1))], 2),
@@ -345,6 +351,11 @@ def main() -> int:
     parser.add_argument("--live-items", type=int, default=2_000)
     parser.add_argument("--stream-s", type=float, default=10.0)
     parser.add_argument("--only", choices=("open", "live", "input"))
+    parser.add_argument(
+        "--live-pane",
+        choices=("items", "timeline", "cost"),
+        help="watch the live run from this tab (default: the event log)",
+    )
     args = parser.parse_args()
     if args.baseline:
         use_baseline_page()
@@ -358,7 +369,7 @@ def main() -> int:
                 results["open"] = bench_open(browser, args.open_items)
                 print(json.dumps({"open": results["open"]}), flush=True)
             if args.only in (None, "live"):
-                results["live"] = bench_live(browser, args.live_items)
+                results["live"] = bench_live(browser, args.live_items, pane=args.live_pane)
                 print(json.dumps({"live": results["live"]}), flush=True)
             if args.only in (None, "input"):
                 results["input"] = bench_input(browser, args.stream_s)

@@ -119,7 +119,7 @@ class RunCatalog:
         self._poll_s = poll_s
         # Invariant: run id -> its source; live ones added by `add`, store ones on first use.
         self._sources: dict[str, UiSource] = {}
-        self._pipelines: dict[str, CompiledPipeline | None] = {}
+        self._pipelines: dict[tuple[str, str], CompiledPipeline | None] = {}
         self._nursery: trio.Nursery | None = None
         self._opening: dict[str, trio.Event] = {}
         self.primary: str | None = None
@@ -236,12 +236,14 @@ class RunCatalog:
         }
 
     async def _pipeline(self, record: RunRecord) -> CompiledPipeline | None:
-        """The run's pipeline from its YAML (None when it cannot be read any more: the
-        page then draws the agents the events name)."""
+        """The run's pipeline from its YAML (None when it cannot be read any more, or no
+        longer has the run's source hash: the page then draws the agents the events
+        name). Read once per (path, source hash)."""
         path = record.pipeline_path
         if path is None or self._loader is None:
             return None
-        if path not in self._pipelines:
+        key = (path, record.source_hash)
+        if key not in self._pipelines:
             loader = self._loader
             try:
                 pipeline: CompiledPipeline | None = await trio.to_thread.run_sync(loader, path)
@@ -249,8 +251,8 @@ class RunCatalog:
                 pipeline = None
             if pipeline is not None and pipeline.source_sha256 != record.source_hash:
                 pipeline = None  # the YAML changed since: its graph is not this run's
-            self._pipelines[path] = pipeline
-        return self._pipelines[path]
+            self._pipelines[key] = pipeline
+        return self._pipelines[key]
 
     async def runs(self, limit: int = RUNS_LISTED) -> list[dict[str, Any]]:
         """Every run, newest first, as the runs list shows it."""

@@ -20,7 +20,7 @@ from agentflow.runtime.store import RunStore
 from agentflow.runtime.ui import UiConfig, serve_store, serve_ui
 
 from .helpers import HELLO_WORLD, emit_hello_world, load_pipeline, running_ui
-from .store_runs import begin_partial_run, dead_owner, record_run
+from .store_runs import PIPELINES, begin_partial_run, dead_owner, record_run
 
 HELLO = load_pipeline("hello_world.yaml")
 
@@ -170,6 +170,32 @@ async def test_the_new_routes_need_the_token_too(tmp_path: Path) -> None:
                     auth = {"Authorization": "Bearer a-token-of-the-ui-1234"}
                     assert (await client.get(base + path, headers=auth)).status_code == 200, path
                     client.cookies.clear()  # a page sets the token's cookie
+            shutdown.set()
+    finally:
+        store.close()
+
+
+async def test_a_run_whose_yaml_changed_since_is_drawn_from_its_events(tmp_path: Path) -> None:
+    """Two runs of one YAML path: the one recorded with another source hash (the file
+    was edited since) gets no graph, even after the other run's graph was read."""
+    store = RunStore.open(str(tmp_path / "runs.db"))
+    shutdown = trio.Event()
+    try:
+        await record_run(store, "hello_world.yaml", "run-same")
+        compiled = load_for_inspection(PIPELINES / "hello_world.yaml")
+        await store.begin_run(
+            run_id="run-edited", pipeline="hello-world", source_hash="0" * 64,
+            pipeline_path=str(PIPELINES / "hello_world.yaml"), input="x", options={},
+        )  # fmt: skip
+        assert compiled.source_sha256 != "0" * 64
+        async with trio.open_nursery() as nursery:
+            serve = partial(serve_store, store, UiConfig(port=0), loader=load_for_inspection)
+            base = (await nursery.start(serve, shutdown)).rstrip("/")
+            async with httpx.AsyncClient() as client:
+                same = (await client.get(f"{base}/api/runs/run-same/config")).json()
+                edited = (await client.get(f"{base}/api/runs/run-edited/config")).json()
+            assert [a["id"] for a in same["agents"]] == ["writer_agent", "reviewer_agent"]
+            assert edited["agents"] == [] and edited["pipeline_missing"] is True
             shutdown.set()
     finally:
         store.close()

@@ -280,16 +280,18 @@ class Dispatcher:
             self._park(plan, item, request)
             return None
         except Exception as exc:
+            # The row goes before the events that report it (the writer commits in order):
+            # a resume finds every logged outcome in `steps` (else it would call the handler
+            # again, and a different answer would run while the log kept the first).
+            if memo is not None:  # its failure, too, is what a resume must find
+                failed = {"error": type(exc).__name__, "message": str(exc)}
+                await memo.record_step(agent, item_id, attempt, {"failed": failed})
             if branch_failures is None:
                 self.fail_item(plan, item, exc)
             else:
                 self._agent_failed(plan, item, exc)
                 branch_failures[agent] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
-            if memo is not None:  # its failure, too, is what a resume must find
-                failed = {"error": type(exc).__name__, "message": str(exc)}
-                await memo.record_step(agent, item_id, attempt, {"failed": failed})
             return None
-        self._record(plan, item, out, attempt, typed)
         if memo is not None:  # commit before proceed: the output, before it goes onward
             ends = (
                 plan.strategy is None
@@ -297,6 +299,7 @@ class Dispatcher:
                 and not (plan.is_qa and not out.passed)
             )  # nothing is dispatched from it: submitted, not awaited
             await memo.record_step(agent, item_id, attempt, out, wait=not ends)
+        self._record(plan, item, out, attempt, typed)
         return out
 
     @staticmethod

@@ -4,17 +4,22 @@ a resumed run's summary. Real store, hub, engine and FileSink throughout."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import trio
 
+from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.engine.context import AgentContext
 from agentflow.runtime.engine.resume import ResumeRefused, open_resume
 from agentflow.runtime.engine.run_result import RunResult
 from agentflow.runtime.engine.runner import RunOptions
 from agentflow.runtime.store import RunStore
 
-from .resume_harness import SAFETY, Scripted, check_log, resume
-from .test_engine_fakes import compile_dict, hello_spec
+from .resume_harness import SAFETY, Scripted, check_log, resume, start_run
+from .test_engine_fakes import compile_dict, hello_spec, verdict
 from .test_resume_api import RUN, _cut, _scripts
 
 
@@ -40,7 +45,10 @@ async def test_two_resumes_of_one_run_at_once_one_wins_the_other_is_refused(
         refusals = [o for o in outcomes if isinstance(o, ResumeRefused)]
         assert len(results) == 1 and len(refusals) == 1, outcomes
         assert results[0].ok
-        assert "resumed by another process" in str(refusals[0])
+        # Refused by the lease's compare-and-swap, or (had the winner's take-over landed
+        # before the loser read the run) by the live owner check.
+        message = str(refusals[0])
+        assert "resumed by another process" in message or "is running: its owner" in message
         # The loser ran nothing: the invocations after the cut were called once.
         assert handlers.calls == [("writer_agent", "main", 2), ("reviewer_agent", "main", 2)]
         assert store.run(RUN).status == "succeeded"
@@ -65,3 +73,68 @@ async def test_a_resumed_runs_audit_count_is_the_whole_log_not_its_last_segment(
         assert resumption.hub.audit_events_written == lines
         assert result.events == lines - 1  # up to run_finished: the whole log's, too
         assert resumption.hub.audit_failure_message() is None
+
+
+_OUTCOMES = ("agent_completed", "qa_verdict", "agent_failed")
+
+
+async def test_an_invocations_output_is_committed_no_later_than_the_events_that_report_it(
+    tmp_path: Path,
+) -> None:
+    """A step row is submitted before its outcome event is published, so the writer (in
+    order) never commits the outcome without the row. Had it (a crash between the two
+    commits), the resume would call a handler that answers differently this time while
+    the log keeps its first answer: a log that lies (the row is what a resume trusts)."""
+
+    def flaky(ctx: AgentContext) -> AgentOutput:
+        raise RuntimeError("the disk is gone")
+
+    scripts = {**_scripts(), "reviewer_agent": flaky}
+    with RunStore.open(str(tmp_path / "store.db")) as store:
+        done = await start_run(
+            store, compile_dict(hello_spec()), Scripted(scripts), RUN, tmp_path / "a.jsonl"
+        )
+        assert done is not None and done.status == "failed"
+        outcome_seq: dict[tuple[str, str, int], int] = {}
+        for line in store.lines(RUN, kinds=_OUTCOMES):
+            event = json.loads(line)
+            outcome_seq[(event["agent"], event["item"], event["attempt"])] = event["seq"]
+    with closing(sqlite3.connect(tmp_path / "store.db")) as db:
+        rows = db.execute("SELECT agent, item, attempt, seq FROM steps WHERE run_id = ?", (RUN,))
+        steps = {(agent, item, attempt): seq for agent, item, attempt, seq in rows}
+    expected = {("writer_agent", "main", 1), ("reviewer_agent", "main", 1)}
+    assert set(steps) == set(outcome_seq) == expected
+    for key, seq in steps.items():  # a row's seq: the last event published before it
+        assert seq < outcome_seq[key], (key, seq, outcome_seq)
+
+
+async def test_an_output_committed_without_its_outcome_events_is_reported_on_resume(
+    tmp_path: Path,
+) -> None:
+    """Cut between the step row's commit and its outcome events: the resume serves the
+    recorded verdict (not the handler's new answer) and logs it, so the log tells what
+    the run did."""
+    scope = trio.CancelScope()
+
+    def cut_after_answering(ctx: AgentContext) -> AgentOutput:
+        scope.cancel()  # the run stops at its next checkpoint: the row's commit
+        return verdict(False, "too short")
+
+    first = Scripted({**_scripts(), "reviewer_agent": cut_after_answering})
+    log = tmp_path / "run.jsonl"
+    with RunStore.open(str(tmp_path / "store.db")) as store:
+        compiled = compile_dict(hello_spec())
+        assert await start_run(store, compiled, first, RUN, log, scope=scope) is None
+        assert ("reviewer_agent", "main", 1) in store.memo(RUN).steps
+        assert not list(store.lines(RUN, kinds=["qa_verdict"]))  # the outcome: not logged
+        second = Scripted({**_scripts(), "reviewer_agent": lambda ctx: verdict(True)})
+        result = await resume(store, compiled, second, RUN, log)
+        # The recorded failing verdict holds: a retry, and the new reviewer passes attempt 2.
+        assert second.calls == [("writer_agent", "main", 2), ("reviewer_agent", "main", 2)]
+        assert result.ok
+        verdicts = [json.loads(line) for line in store.lines(RUN, kinds=["qa_verdict"])]
+        assert [(v["attempt"], v["payload"]["passed"]) for v in verdicts] == [
+            (1, False),
+            (2, True),
+        ]
+        check_log(store, RUN, log)

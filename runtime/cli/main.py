@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--jsonl", help="write it to this file (default: stdout)")
     _store_options(export)
     add_answer_parser(sub, _store_options)
-    add_resume_parser(sub, _store_options, EXIT_STATUS)
+    add_resume_parser(sub, _store_options, EXIT_STATUS, _port)
     output = sub.add_parser("output", help="print a run's final output")
     output.add_argument("run", help="the run id (or a prefix naming one run)")
     _store_options(output)

@@ -42,9 +42,12 @@ __all__ = ["add_resume_parser", "cmd_resume"]
 
 
 def add_resume_parser(
-    sub: Any, store_options: Callable[[argparse.ArgumentParser], None], epilog: str
+    sub: Any,
+    store_options: Callable[[argparse.ArgumentParser], None],
+    epilog: str,
+    port: Callable[[str], int],
 ) -> None:
-    """The `resume` subcommand's arguments."""
+    """The `resume` subcommand's arguments (`port`: the `--port` type `run` uses)."""
     resume = sub.add_parser(
         "resume",
         help="continue an interrupted run (crashed, cancelled, error, waiting) from the run store",
@@ -64,7 +67,7 @@ def add_resume_parser(
     resume.add_argument("--output", metavar="FILE", help="also write the final output to FILE")
     resume.add_argument("--no-ui", action="store_true", help="do not start the web UI")
     resume.add_argument("--host", default="127.0.0.1", help="UI bind address (default 127.0.0.1)")
-    resume.add_argument("--port", type=int, default=4000, help="UI port (default 4000; 0: any)")
+    resume.add_argument("--port", type=port, default=4000, help="UI port (default 4000; 0: any)")
     resume.add_argument("--json", action="store_true", help="print events as JSON lines")
     resume.add_argument("--quiet", action="store_true", help="print only the summary")
     store_options(resume)

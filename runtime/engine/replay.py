@@ -8,7 +8,8 @@ publishing an event whose identity is still counted consumes one count and
 publishes nothing. Any other event is live. Run-level kinds never match:
 `run_started` is never published again (the log has it), the others
 (`run_resumed`, `run_cancelled`, `run_finished`, `log_sealed`, `sink_error`,
-`budget_exceeded`) are always live.
+`budget_exceeded`) are always live, and so are an invocation's `rate_limited` and
+`invocation_resubmitted` (what this process's model client and executor did).
 
 Where a turn or tool call of an invocation goes live (no memo, or the request
 changed), that invocation's remaining model and tool identities are dropped
@@ -49,6 +50,12 @@ RUN_LEVEL_KINDS = frozenset(
     }
 )
 """Kinds a resume never consumes (`human_answered` is written by `agentflow answer`)."""
+
+_PROCESS_FACTS = frozenset({EventKind.RATE_LIMITED, EventKind.INVOCATION_RESUBMITTED})
+"""An invocation's kinds that tell what this process did (a rate-limit wait, a resubmission
+to a new Ray actor): never consumed, so the resumed process's own are logged (a dead
+process's with the same identity would otherwise swallow them)."""
+_NEVER_CONSUMED = RUN_LEVEL_KINDS | _PROCESS_FACTS
 
 _LIVE_KINDS = (
     EventKind.MODEL_REQUEST,
@@ -102,7 +109,7 @@ class ReplayFilter:
         for event in events:
             count += 1
             kind = event.get("kind")
-            if kind is None or kind in RUN_LEVEL_KINDS:
+            if kind is None or kind in _NEVER_CONSUMED:
                 continue
             agent, item, attempt = event.get("agent"), event.get("item"), event.get("attempt")
             key = (kind, agent, item, attempt)

@@ -9,14 +9,18 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 import trio
 
 from agentflow.runtime.agents import AgentOutput
 from agentflow.runtime.engine.context import AgentContext
+from agentflow.runtime.engine.replay import ReplayFilter, ReplayHub
 from agentflow.runtime.engine.resume import ResumeRefused, open_resume
 from agentflow.runtime.engine.run_result import RunResult
 from agentflow.runtime.engine.runner import RunOptions
-from agentflow.runtime.store import RunStore
+from agentflow.runtime.events.event import EventKind
+from agentflow.runtime.sinks.memory import MemorySink
+from agentflow.runtime.store import RunMemo, RunStore
 
 from .resume_harness import SAFETY, Scripted, check_log, resume, start_run
 from .test_engine_fakes import compile_dict, hello_spec, verdict
@@ -138,3 +142,24 @@ async def test_an_output_committed_without_its_outcome_events_is_reported_on_res
             (2, True),
         ]
         check_log(store, RUN, log)
+
+
+@pytest.mark.parametrize("kind", [EventKind.RATE_LIMITED, EventKind.INVOCATION_RESUBMITTED])
+async def test_a_wait_or_resubmission_in_the_resumed_process_is_logged_not_consumed(
+    kind: EventKind,
+) -> None:
+    """What the model client or executor does in this process (a rate-limit wait, an
+    invocation resubmitted to a new actor) is a new fact even where the interrupted
+    process logged one with the same (kind, agent, item, attempt): the live turn's wait
+    was consumed by the dead turn's."""
+    committed = [
+        {"kind": "agent_started", "agent": "writer_agent", "item": "main", "attempt": 1},
+        {"kind": kind.value, "agent": "writer_agent", "item": "main", "attempt": 1},
+    ]
+    replay = ReplayFilter(committed, RunMemo({}, {}, {}))
+    sink = MemorySink()
+    hub = ReplayHub(replay=replay, run_id=RUN, pipeline_hash="", sinks=[sink])
+    async with hub.running():
+        hub.publish(EventKind.AGENT_STARTED, agent="writer_agent", item="main", attempt=1)
+        hub.emit(kind, agent="writer_agent", item="main", attempt=1, payload={"turn": 1})
+    assert [event.kind for event in sink.events] == [kind]

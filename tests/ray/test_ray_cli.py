@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import ray
 
 from tests.sigint import default_sigint
@@ -65,10 +66,13 @@ def _invocation_actors() -> set[str]:
 SLOW = Path(__file__).parent / "pipelines" / "slow.yaml"
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
 def test_a_run_interrupted_on_ray_resumes_on_ray_with_every_item_once(
-    ray_cluster: Path, tmp_path: Path
+    ray_cluster: Path, tmp_path: Path, stop: signal.Signals
 ) -> None:
-    """`agentflow resume` re-creates the run's Ray executor from its recorded options."""
+    """`agentflow resume` re-creates the run's Ray executor from its recorded options,
+    after a Ctrl-C (the run is `cancelled`) or a SIGKILL of the orchestrator (the run
+    stays `running` with a dead owner)."""
     address = ray.get_runtime_context().gcs_address
     common = ["--no-ui", "--json", "--store", str(tmp_path / "s.db")]
     model = ["--model", "dry-run"]  # the handlers call none; the CLI wants a model
@@ -86,7 +90,7 @@ def test_a_run_interrupted_on_ray_resumes_on_ray_with_every_item_once(
             event = json.loads(line)
             run_id = event["run_id"]
             if event["kind"] == "agent_completed" and event["agent"] == "work":
-                run.send_signal(signal.SIGINT)
+                run.send_signal(stop)
                 break
         run.communicate(timeout=120)
     finally:

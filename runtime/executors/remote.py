@@ -76,6 +76,8 @@ BARRIER: Literal["barrier"] = "barrier"
 DONE: Literal["done"] = "done"
 FAILED: Literal["failed"] = "failed"
 
+_MODEL_RESPONSE = EventKind.MODEL_RESPONSE
+
 EventTuple = tuple[str, str | None, str | None, int | None, dict[str, Any] | None]
 """(kind, agent, item, attempt, payload): one event as the body emitted it."""
 Message = tuple[Any, ...]
@@ -189,7 +191,11 @@ class StreamHub(EventHub):
         payload: dict[str, Any] | None = None,
     ) -> PipelineEvent:
         self.publish(kind, agent=agent, item=item, attempt=attempt, payload=payload)
-        self.flush()  # as `EventHub.emit`: at once (the run's UI follows a model's stream)
+        if kind is not _MODEL_RESPONSE:  # as `EventHub.emit`: at once (the UI follows)
+            self.flush()
+        # A response waits for the charge of its usage (`@charge`, queued right after it):
+        # the orchestrator publishes and charges them in one go, as in-process, so a run
+        # that ends meanwhile never holds a response whose usage it did not count.
         return new_event(
             {
                 "seq": -1, "ts": "", "run_id": self.run_id, "kind": kind, "agent": agent,

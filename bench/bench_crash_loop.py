@@ -126,6 +126,11 @@ async def soak(args: argparse.Namespace, root: Path, stores: Stores) -> int:
         f"    of which logged twice:        {total.responses_counted_twice}"
         "  (response event committed, memo row not)"
     )
+    lagged = sum(t.export_lagged for t in trials)
+    print(
+        f"  finished at a kill, resume refused, JSONL export lagging the store: {lagged}"
+        "  (a product gap: nothing repairs it; `agentflow export` has the whole log)"
+    )
     print(f"  trials that failed a check:     {len(failures)}")
     for failure in failures:
         print(failure)
@@ -145,11 +150,12 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="agentflow-crash-loop-"))
     stores = Stores(args.store, root)
+    code = 1
     try:
         code = trio.run(soak, args, root, stores)
     finally:
         stores.close()
-        if args.keep:
+        if args.keep or code != 0:  # a failing trial's directory holds each process's output
             print(f"trials kept in {root}")
         else:
             import shutil

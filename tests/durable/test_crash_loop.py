@@ -81,7 +81,8 @@ async def test_30_seeded_crash_loops_on_sqlite_repeat_no_committed_call(tmp_path
         f"\ncrash loop: {TRIALS} trials, {sum(t.kills for t in trials)} kills, "
         f"{sum(c.committed for c in counts)} committed calls, "
         f"{sum(c.repeated_after_commit for c in counts)} repeated after commit, "
-        f"{sum(c.repeated_in_window for c in counts)} repeated in the crash window"
+        f"{sum(c.repeated_in_window for c in counts)} repeated in the crash window, "
+        f"{sum(t.export_lagged for t in trials)} finished runs whose JSONL lagged the store"
     )
 
 

@@ -258,6 +258,9 @@ async def _model_turn(ctx: AgentContext, services: RunServices, request: ModelRe
         memo.served_turn()  # its usage is in the run's budget already
         return result
     if memo.replay is not None:  # from here this invocation's turns and tools are live
+        # A resumed run may be over its budget already (the budget stopped it): no
+        # call is paid for only to stop again. Charging nothing checks the limits.
+        services.budget.charge(Usage())
         memo.went_live(agent, item, attempt, mismatch=recorded is not None)
 
     async def commit(result: ModelTurn) -> None:

@@ -42,6 +42,10 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
+def _times(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _duration(record: RunRecord) -> str:
     if record.finished_at is None:
         return "-"
@@ -214,7 +218,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         where = f" ({r.pipeline_path})" if r.pipeline_path else ""
         print(f"pipeline: {r.pipeline}{where}, source sha256 {r.source_hash[:12]}")
         print(f"agentflow {r.agentflow_version}, model {r.model or '-'}, owner {r.owner}")
-        print(f"started: {_when(r.started_at)}, took {_duration(r)}")
+        resumes = [json.loads(line) for line in store.lines(r.id, kinds=("run_resumed",))]
+        across = f" (wall time from its start, across {_times(len(resumes), 'resume')})"
+        print(f"started: {_when(r.started_at)}, took {_duration(r)}" + (across if resumes else ""))
+        if resumes:
+            sources = ", ".join(str(e["payload"].get("resumed_from")) for e in resumes)
+            print(f"resumed {_times(len(resumes), 'time')} (from {sources})")
         print(f"input: {printable(json.dumps(r.input, ensure_ascii=False))}")
         print(
             f"items: {r.items_passed} passed, {r.items_failed} failed, "

@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from agentflow.runtime.agents import AgentOutput
+from agentflow.runtime.cli.main import main
 from agentflow.runtime.engine.context import AgentContext
 from agentflow.runtime.engine.replay import ReplayFilter, ReplayHub
 from agentflow.runtime.engine.resume import ResumeRefused, open_resume
@@ -163,3 +164,19 @@ async def test_a_wait_or_resubmission_in_the_resumed_process_is_logged_not_consu
         hub.publish(EventKind.AGENT_STARTED, agent="writer_agent", item="main", attempt=1)
         hub.emit(kind, agent="writer_agent", item="main", attempt=1, payload={"turn": 1})
     assert [event.kind for event in sink.events] == [kind]
+
+
+async def test_show_tells_a_resumed_run_and_what_it_resumed_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = str(tmp_path / "store.db")
+    with RunStore.open(where) as store:
+        log = await _cut(store, tmp_path, hello_spec(), at=3)
+        result = await resume(store, compile_dict(hello_spec()), Scripted(_scripts()), RUN, log)
+        assert result.ok
+    capsys.readouterr()
+    assert main(["show", RUN, "--store", where]) == 0
+    shown = capsys.readouterr().out
+    assert "resumed 1 time (from cancelled)" in shown, shown
+    # Its duration spans the interruption: said so, not passed off as working time.
+    assert "(wall time from its start, across 1 resume)" in shown, shown

@@ -12,6 +12,7 @@ event.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from collections.abc import Mapping, Sequence
@@ -134,6 +135,35 @@ def repair_export(path: str | os.PathLike[str], lines: Sequence[str]) -> bool:
     return True
 
 
+def _refuse_foreign_log(path: str | os.PathLike[str], run_id: str) -> None:
+    """Refuse to repair (rewrite) a JSONL file that holds another run's log: two runs
+    were given one path. Only a whole first line naming another run counts (a torn or
+    empty file is this run's, cut short, and is repaired).
+
+    Raises:
+        ResumeRefused: the file's first event is another run's.
+    """
+    try:
+        with open(path, "rb") as export:
+            first = export.readline()
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # the repair reports what is wrong with the file
+    if not first.endswith(b"\n"):
+        return
+    try:
+        other = json.loads(first).get("run_id")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(other, str) and other != run_id:
+        raise ResumeRefused(
+            f"the audit log {os.fspath(path)} holds run {other}'s log, not run {run_id}'s "
+            "(both were given this path); a resume would overwrite it. Move it away: the "
+            "resume then rebuilds this run's log there from the run store"
+        )
+
+
 def _common_prefix(a: bytes, b: bytes) -> int:
     """The length of the longest common prefix of `a` and `b` (slices compared in C)."""
     if b.startswith(a):
@@ -222,6 +252,8 @@ async def open_resume(
     run_id = record.id
     check_resumable(record, compiled.source_sha256, allow_changed=allow_changed, force=force)
     options = options or RunOptions()
+    if options.audit_log is not None:
+        _refuse_foreign_log(options.audit_log, run_id)
     owner = default_owner()
     try:  # only if no one took the run over since it was read: one of two resumes wins
         committer = await store.take_over(

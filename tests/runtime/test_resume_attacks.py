@@ -27,6 +27,8 @@ from .resume_harness import SAFETY, Scripted, check_log, resume, start_run
 from .test_engine_fakes import compile_dict, hello_spec, verdict
 from .test_resume_api import RUN, _cut, _scripts
 
+OTHER = "run-00000000beef"
+
 
 async def test_two_resumes_of_one_run_at_once_one_wins_the_other_is_refused(
     tmp_path: Path,
@@ -180,3 +182,25 @@ async def test_show_tells_a_resumed_run_and_what_it_resumed_from(
     assert "resumed 1 time (from cancelled)" in shown, shown
     # Its duration spans the interruption: said so, not passed off as working time.
     assert "(wall time from its start, across 1 resume)" in shown, shown
+
+
+async def test_a_resume_does_not_overwrite_another_runs_log_at_its_path(tmp_path: Path) -> None:
+    """The run's JSONL path now holds another run's log (both were given one --jsonl):
+    the resume refuses before touching anything, instead of rewriting that log."""
+    with RunStore.open(str(tmp_path / "store.db")) as store:
+        log = await _cut(store, tmp_path, hello_spec(), at=3)
+        compiled = compile_dict(hello_spec())
+        log.unlink()  # agentflow run writes a new file in the path's place
+        other = await start_run(store, compiled, Scripted(_scripts()), OTHER, log)
+        assert other is not None and other.ok
+        theirs = log.read_bytes()
+        epoch = store.run(RUN).epoch
+        with pytest.raises(ResumeRefused, match=rf"{log}.* holds run {OTHER}'s log"):
+            await resume(store, compiled, Scripted(_scripts()), RUN, log)
+        assert log.read_bytes() == theirs
+        assert (store.run(RUN).epoch, store.run(RUN).status) == (epoch, "cancelled")
+        # Moved away, the log is rebuilt from the store and the run goes on.
+        log.rename(tmp_path / "other.jsonl")
+        result = await resume(store, compiled, Scripted(_scripts()), RUN, log)
+        assert result.ok
+        check_log(store, RUN, log)

@@ -32,7 +32,7 @@ from ..events.hub import EventHub
 from .context import AgentContext
 
 if TYPE_CHECKING:
-    from ..store import RunStore
+    from ..store import RunRecord, RunStore
 
 __all__ = [
     "HumanAnswerError",
@@ -225,25 +225,27 @@ async def record_answer(
         raise HumanAnswerError(f"agent '{agent}' is not a human step of this pipeline")
     typed = validated_answer(agent, model, answer)
     output = typed_agent_output(typed).model_dump(mode="json")
-    await _commit_answer(store, record.id, record.source_hash, record.last_seq, step, output, by)
+    await _commit_answer(store, record, step, output, by)
     return HumanStep(**{**step.__dict__, "answered_by": by})
 
 
 async def _commit_answer(
-    store: RunStore,
-    run_id: str,
-    pipeline_hash: str,
-    last_seq: int,
-    step: HumanStep,
-    output: dict[str, Any],
-    by: str,
+    store: RunStore, record: RunRecord, step: HumanStep, output: dict[str, Any], by: str
 ) -> None:
-    from ..store import step_row
+    from ..store import LeaseLostError, step_row
 
+    run_id, pipeline_hash, last_seq = record.id, record.source_hash, record.last_seq
     last_line = next(iter(store.lines(run_id, after=last_seq - 1)), None)
     if last_line is None:
         raise HumanAnswerError(f"run {run_id} has no committed events to answer after")
-    committer = await store.take_over(run_id)
+    try:  # only if no one took the run over since it was read (compare and swap)
+        committer = await store.take_over(run_id, expect_epoch=record.epoch)
+    except LeaseLostError:
+        raise HumanAnswerError(
+            f"run {run_id} was answered by another process or resumed meanwhile (its lease "
+            "changed hands after it was read); nothing recorded. See agentflow show "
+            f"{run_id}"
+        ) from None
     hub = EventHub(run_id=run_id, pipeline_hash=pipeline_hash)
     hub.commit_to(committer)
     hub.continue_chain(last_seq + 1, hashlib.sha256(last_line.encode()).hexdigest())

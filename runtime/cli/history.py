@@ -108,13 +108,13 @@ def _waiting_for(store: RunStore, run_id: str) -> list[dict[str, object]]:
 
 
 def _row(r: RunRecord) -> tuple[str, ...]:
+    run = (r.id, r.pipeline, shown_status(r), _when(r.started_at), _duration(r))
+    if r.finished_at is None:  # the counts are written by run_finished: none yet
+        return (*run, "-", "-", "-", "-", "-")
     passed = r.items_passed + r.items_completed
     failed = r.items_failed + r.items_aborted
     tokens = r.input_tokens + r.output_tokens
-    return (
-        r.id, r.pipeline, shown_status(r), _when(r.started_at), _duration(r),
-        str(passed), str(failed), str(r.model_calls), str(tokens), f"${r.cost_usd:.4f}",
-    )  # fmt: skip
+    return (*run, str(passed), str(failed), str(r.model_calls), str(tokens), f"${r.cost_usd:.4f}")
 
 
 def _summary(r: RunRecord) -> dict[str, object]:

@@ -204,3 +204,20 @@ async def test_a_resume_does_not_overwrite_another_runs_log_at_its_path(tmp_path
         result = await resume(store, compiled, Scripted(_scripts()), RUN, log)
         assert result.ok
         check_log(store, RUN, log)
+
+
+async def test_runs_does_not_show_zero_counts_for_a_run_that_never_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed run has no run_finished, so its row's counts were never written: the
+    table showed 0 model calls and $0 for a run that made hundreds; now '-'."""
+    where = str(tmp_path / "store.db")
+    with RunStore.open(where) as store:
+        await store.begin_run(
+            run_id=RUN, pipeline="hello-world", source_hash="", input="x", options={}
+        )
+    capsys.readouterr()
+    assert main(["runs", "--store", where]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[0] == RUN and row[2] == "running"
+    assert row[-6:] == ["-"] * 6, row  # took, passed, failed, calls, tokens, cost

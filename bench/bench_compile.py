@@ -8,7 +8,7 @@ step, and a hand-off to the next group that is a fan-out every fourth group.
 
 Prints the median wall time of each stage over the runs; results go in
 bench/RESULTS.md. Then times load + check + emit + explain of 22 and 40 stacked
-broadcast diamonds (2**40 dispatch paths to the last agent: graph analysis must
+route diamonds (2**40 dispatch paths to the last agent: graph analysis must
 count paths, not walk them; issue 8, finding 8).
 
 Then the whole command, as a user waits for it (issue 12, item 4): `agentflowc`
@@ -138,12 +138,6 @@ def write_pipeline(directory: Path, agents: int, padding_mb: float = 0) -> Path:
 
 DIAMOND_HEADER = """\
 name: diamonds-{levels}
-state_machine:
-  initial: initialised
-  terminal: [complete]
-  states:
-    - id: initialised
-    - id: complete
 agents:
 """
 
@@ -151,8 +145,8 @@ DIAMOND = """\
   - id: a{k}
     prompt: prompts/work.md
     dispatch:
-      strategy: parallel_broadcast
-      targets: [b{k}, c{k}]
+      strategy: route
+      cases: {{left: b{k}, right: c{k}}}
   - id: b{k}
     prompt: prompts/work.md
     dispatch:
@@ -167,13 +161,10 @@ DIAMOND = """\
 
 
 def write_diamonds(directory: Path, levels: int) -> Path:
-    """`levels` stacked broadcast diamonds a{k} -> (b{k}, c{k}) -> a{k+1}: 3*levels+1 agents."""
+    """`levels` stacked route diamonds a{k} -> (b{k} | c{k}) -> a{k+1}: 3*levels+1 agents."""
     parts = [DIAMOND_HEADER.format(levels=levels)]
     parts += [DIAMOND.format(k=k, n=k + 1) for k in range(levels)]
-    parts.append(
-        f"  - id: a{levels}\n    prompt: prompts/work.md\n"
-        "    transitions:\n      on_complete: complete\n"
-    )
+    parts.append(f"  - id: a{levels}\n    prompt: prompts/work.md\n")
     (directory / "prompts").mkdir(exist_ok=True)
     (directory / "prompts" / "work.md").write_text("Work on {{ item }} for {{ input }}.\n")
     path = directory / f"diamonds_{levels}.yaml"

@@ -131,6 +131,11 @@ async def soak(args: argparse.Namespace, root: Path, stores: Stores) -> int:
         f"  finished at a kill, resume refused, JSONL export lagging the store: {lagged}"
         "  (a product gap: nothing repairs it; `agentflow export` has the whole log)"
     )
+    unsealed = sum(t.unsealed for t in trials)
+    print(
+        f"  finished at a kill, resume refused, log never sealed (store too): {unsealed}"
+        "  (a product gap: killed between run_finished's commit and the seal's)"
+    )
     print(f"  trials that failed a check:     {len(failures)}")
     for failure in failures:
         print(failure)

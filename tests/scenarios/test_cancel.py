@@ -37,7 +37,10 @@ def test_sigint_mid_fan_out_exits_130_with_a_finished_log(tmp_path: Path) -> Non
         preexec_fn=default_sigint,
     )  # fmt: skip
     try:
-        _wait_for(log, '"kind":"tool_result"', proc)  # item-1 is done, 19 are not
+        # item-1 is done (its item_finished is committed, then logged), 19 are not: each
+        # item sleeps in its tool. Not the first tool_result: an item's output is
+        # committed after its tool's result, so the item may still be running then.
+        _wait_for(log, '"kind":"item_finished"', proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:

@@ -42,6 +42,7 @@ __all__ = [
     "open_resume",
     "repair_export",
     "resume_run",
+    "set_aside_diverged_export",
 ]
 
 RESUMABLE = frozenset({"running", "cancelled", "error", "waiting"})
@@ -133,6 +134,32 @@ def repair_export(path: str | os.PathLike[str], lines: Sequence[str]) -> bool:
         export.flush()
         os.fsync(export.fileno())
     return True
+
+
+def set_aside_diverged_export(path: str | os.PathLike[str], lines: Sequence[str]) -> Path | None:
+    """Copy an export that disagrees with the store to `<path>.diverged-<n>` before the
+    repair rewrites it; return the copy, or None when there is nothing to keep.
+
+    A lagging export (a prefix of the store's lines, maybe ending in a torn line) is
+    what a crash leaves and is repaired in place. A whole line that differs, or lines
+    the store lacks, mean the file was edited: the run store wins, but the edited file
+    is evidence (`agentflow verify` would have flagged it), so it is kept, never
+    overwritten by a later copy.
+    """
+    target = Path(path)
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        return None
+    expected = "".join(line + "\n" for line in lines).encode()
+    keep = expected.rfind(b"\n", 0, _common_prefix(data, expected)) + 1
+    if b"\n" not in data[keep:]:
+        return None  # a prefix of the store's lines, at most a torn last line after it
+    n = 1
+    while (copy := target.with_name(f"{target.name}.diverged-{n}")).exists():
+        n += 1
+    copy.write_bytes(data)
+    return copy
 
 
 def _refuse_foreign_log(path: str | os.PathLike[str], run_id: str) -> None:
@@ -266,8 +293,9 @@ async def open_resume(
         ) from None
     lines = list(store.lines(run_id))
     replay = ReplayFilter.from_lines(lines, store.memo(run_id))
-    repaired = False
+    repaired, set_aside = False, None
     if options.audit_log is not None:
+        set_aside = set_aside_diverged_export(options.audit_log, lines)
         repaired = repair_export(options.audit_log, lines)
         sinks = (FileSink(options.audit_log), *sinks)
     hub = ReplayHub(
@@ -290,6 +318,8 @@ async def open_resume(
         "epoch": committer.epoch,
         "export_repaired": repaired,
     }
+    if set_aside is not None:
+        resumed["export_set_aside"] = str(set_aside)
     return Resumption(
         compiled, record, hub, replace(options, run_id=run_id, audit_log=None), resumed
     )

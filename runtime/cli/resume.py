@@ -117,7 +117,7 @@ def _model(compiled: CompiledPipeline, record: RunRecord, settings: dict[str, An
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """`agentflow resume`: check the run can be resumed, re-create it, run it to its end."""
-    from ..engine.resume import check_resumable
+    from ..engine.resume import FINISHED, check_resumable
 
     store = open_store_for_reading(args)
     try:
@@ -125,6 +125,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             record = store.run(args.run)
         except RunNotFoundError as exc:
             raise UsageError(str(exc)) from None
+        if record.status in FINISHED:  # nothing to run; its log may need completing
+            return _complete_finished_log(store, record)
         settings = (
             dict(record.options.get("resume") or {}) if isinstance(record.options, dict) else {}
         )
@@ -157,6 +159,37 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return run(go, sys.stdout)
     finally:
         store.close()
+
+
+def _complete_finished_log(store: RunStore, record: RunRecord) -> int:
+    """`agentflow resume` on a finished run: seal / repair its log if a kill left it
+    broken (exit 0, saying what was done), else refuse (exit 2): nothing to resume."""
+    from ..engine.resume import ResumeRefused, complete_finished_log
+
+    log_path = Path(record.jsonl_path) if record.jsonl_path else default_log_path(record.id)
+    lock = LogLock(log_path)  # no other process writes the log while it is completed
+    try:
+        lock.acquire()
+    except LogInUseError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+    try:
+        done = trio.run(complete_finished_log, store, record, log_path)
+    except ResumeRefused as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        lock.release()
+    if not done:
+        raise UsageError(
+            f"run {record.id} finished ({record.status}); only an unfinished run (running, "
+            "cancelled, error, waiting) can be resumed. Start a new run with agentflow run"
+        )
+    print(
+        f"run {record.id} had finished ({record.status}); nothing to run. Its log was "
+        f"incomplete (its process was killed as it ended): {'; '.join(done)}"
+    )
+    return 0
 
 
 async def _resume_async(

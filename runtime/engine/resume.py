@@ -39,6 +39,7 @@ __all__ = [
     "ResumeRefused",
     "Resumption",
     "check_resumable",
+    "complete_finished_log",
     "open_resume",
     "repair_export",
     "resume_run",
@@ -160,6 +161,71 @@ def set_aside_diverged_export(path: str | os.PathLike[str], lines: Sequence[str]
         n += 1
     copy.write_bytes(data)
     return copy
+
+
+async def complete_finished_log(
+    store: RunStore, record: RunRecord, audit_log: str | os.PathLike[str] | None
+) -> list[str]:
+    """Make a finished run's log whole: what `agentflow resume` does for a finished run.
+
+    A process killed after its run's `run_finished` was committed but before
+    `log_sealed` was leaves a finished run whose log `agentflow verify` rejects (not
+    sealed), in the store and in the JSONL export; one killed before its last committed
+    lines reached the export leaves the export lagging. Nothing is re-run: the export
+    is repaired from the store (an edited one kept aside first), and an unsealed log
+    is sealed under a new lease, chained after its last event. Returns what was done,
+    for the user (empty: the log was whole).
+
+    Raises:
+        ResumeRefused: the run's owner may still be alive (it may be sealing it now), or
+            another process took the run over meanwhile.
+    """
+    from ..events.hub import EventHub
+    from ..sinks.file import FileSink
+    from ..store import LeaseLostError, default_owner
+
+    run_id = record.id
+    lines = list(store.lines(run_id))
+    sealed = bool(lines) and json.loads(lines[-1]).get("kind") == EventKind.LOG_SEALED.value
+    done: list[str] = []
+    if not sealed and _owner_alive(record.owner) is not False:
+        raise ResumeRefused(
+            f"run {run_id} finished ({record.status}) but its log is not sealed yet, and its "
+            f"owner {record.owner} may still be sealing it; try again once it has exited"
+        )
+    if audit_log is not None:
+        set_aside = set_aside_diverged_export(audit_log, lines)
+        if set_aside is not None:
+            done.append(f"the edited log kept as {set_aside}")
+        if repair_export(audit_log, lines):
+            done.append(f"{audit_log} repaired from the run store")
+    if sealed:
+        return done
+    try:
+        committer = await store.take_over(run_id, default_owner(), expect_epoch=record.epoch)
+    except LeaseLostError:
+        raise ResumeRefused(
+            f"run {run_id} was taken over by another process meanwhile; nothing was done"
+        ) from None
+    hub = EventHub(
+        run_id=run_id,
+        pipeline_hash=record.source_hash,
+        sinks=() if audit_log is None else (FileSink(audit_log),),
+        keep_history=False,
+        committer=committer,
+    )
+    last_hash = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else ""
+    hub.continue_chain(
+        len(lines), last_hash, audit_lines_before=len(lines) if audit_log is not None else 0
+    )
+    hub.seal_on_close = True
+    async with hub.running():
+        pass  # closing the hub seals the log: log_sealed committed, then written
+    failure = hub.audit_failure_message()
+    if failure is not None:
+        raise ResumeRefused(f"run {run_id}: its log could not be sealed: {failure}")
+    done.append("its log sealed (log_sealed)")
+    return done
 
 
 def _refuse_foreign_log(path: str | os.PathLike[str], run_id: str) -> None:

@@ -36,6 +36,7 @@ EXIT_FAILED = 1
 EXIT_CANNOT_START = 2
 EXIT_WAITING = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell shows for `cat` cut short by `| head`
 EXIT_INTERNAL = 70
 EXIT_STATUS = (
     "Exit status: 0 the run succeeded; 1 the run failed (verify: the log does not "
@@ -43,7 +44,8 @@ EXIT_STATUS = (
     "invalid pipeline, a busy UI port, an audit log in use by another run, a run store "
     "that cannot be opened); 3 the run waits for a person's answer (a human step: "
     "`agentflow answer` answers it); "
-    "130 interrupted; 70 internal error (a bug: please report it)."
+    "130 interrupted; 141 its output's reader went away (`| head`); 70 internal error "
+    "(a bug: please report it)."
 )
 
 
@@ -306,6 +308,10 @@ def _report(exc: BaseException) -> int:
     if isinstance(leaf, KeyboardInterrupt):
         print("agentflow: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(leaf, BrokenPipeError):  # the reader left (`| head`): not an error
+        # stdout is gone: point it at /dev/null so the interpreter's last flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     if isinstance(leaf, PipelineInvalidError):
         print(leaf, file=sys.stderr)  # compiler diagnostics, each already says "error:"
         return EXIT_CANNOT_START

@@ -41,11 +41,22 @@ from .store_options import default_log_path, open_store_for_reading, store_locat
 if TYPE_CHECKING:
     from ..events.verify import VerifyReport
 
-__all__ = ["UsageError", "cmd_run", "cmd_serve", "cmd_verify"]
+__all__ = ["UsageError", "acquire_log_lock", "cmd_run", "cmd_serve", "cmd_verify"]
 
 
 class UsageError(CannotStartError):
     """Raised when a command cannot start: a bad argument, file, port or log (exit 2)."""
+
+
+def acquire_log_lock(lock: LogLock) -> None:
+    """Take the audit log's lock, or refuse the command (exit 2): another live run writes
+    the log, or it cannot be opened for writing."""
+    try:
+        lock.acquire()
+    except LogInUseError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"audit log {lock.path}: cannot write it: {exc.strerror}") from None
 
 
 _NO_INPUT = object()
@@ -321,12 +332,7 @@ async def _run_async(plan: _RunPlan) -> int:
             # The last preconditions, before any file is touched: the UI has its port,
             # and no other live run writes this log.
             log_existed = log_path.exists()
-            try:
-                lock.acquire()
-            except LogInUseError as exc:
-                raise UsageError(str(exc)) from None
-            except OSError as exc:
-                raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+            acquire_log_lock(lock)
             if plan.store is not None:  # the run is recorded before its log is touched
                 try:
                     store, committer = await _record_run(plan, log_path)

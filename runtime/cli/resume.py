@@ -31,11 +31,12 @@ from .commands import (
     _print_summary,
     _start_ui,
     _wait_for_ctrl_c,
+    acquire_log_lock,
     final_output,
 )
 from .compiled_loader import CompiledModule, compile_and_import
 from .executor_options import resume_executor
-from .log_lock import LogInUseError, LogLock
+from .log_lock import LogLock
 from .store_options import default_log_path, open_store_for_reading
 
 __all__ = ["add_resume_parser", "cmd_resume"]
@@ -168,12 +169,7 @@ def _complete_finished_log(store: RunStore, record: RunRecord) -> int:
 
     log_path = Path(record.jsonl_path) if record.jsonl_path else default_log_path(record.id)
     lock = LogLock(log_path)  # no other process writes the log while it is completed
-    try:
-        lock.acquire()
-    except LogInUseError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+    acquire_log_lock(lock)
     try:
         done = trio.run(complete_finished_log, store, record, log_path)
     except ResumeRefused as exc:
@@ -221,12 +217,7 @@ async def _resume_async(
         executor=executor,
     )
     lock = LogLock(log_path)
-    try:
-        lock.acquire()
-    except LogInUseError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"audit log {log_path}: cannot write it: {exc.strerror}") from None
+    acquire_log_lock(lock)
     try:
         resumption = await open_resume(
             compiled, store, record.id, sinks=sinks, options=options,

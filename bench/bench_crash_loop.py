@@ -15,8 +15,13 @@ response's event was committed without its memo row, so the log and the usage ho
 both), and any trial that failed.
 Exit 1 if any trial failed.
 
+With --executor ray, every `agentflow run` (and so every resume) runs its agents on a
+Ray cluster: --ray-address, or a local one this script starts (2 CPUs); each segment
+gives its actors its API key through a Ray job runtime_env (tests/durable/crash_loop.py).
+
 Usage:  .venv/bin/python bench/bench_crash_loop.py --runs 200 [--items 12]
             [--store sqlite|postgresql] [--max-kills 3] [--at-once 2] [--first-seed 1]
+            [--executor local|ray] [--ray-address ADDR]
 """
 
 from __future__ import annotations
@@ -73,7 +78,20 @@ class Stores:
             self.server.stop()
 
 
-async def soak(args: argparse.Namespace, root: Path, stores: Stores) -> int:
+def ray_cluster(address: str | None) -> str:
+    """Join the cluster at `address`, or start a local one; its address for the CLI."""
+    import ray
+
+    if address is not None:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return str(ray.get_runtime_context().gcs_address)
+
+
+async def soak(
+    args: argparse.Namespace, root: Path, stores: Stores, ray_address: str | None
+) -> int:
     log = root / "requests.jsonl"
     trials: list[Trial] = []
     limiter = trio.CapacityLimiter(args.at_once)
@@ -82,14 +100,14 @@ async def soak(args: argparse.Namespace, root: Path, stores: Stores) -> int:
         reference: Reference = await run_reference(
             root / "reference", stores.new("reference"), fake.base_url, args.items
         )
-        print(f"reference run: {reference.events} events, uninterrupted")
+        print(f"reference run: {reference.events} events, uninterrupted, local executor")
 
         async def one(seed: int) -> None:
             async with limiter:
                 trial = await run_trial(
                     seed, root / f"trial-{seed}", stores.new(f"trial-{seed}"), fake.base_url,
                     items=args.items, reference_events=reference.events,
-                    max_kills=args.max_kills,
+                    max_kills=args.max_kills, ray_address=ray_address,
                 )  # fmt: skip
                 trials.append(trial)
                 if args.verbose:
@@ -115,6 +133,7 @@ async def soak(args: argparse.Namespace, root: Path, stores: Stores) -> int:
     segments = sum(len(t.segments) for t in trials)
     print(
         f"{len(trials)} trials ({args.items} items each, store {args.store}, "
+        f"executor {args.executor}, "
         f"up to {args.max_kills} kills a trial) in {wall:.0f} s wall"
     )
     print(f"  kills:                          {kills} ({segments} processes)")
@@ -150,14 +169,19 @@ def main() -> None:
     parser.add_argument("--max-kills", type=int, default=3, help="kills a trial, at most")
     parser.add_argument("--at-once", type=int, default=2, help="trials in flight together")
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", help="with --executor ray: default a local cluster")
     parser.add_argument("--verbose", action="store_true", help="each trial's segments")
     parser.add_argument("--keep", action="store_true", help="keep the trials' directories")
     args = parser.parse_args()
+    if args.ray_address and args.executor != "ray":
+        parser.error("--ray-address needs --executor ray")
     root = Path(tempfile.mkdtemp(prefix="agentflow-crash-loop-"))
     stores = Stores(args.store, root)
     code = 1
     try:
-        code = trio.run(soak, args, root, stores)
+        address = ray_cluster(args.ray_address) if args.executor == "ray" else None
+        code = trio.run(soak, args, root, stores, address)
     finally:
         stores.close()
         if args.keep or code != 0:  # a failing trial's directory holds each process's output

@@ -62,6 +62,7 @@ from tests.fake_anthropic.server import (
 PIPELINE_DIR = Path(__file__).resolve().parent / "crash_fanout"
 PIPELINE_FILE = "crash_fanout.yaml"
 AGENTFLOW = str(Path(sys.executable).parent / "agentflow")
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens there
 SAFETY_TIMEOUT_S = 120.0  # turns a hung segment into a failure; never a budget
 
 Key = tuple[str, str, int, int]  # (agent, item, attempt, turn)
@@ -213,7 +214,9 @@ class Reference:
     usage: dict[str, int]  # see `check_usage`
 
 
-def _env(store_url: str, base_url: str, api_key: str) -> dict[str, str]:
+def _env(
+    store_url: str, base_url: str, api_key: str, ray_address: str | None = None
+) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -225,6 +228,18 @@ def _env(store_url: str, base_url: str, api_key: str) -> dict[str, str]:
         AGENTFLOW_STORE=store_url,
         PYTHONUNBUFFERED="1",
     )
+    if ray_address is not None:
+        # The actors make the model calls: give them this segment's key and the fake
+        # server, as the Ray Jobs API gives a job's driver its runtime_env (the
+        # cluster's own environment has neither). The orchestrator gets a closed port:
+        # a model call it made itself, not on Ray, would fail the run.
+        env["ANTHROPIC_BASE_URL"] = CLOSED_PORT_URL
+        job = {
+            "runtime_env": {
+                "env_vars": {"ANTHROPIC_API_KEY": api_key, "ANTHROPIC_BASE_URL": base_url}
+            }
+        }
+        env["RAY_JOB_CONFIG_JSON_ENV_VAR"] = json.dumps(job)
     return env
 
 
@@ -243,11 +258,14 @@ async def _cli(args: list[str], cwd: Path, env: Mapping[str, str]) -> tuple[int,
     return done.returncode, done.stdout.decode() + done.stderr.decode()
 
 
-async def run_reference(directory: Path, store_url: str, base_url: str, items: int) -> Reference:
-    """One uninterrupted run: the events it commits and its result."""
+async def run_reference(
+    directory: Path, store_url: str, base_url: str, items: int, ray_address: str | None = None
+) -> Reference:
+    """One uninterrupted run (on the Ray cluster at `ray_address`, if given): the events
+    it commits and its result."""
     pipeline = prepare(directory)
-    env = _env(store_url, base_url, "sk-ant-crashloop-reference")
-    code, out = await _cli(_run_args(pipeline, items), directory, env)
+    env = _env(store_url, base_url, "sk-ant-crashloop-reference", ray_address)
+    code, out = await _cli(_run_args(pipeline, items, ray_address), directory, env)
     assert code == 0, out
     probe = StoreProbe(store_url)
     (run_id,) = probe.run_ids()
@@ -295,10 +313,12 @@ def check_usage(lines: list[str], where: str) -> dict[str, int]:
     return summed
 
 
-def _run_args(pipeline: Path, items: int) -> list[str]:
+def _run_args(pipeline: Path, items: int, ray_address: str | None = None) -> list[str]:
+    """`agentflow run`'s arguments; a resume takes the executor the run recorded."""
+    on_ray = [] if ray_address is None else ["--executor", "ray", "--ray-address", ray_address]
     return [
         "run", str(pipeline), f"{items} topics", "--no-ui", "--model", "anthropic", "--quiet",
-        "--no-prompt-cache",
+        "--no-prompt-cache", *on_ray,
     ]  # fmt: skip
 
 
@@ -345,8 +365,10 @@ async def run_trial(
     items: int,
     reference_events: int,
     max_kills: int = 3,
+    ray_address: str | None = None,
 ) -> Trial:
-    """Run, kill at random up to `max_kills` times (seeded), resume until the run ends."""
+    """Run, kill at random up to `max_kills` times (seeded), resume until the run ends.
+    With `ray_address`, the run and so every resume use the Ray executor on that cluster."""
     rng = random.Random(seed)
     pipeline = prepare(directory)
     trial = Trial(seed=seed, directory=directory, store_url=store_url, pipeline=pipeline)
@@ -359,7 +381,7 @@ async def run_trial(
         trial.run_id = ids[0] if ids else None
         command = "run" if trial.run_id is None else "resume"
         args = (
-            _run_args(pipeline, items)
+            _run_args(pipeline, items, ray_address)
             if trial.run_id is None
             else ["resume", trial.run_id, "--no-ui", "--quiet"]
         )
@@ -376,7 +398,7 @@ async def run_trial(
         api_key = f"sk-ant-crashloop-{seed}-{len(trial.segments)}"
         segment = Segment(command=command, api_key=api_key, kill=shown)
         trial.segments.append(segment)
-        await _segment(trial, segment, args, _env(store_url, base_url, api_key), kill)
+        await _segment(trial, segment, args, _env(store_url, base_url, api_key, ray_address), kill)
         ids = probe.run_ids()
         if ids:
             trial.run_id = ids[0]
@@ -510,7 +532,7 @@ def trial_log(trial: Trial) -> Path:
 async def check_with_cli(trial: Trial) -> None:
     """`agentflow verify` passes on the trial's log and `agentflow export` writes it exactly."""
     assert trial.run_id is not None
-    env = _env(trial.store_url, "http://127.0.0.1:9", "sk-ant-crashloop-check")
+    env = _env(trial.store_url, CLOSED_PORT_URL, "sk-ant-crashloop-check")
     log = trial_log(trial)
     code, out = await _cli(
         ["verify", str(log), "--pipeline", str(trial.pipeline)], trial.directory, env

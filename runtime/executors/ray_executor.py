@@ -221,7 +221,8 @@ class RayExecutor:
     `RunOptions(executor=executor)`. `loader` and `model_factory` are called in
     each actor process (so they must be picklable: module-level functions or
     `functools.partial` of them) and must build the same pipeline and handlers
-    the run uses; `tools` (optional) is pickled to the actors.
+    the run uses; `tools` (optional) is pickled to the actors, with the pipeline's
+    builtin tools, built here (a relative `root` is this process's directory).
     """
 
     def __init__(
@@ -248,7 +249,8 @@ class RayExecutor:
         if max_model_calls is not None and max_model_calls < 1:
             raise AgentflowError(f"RayExecutor(max_model_calls={max_model_calls}): use 1 or more")
         self.pipeline = pipeline
-        self._loader, self._model_factory, self._tools = loader, model_factory, tools
+        self._loader, self._model_factory = loader, model_factory
+        self._tools: Mapping[str, Tool] = {**_builtin_tools(pipeline), **(tools or {})}
         self.address = address
         self._num_cpus = num_cpus
         self._actors, self._threads, self._loops = actors, invocations_per_actor, loops_per_actor
@@ -481,6 +483,16 @@ class RayExecutor:
                 session.calls.pop(call_id, None)
                 if session.lost is None:
                     session.actor.cancel.remote(call_id)
+
+
+def _builtin_tools(pipeline: CompiledPipeline) -> dict[str, Tool]:
+    """The pipeline's builtin tools, built here and pickled to the actors: a relative
+    `root` is the orchestrator's working directory, as on the local executor, not the
+    actor process's (a Ray worker's, the same for every run on the cluster)."""
+    from ..tools.registry import builtin_tool
+
+    specs = pipeline.spec.tools
+    return {t.id: builtin_tool(t.id, dict(t.config)) for t in specs if t.type == "builtin"}
 
 
 def _memo_view(ctx: AgentContext) -> MemoView | None:

@@ -29,8 +29,8 @@ from tests.durable.crash_loop import (
 from tests.fake_anthropic.server import open_fake_anthropic
 
 ITEMS = 12
-SEEDS = (1, 2, 3, 4)  # each segment joins the cluster (seconds): keep the trials few
-MAX_KILLS = 2
+SEEDS = (3, 5, 7, 9)  # 1, 3, 2 and 2 kills; each process joins the cluster (seconds)
+MAX_KILLS = 3
 AT_ONCE = 2
 
 

@@ -286,11 +286,7 @@ class Dispatcher:
             if memo is not None:  # its failure, too, is what a resume must find
                 failed = {"error": type(exc).__name__, "message": str(exc)}
                 await memo.record_step(agent, item_id, attempt, {"failed": failed})
-            if branch_failures is None:
-                self.fail_item(plan, item, exc)
-            else:
-                self._agent_failed(plan, item, exc)
-                branch_failures[agent] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
+            self._invocation_failed(plan, item, exc, branch_failures)
             return None
         if memo is not None:  # commit before proceed: the output, before it goes onward
             ends = (
@@ -385,14 +381,25 @@ class Dispatcher:
                     "RecordedOutputInvalid", f"the recorded output does not validate: {error}"
                 )
         if exc is not None:
-            if branch_failures is None:
-                self.fail_item(plan, item, exc)
-            else:
-                self._agent_failed(plan, item, exc)
-                branch_failures[agent] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
+            self._invocation_failed(plan, item, exc, branch_failures)
             return None
         self._record(plan, item, out, attempt, typed)
         return out
+
+    def _invocation_failed(
+        self,
+        plan: AgentPlan,
+        item: ItemState,
+        exc: Exception,
+        branch_failures: dict[str, BranchFailure] | None,
+    ) -> None:
+        """A failed invocation aborts its item, or, for a joined broadcast's branch
+        (`branch_failures` given), is recorded there for the join."""
+        if branch_failures is None:
+            self.fail_item(plan, item, exc)
+        else:
+            self._agent_failed(plan, item, exc)
+            branch_failures[plan.id] = BranchFailure(error=f"{type(exc).__name__}: {exc}")
 
     def memoised(self, agent: str, item_id: str, attempt: int) -> bool:
         """Whether a resume serves this invocation from its memo (a QA retry's backoff is

@@ -63,7 +63,10 @@ class TextOutput(BaseModel):
     text: str
 
 
-_TEXT_OUTPUT_FIELDS = frozenset({"text"})
+# Every field is set on an engine-built model, so instances share one `fields_set`: pydantic
+# only ever adds a field name to it (already there) or copies it (`model_copy`), and a
+# private set per instance cost 216 bytes (a 10,000-item fan-out keeps 20,000 outputs).
+_TEXT_OUTPUT_FIELDS = {"text"}
 _new_object = object.__new__
 _set = object.__setattr__
 
@@ -76,7 +79,7 @@ def text_output(text: str) -> TextOutput:
     """
     output: TextOutput = _new_object(TextOutput)
     _set(output, "__dict__", {"text": text})
-    _set(output, "__pydantic_fields_set__", set(_TEXT_OUTPUT_FIELDS))
+    _set(output, "__pydantic_fields_set__", _TEXT_OUTPUT_FIELDS)
     _set(output, "__pydantic_extra__", None)
     _set(output, "__pydantic_private__", None)
     return output
@@ -136,7 +139,7 @@ class ChildResult(BaseModel):
     reason: str | None
 
 
-_CHILD_RESULT_FIELDS = frozenset({"id", "status", "output", "reason"})
+_CHILD_RESULT_FIELDS = {"id", "status", "output", "reason"}  # shared: see text_output
 
 
 def child_result(id: str, status: str, output: BaseModel | None, reason: str | None) -> ChildResult:
@@ -146,7 +149,7 @@ def child_result(id: str, status: str, output: BaseModel | None, reason: str | N
     result: ChildResult = _new_object(ChildResult)
     fields = {"id": id, "status": status, "output": output, "reason": reason}
     _set(result, "__dict__", fields)
-    _set(result, "__pydantic_fields_set__", set(_CHILD_RESULT_FIELDS))
+    _set(result, "__pydantic_fields_set__", _CHILD_RESULT_FIELDS)
     _set(result, "__pydantic_extra__", None)
     _set(result, "__pydantic_private__", None)
     return result

@@ -19,8 +19,10 @@ loop of `MAX_ITERATIONS` iterations does not grow the stack.
 Hot path: everything per agent (handler, triggers, dispatch) is resolved once
 into an `AgentPlan`; an invocation costs three or four `hub.publish` calls.
 `publish` holds the audit log's lines; the engine calls `hub.flush()` before
-every await and at the end of every task, so each synchronous burst of events
-is one write, and whenever the run waits its events are on disk (page cache).
+every await and every handler call, and a fan-out's or broadcast's tasks, which
+end without one, run inside `hub.flushing_before_waits()`; so each synchronous
+burst of events is one write, a handler finds its `agent_started` in the file,
+and whenever the run waits its events are on disk (page cache).
 """
 
 from __future__ import annotations
@@ -242,7 +244,8 @@ class Dispatcher:
         agent, item_id = plan.id, item.item.id
         attempt = item.attempts.get(agent, 0) + 1
         item.attempts[agent] = attempt
-        item.inputs[agent] = (source, upstream)
+        if plan.retried:
+            item.inputs[agent] = (source, upstream)
         started: dict[str, Any] = {"upstream": source}
         if feedback:
             started["feedback"] = issue_dicts(feedback)
@@ -626,15 +629,16 @@ class Dispatcher:
             await self.memo.commit(None)
         limiter = trio.CapacityLimiter(plan.limit)
         target = plan.targets[0]
-        async with trio.open_nursery() as nursery:
-            for child in children:
-                try:  # the nowait path skips a scheduler round-trip per item
-                    limiter.acquire_on_behalf_of_nowait(child)
-                except trio.WouldBlock:
-                    self.hub.flush()
-                    await limiter.acquire_on_behalf_of(child)
-                nursery.start_soon(self._child, child, target, out, plan.id, limiter)
-            self.hub.flush()
+        with self.hub.flushing_before_waits():  # so a child needs no flush as it ends
+            async with trio.open_nursery() as nursery:
+                for child in children:
+                    try:  # the nowait path skips a scheduler round-trip per item
+                        limiter.acquire_on_behalf_of_nowait(child)
+                    except trio.WouldBlock:
+                        self.hub.flush()
+                        await limiter.acquire_on_behalf_of(child)
+                    nursery.start_soon(self._child, child, target, out, plan.id, limiter)
+                self.hub.flush()
         if item.status is None and any(child.status == "waiting" for child in children):
             # a child waits for a person: its parent cannot reduce (or finish) before it
             item.status, item.reason = "waiting", WAITING_FOR_CHILD
@@ -697,11 +701,14 @@ class Dispatcher:
         limiter: trio.CapacityLimiter,
     ) -> None:
         try:
-            await self._guarded(child, target, upstream, source)
+            await self.run_agent(child, target, upstream, (), source)
+        except FATAL_ERRORS as exc:
+            self.end_run(exc)
         finally:
             limiter.release_on_behalf_of(child)
         self.finish_item(child)
-        self.hub.flush()  # this task ends: nothing of it stays held
+        # No flush as the task ends: `_fan_out` flushes before trio waits (one write for
+        # what the children of a scheduler batch leave).
 
     async def _broadcast(self, plan: AgentPlan, item: ItemState, out: AgentOutput) -> Next | None:
         """Run every target on `item`, join their verdicts; then the join agent, if any,
@@ -710,12 +717,13 @@ class Dispatcher:
         verdicts: dict[str, AgentOutput] = {}
         join = plan.join
         failures: dict[str, BranchFailure] | None = None if join is None else {}
-        async with trio.open_nursery() as nursery:
-            for target in plan.targets:
-                nursery.start_soon(
-                    self._broadcast_one, item, target, out, plan.id, verdicts, failures
-                )
-            self.hub.flush()
+        with self.hub.flushing_before_waits():  # so a branch needs no flush as it ends
+            async with trio.open_nursery() as nursery:
+                for target in plan.targets:
+                    nursery.start_soon(
+                        self._broadcast_one, item, target, out, plan.id, verdicts, failures
+                    )
+                self.hub.flush()
         if item.status == "waiting":  # a branch waits for a person: nothing joins yet
             return None
         stands = await join_verdicts(self, plan, item, verdicts)
@@ -752,9 +760,7 @@ class Dispatcher:
             elif plan.strategy is not None:
                 await self.dispatch(plan, item, out)
         except FATAL_ERRORS as exc:
-            self.end_run(exc)
-        finally:
-            self.hub.flush()  # this task ends: nothing of it stays held
+            self.end_run(exc)  # no flush as the task ends: see `_child`
 
     # -- finishing -------------------------------------------------------------------
 
@@ -776,3 +782,4 @@ class Dispatcher:
             item=item.item.id,
             payload={"status": status, "gates": dict(item.verdicts)},
         )
+        item.release()

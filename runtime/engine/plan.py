@@ -213,6 +213,7 @@ class AgentPlan:
         "limit",
         "on_fail",
         "reduce",
+        "retried",
         "route",
         "strategy",
         "targets",
@@ -254,6 +255,12 @@ class AgentPlan:
                 self.route = RoutePlan(dispatch.on or "route", dispatch.cases, dispatch.default)
         self.gathers = any(
             other.dispatch is not None and agent.id in (other.dispatch.join, other.dispatch.reduce)
+            for other in pipeline.spec.agents
+        )
+        # Some QA agent's on_fail sends its items back to this agent: a retry re-runs it
+        # with the input of its latest run, so that input is kept (`ItemState.inputs`).
+        self.retried = any(
+            other.on_fail is not None and other.on_fail.target == agent.id
             for other in pipeline.spec.agents
         )
         # event -> None when the agent declares no move for it, else (Trigger member,
@@ -321,7 +328,8 @@ class ItemState:
         self.attempts: dict[str, int] = {}
         # Invariant: QA agent id -> its latest verdict on this item.
         self.verdicts: dict[str, bool] = {}
-        # Invariant: agent id -> (source agent, upstream output) of its latest invocation.
+        # Invariant: agent id -> (source agent, upstream output) of its latest invocation,
+        # for the agents a QA retry may re-run (`AgentPlan.retried`) only.
         self.inputs: dict[str, tuple[str | None, AgentOutput | None]] = {}
         self.output = ""  # text of the latest non-QA output
         self.last: BaseModel | None = None  # the latest non-QA output (as in `outputs`)
@@ -334,6 +342,15 @@ class ItemState:
         self.children: dict[str, tuple[ChildResult, ...]] | None = None
         self.status: str | None = None  # set when aborted, or when the item finishes
         self.reason: str | None = None
+
+    def release(self) -> None:
+        """Drop what only a further invocation on this item would read: the item has
+        finished. `last`, `output`, `attempts`, `verdicts` and the status stay (the run's
+        result and a reduce read them); a 10,000-item fan-out then keeps ~1 KB an item
+        less until its run ends (bench/RESULTS.md)."""
+        self.outputs.clear()
+        self.history.clear()
+        self.inputs.clear()
 
     def visible_outputs(self) -> dict[str, BaseModel]:
         """The latest output per agent on this item or an ancestor, this item's first."""

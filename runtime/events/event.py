@@ -79,7 +79,7 @@ class PipelineEvent(BaseModel):
 
 # -- the canonical line, without pydantic (the hub's hot path) -------------------------
 
-_FIELDS_SET = frozenset(PipelineEvent.model_fields)
+_FIELDS_SET = set(PipelineEvent.model_fields)  # shared: see agents.text_output
 _new_object = object.__new__
 _set = object.__setattr__
 _quote: Callable[[str], str] = encode_basestring  # the C escaper: same bytes as pydantic's

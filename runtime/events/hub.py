@@ -12,7 +12,8 @@ Inline sinks (`inline = True` and a synchronous `write_lines(lines)`: the audit
 FileSink, whose write goes to the page cache and is treated as fast) have no
 buffer and no pump: `publish` holds their lines and `flush()` writes them, one
 write per synchronous burst; the engine flushes before each of its awaits and
-at the end of each task, and `emit` flushes at once. A run with only inline
+handler calls, and a fan-out's tasks end unflushed inside `flushing_before_waits`
+(a trio instrument flushes before each wait for I/O); `emit` flushes at once. A run with only inline
 sinks starts no task and opens no nursery; if they also close synchronously
 (`close()`), `open_inline()`/`close_inline()` replace `running()` altogether.
 
@@ -63,8 +64,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -102,6 +103,18 @@ _SINK_ERROR = EventKind.SINK_ERROR
 _LOG_SEALED = EventKind.LOG_SEALED
 _sha256 = hashlib.sha256
 _time = time.time
+
+
+class _FlushBeforeWait(trio.abc.Instrument):
+    """Writes a hub's held lines before each wait for I/O (`flushing_before_waits`)."""
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.hub.flush()
 
 
 class AuditLogError(AgentflowError):
@@ -199,6 +212,9 @@ class EventHub:
         # line for the commit.
         self._commit_lean = not keep_history and committer is not None
         self._token: trio.lowlevel.TrioToken | None = None  # for `_write_soon`
+        # `flushing_before_waits`: how many blocks are open, and their trio instrument.
+        self._wait_flush_depth = 0
+        self._wait_flusher: _FlushBeforeWait | None = None
         self._write_scheduled = False
         self._started = False
         # Invariant: True while every sink added has a synchronous `close()` (see runs_inline).
@@ -479,8 +495,9 @@ class EventHub:
         """Write the lines `publish` held to the inline sinks, in one write per sink.
 
         `publish` (the engine's path) holds inline sinks' lines so a synchronous burst of
-        events costs one system call; the engine calls `flush` before each of its awaits
-        and when a task ends, so whenever the run waits, every line is in the kernel.
+        events costs one system call; the engine calls `flush` before each of its awaits,
+        and `flushing_before_waits` before trio waits for I/O, so whenever the run
+        waits, every line is in the kernel.
         `emit` (everyone else) flushes at once. A failing sink is reported as a
         `sink_error` event, itself held until the next flush. With a committer, the
         events are first handed to it; they reach the sinks when it acknowledges them.
@@ -491,6 +508,32 @@ class EventHub:
         if self._committer is not None and not self._inflight:
             self._submit()  # else `_committed` submits it: everything queued meanwhile
         self._write_held()
+
+    @contextmanager
+    def flushing_before_waits(self) -> Iterator[None]:
+        """While the block runs, also flush whenever trio is about to wait for I/O.
+
+        The engine's tasks then need no flush of their own as they end (a fan-out's
+        children, a broadcast's branches): what a task leaves held goes out with the next
+        task's flush or, at the latest, before the run waits, in one write for the batch
+        (one write an item less in a fan-out; bench/RESULTS.md). The promise holds: a
+        handler is called only after a flush, and trio waits only after one. Blocks may
+        nest; one trio instrument serves them all (~8 us to add and remove).
+        """
+        self._wait_flush_depth += 1
+        if self._wait_flusher is None:
+            self._wait_flusher = _FlushBeforeWait(self)
+            trio.lowlevel.add_instrument(self._wait_flusher)
+        try:
+            yield
+        finally:
+            self._wait_flush_depth -= 1
+            if not self._wait_flush_depth:
+                flusher, self._wait_flusher = self._wait_flusher, None
+                # KeyError: trio removed it after it raised (and logged why)
+                with suppress(KeyError):
+                    trio.lowlevel.remove_instrument(flusher)
+            self.flush()
 
     def _submit(self) -> None:
         """Hand the uncommitted events to the committer (never waits)."""

@@ -171,6 +171,40 @@ async def test_whenever_the_run_waits_its_events_are_in_the_audit_log(tmp_path: 
     assert verify_log(log).problems == []
 
 
+async def test_a_finished_childs_events_are_in_the_log_before_the_run_waits(
+    tmp_path: Path,
+) -> None:
+    """A fan-out's child ends without a write of its own; its last events still reach the
+    file before trio next waits for I/O (`EventHub.flushing_before_waits`), so a run that
+    waits on one slow item has written every other item's end."""
+    log = tmp_path / "run.jsonl"
+    found: list[set[str | None]] = []
+
+    class Handlers:
+        async def planner_agent(self, ctx: AgentContext) -> AgentOutput:
+            return AgentOutput(text="plan", items=["a", "b", "slow"])
+
+        async def worker_agent(self, ctx: AgentContext) -> AgentOutput:
+            if ctx.item.payload == "slow":
+                await trio.sleep(0.01)  # the run waits for I/O: the others have ended
+                found.append(
+                    {
+                        event.item
+                        for event in map(PipelineEvent.model_validate_json, _lines(log))
+                        if event.kind == EventKind.ITEM_FINISHED
+                    }
+                )
+            return AgentOutput(text="done")
+
+    result = await run_pipeline(
+        _pipeline(), "q", handlers=Handlers(), sinks=[FileSink(log)],
+        options=RunOptions(backoff_scale=0.0),
+    )  # fmt: skip
+    assert [item.status for item in result.items[1:]] == ["completed"] * 3
+    assert found == [{"item-1", "item-2"}]
+    assert verify_log(log).problems == []
+
+
 def test_state_machine_advance_reports_noops() -> None:
     import enum
 

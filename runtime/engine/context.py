@@ -12,7 +12,7 @@ from ..spec import AgentSpec
 from .payloads import issue_dicts
 from .run_services import RunServices
 
-__all__ = ["AgentContext"]
+__all__ = ["AgentContext", "new_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,47 @@ class AgentContext:
 
     def _pipeline_agents(self) -> tuple[AgentSpec, ...]:
         return self.services.pipeline.spec.agents if self.services is not None else ()
+
+
+_new_object = object.__new__
+(
+    _set_run_id, _set_agent, _set_item, _set_attempt, _set_input, _set_upstream,
+    _set_feedback, _set_services, _set_outputs, _set_history, _set_joined, _set_children,
+    _set_source,
+) = (getattr(AgentContext, name).__set__ for name in AgentContext.__slots__)  # fmt: skip
+
+
+def new_context(
+    run_id: str,
+    agent: str,
+    item: WorkItem,
+    attempt: int,
+    input: JSON,
+    upstream: AgentOutput | None,
+    feedback: tuple[QAIssue, ...],
+    services: RunServices | None,
+    outputs: Mapping[str, BaseModel],
+    history: Mapping[str, tuple[BaseModel, ...]],
+    joined: Mapping[str, BaseModel],
+    children: tuple[ChildResult, ...],
+    source: str | None,
+) -> AgentContext:
+    """`AgentContext(...)` with every field given, without the frozen dataclass's
+    `__init__` (its `object.__setattr__` per field): ~0.65 us instead of ~1.25, and the
+    engine builds one per invocation. Pinned equal to the dataclass's own by
+    tests/runtime/test_context.py::test_new_context_equals_the_dataclass_init."""
+    ctx: AgentContext = _new_object(AgentContext)
+    _set_run_id(ctx, run_id)
+    _set_agent(ctx, agent)
+    _set_item(ctx, item)
+    _set_attempt(ctx, attempt)
+    _set_input(ctx, input)
+    _set_upstream(ctx, upstream)
+    _set_feedback(ctx, feedback)
+    _set_services(ctx, services)
+    _set_outputs(ctx, outputs)
+    _set_history(ctx, history)
+    _set_joined(ctx, joined)
+    _set_children(ctx, children)
+    _set_source(ctx, source)
+    return ctx

@@ -49,7 +49,7 @@ from ..events.event import EventKind
 from ..pipeline import CompiledPipeline
 from ..spec import ROUTE_ABORT, ROUTE_END
 from . import aggregator
-from .context import AgentContext
+from .context import new_context
 from .governor import RetryGovernor
 from .human import HumanAnswerNeeded
 from .invocation import InvocationExecutor
@@ -252,7 +252,8 @@ class Dispatcher:
         self.hub.publish(
             _AGENT_STARTED, agent=agent, item=item_id, attempt=attempt, payload=started
         )
-        self._fire(plan, "on_start", item_id, attempt)
+        if plan.triggers["on_start"] is not None:  # most agents move on no event: no call
+            self._fire(plan, "on_start", item_id, attempt)
         memo = self.memo
         if memo is not None:
             recorded = memo.step(agent, item_id, attempt)
@@ -261,7 +262,7 @@ class Dispatcher:
         joined, children = (
             (_NOTHING_JOINED, ()) if not plan.gathers else self._gathered(agent, item)
         )
-        ctx = AgentContext(
+        ctx = new_context(
             self.run_id, agent, item.item, attempt, self.input, upstream,
             feedback if type(feedback) is tuple else tuple(feedback), self.services,
             item.visible_outputs(), dict(item.history), joined, children, source,
@@ -458,7 +459,8 @@ class Dispatcher:
             self.hub.publish(
                 _AGENT_COMPLETED, agent=agent, item=item_id, attempt=attempt, payload=done
             )
-            self._fire(plan, "on_complete", item_id, attempt)
+            if plan.triggers["on_complete"] is not None:
+                self._fire(plan, "on_complete", item_id, attempt)
 
     def _fire(self, plan: AgentPlan, event: str, item: str | None, attempt: int | None) -> None:
         """Apply `plan`'s move for `event`: taken, recorded as a no-op, or deferred."""

@@ -356,4 +356,6 @@ class ItemState:
         """The latest output per agent on this item or an ancestor, this item's first."""
         if self.parent is None:
             return dict(self.outputs)
+        if not self.outputs:  # a child's first agent: its ancestors' outputs alone
+            return self.parent.visible_outputs()
         return {**self.parent.visible_outputs(), **self.outputs}

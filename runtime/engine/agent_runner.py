@@ -10,7 +10,6 @@ model request, streamed-text batch, response, tool call and tool result. The
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,12 +24,12 @@ from ..events.hub import EventHub
 from ..models.base import (
     STRUCTURED_TOOL_NAMES,
     AnswerKind,
-    Model,
     ModelRequest,
     ModelTurn,
     OutputKind,
     ToolCall,
     ToolSchema,
+    accepts_keyword,
 )
 from ..models.conversation import assistant_message, structured_error_result
 from ..models.redaction import RedactingTextSink, SecretRedactor
@@ -129,31 +128,6 @@ def _response_payload(turn: int, result: ModelTurn) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "model": result.model,
     }
-
-
-# type(model) -> whether its `complete` takes `on_retry=` (AnthropicModel does).
-_TAKES_KEYWORD: dict[tuple[type, str], bool] = {}
-
-
-def _takes_keyword(model: Model, name: str) -> bool:
-    """Whether `model.complete` accepts keyword `name` (checked once per model class)."""
-    key = (type(model), name)
-    known = _TAKES_KEYWORD.get(key)
-    if known is None:
-        try:
-            parameter = inspect.signature(model.complete).parameters.get(name)
-        except (TypeError, ValueError):
-            parameter = None
-        known = _TAKES_KEYWORD[key] = parameter is not None and parameter.kind in (
-            inspect.Parameter.KEYWORD_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        )
-    return known
-
-
-def _takes_on_retry(model: Model) -> bool:
-    """Whether `model.complete` accepts an `on_retry` keyword."""
-    return _takes_keyword(model, "on_retry")
 
 
 def _model_errors(
@@ -296,10 +270,10 @@ async def _call_model(
     result: ModelTurn
     try:
         async with services.model_limiter:
-            if _takes_on_retry(model):
+            if accepts_keyword(model, "on_retry"):
                 complete: Any = model.complete
                 callbacks: dict[str, Any] = {"on_retry": on_retry}
-                if _takes_keyword(model, "on_wait"):  # a rate limiter holds the call
+                if accepts_keyword(model, "on_wait"):  # a rate limiter holds the call
                     callbacks["on_wait"] = _rate_limit_waits(ctx, hub, request.turn)
                 result = await complete(request, on_text, **callbacks)
             else:

@@ -26,6 +26,7 @@ so its items, QA loops and state machine are its own:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +34,8 @@ from ..agents import AgentOutput
 from ..errors import AgentflowError
 from ..events.event import EventKind, PipelineEvent
 from ..events.hub import EventHub
-from ..models.base import Model, ModelRequest, ModelTurn, TextSink
+from ..models.base import Model, ModelRequest, ModelTurn, TextSink, accepts_keyword
+from ..models.rate_limit import WaitCallback
 from ..pipeline import CompiledPipeline
 from .context import AgentContext
 from .dispatcher import Dispatcher
@@ -121,9 +123,26 @@ class ChildModel:
         self.name = parent.name
         self.secrets: tuple[str, ...] = tuple(getattr(parent, "secrets", ()) or ())
 
-    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelTurn:
+    async def complete(
+        self,
+        request: ModelRequest,
+        on_text: TextSink | None = None,
+        *,
+        on_retry: Callable[[str, int, float], None] | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> ModelTurn:
+        """The parent's answer; its retries and rate-limit waits are reported to the
+        child's callbacks (`model_error`, `rate_limited` events) when the parent's model
+        reports them."""
         named = replace(request, agent=f"{self._namespace}.{request.agent}")
-        return await self._parent.complete(named, on_text)
+        parent = self._parent
+        callbacks: dict[str, Any] = {}
+        if on_retry is not None and accepts_keyword(parent, "on_retry"):
+            callbacks["on_retry"] = on_retry
+        if on_wait is not None and accepts_keyword(parent, "on_wait"):
+            callbacks["on_wait"] = on_wait
+        complete: Any = parent.complete
+        return await complete(named, on_text, **callbacks)  # type: ignore[no-any-return]
 
 
 def child_item_id(ctx: AgentContext) -> str:

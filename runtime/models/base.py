@@ -8,6 +8,7 @@ event, so a run's own audit log can be replayed as a cassette.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -24,6 +25,7 @@ __all__ = [
     "TextSink",
     "ToolCall",
     "ToolSchema",
+    "accepts_keyword",
 ]
 
 AnswerKind = Literal["text", "verdict", "items", "output"]
@@ -124,3 +126,24 @@ class Model(Protocol):
             CassetteMissError: (replay) nothing recorded for this call.
         """
         ...
+
+
+# (type(model), keyword) -> whether its `complete` takes that keyword.
+_ACCEPTS_KEYWORD: dict[tuple[type, str], bool] = {}
+
+
+def accepts_keyword(model: Model, name: str) -> bool:
+    """Whether `model.complete` takes keyword `name` (`on_retry`, `on_wait`: optional
+    callbacks AnthropicModel takes), checked once per model class."""
+    key = (type(model), name)
+    known = _ACCEPTS_KEYWORD.get(key)
+    if known is None:
+        try:
+            parameter = inspect.signature(model.complete).parameters.get(name)
+        except (TypeError, ValueError):
+            parameter = None
+        known = _ACCEPTS_KEYWORD[key] = parameter is not None and parameter.kind in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+    return known

@@ -453,3 +453,42 @@ async def test_a_child_of_handlers_needs_no_model(
     result = await run_module(path, "bees", tmp_path / "run.jsonl")
     assert result.status == "succeeded", result.reason
     assert result.items[0].output == "wrote bees"
+
+
+async def test_a_childs_model_retries_and_rate_limit_waits_are_in_the_log(tmp_path: Path) -> None:
+    """A child agent's model call reports its retry (`model_error`) and its wait for the
+    rate limits (`rate_limited`) under the child's namespaced agent, as a parent's does."""
+    from agentflow.runtime.models.rate_limit import RateLimiter
+    from tests.fake_anthropic.server import ErrorReply
+
+    path = write(tmp_path, PARENT, CHILD, "sp-limits")
+    log = tmp_path / "run.jsonl"
+    replies = [
+        ErrorReply(529, "overloaded_error", "fake anthropic: overloaded"),
+        text_reply("notes"),
+        text_reply("draft"),
+        text_reply("edited"),
+    ]
+    # One request a 0.3 s period: each call after the first answered one waits for it.
+    limiter = RateLimiter(max_requests_per_minute=1, period_s=0.3)
+    async with open_fake_anthropic(replies) as fake:
+        model = AnthropicModel(
+            api_key=KEY,
+            base_url=fake.base_url,
+            rate_limiter=limiter,
+            backoff_base_s=0.01,
+            backoff_max_s=0.01,
+        )
+        async with model:
+            result = await run_module(path, {"topic": "bees"}, log, model=model)
+    assert result.status == "succeeded", result.reason
+    lines = events(log)
+    retried = [e for e in lines if e["kind"] == "model_error"]
+    assert [(e["agent"], e["payload"]["retrying"]) for e in retried] == [("team.researcher", True)]
+    waited = {e["agent"] for e in lines if e["kind"] == "rate_limited"}
+    assert waited == {"team.writer", "editor"}  # the researcher went first (its 529 not counted)
+    assert all(
+        e["payload"]["limit"] in ("requests", "queue") for e in lines if e["kind"] == "rate_limited"
+    )
+    report = verify_run_log(log, load_for_inspection(path).spec)
+    assert report.ok, report.render()

@@ -114,7 +114,10 @@ class _FlushBeforeWait(trio.abc.Instrument):
         self.hub = hub
 
     def before_io_wait(self, timeout: float) -> None:
-        self.hub.flush()
+        try:
+            self.hub.flush()
+        except Exception as exc:  # trio would log it and drop the instrument: fail the log
+            self.hub.flush_failed(exc)
 
 
 class AuditLogError(AgentflowError):
@@ -599,6 +602,20 @@ class EventHub:
         """The store refused a write that goes with this run's events (a memo row,
         `engine/memo.py`): fail the hub as if a commit of its own had failed."""
         self._commit_failed(error)
+
+    def flush_failed(self, error: Exception) -> None:
+        """A flush outside any task (`flushing_before_waits`) raised, e.g. on an event
+        payload that cannot be encoded: its events are lost, so the log fails as if a
+        write had, and the run stops (in a task, the same error ends the run)."""
+        if self.audit_failure is not None:
+            return
+        where = next(
+            (str(getattr(q.sink, "path", q.name)) for q in self._queues if q.audit),
+            "of the run's events",
+        )
+        self.audit_failure = AuditFailure(where, error)
+        if self.on_audit_failure is not None:
+            self.on_audit_failure()
 
     def _commit_failed(self, error: BaseException) -> None:
         """The store failed: publish nothing more, and stop the run like a lost audit log."""

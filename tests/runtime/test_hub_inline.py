@@ -205,6 +205,31 @@ async def test_a_finished_childs_events_are_in_the_log_before_the_run_waits(
     assert verify_log(log).problems == []
 
 
+async def test_an_event_the_log_cannot_encode_after_a_child_ended_fails_the_run(
+    tmp_path: Path,
+) -> None:
+    """The flush before trio's wait (no task of the run's is running) meets an event it
+    cannot encode: the run stops as an audit failure instead of reporting success."""
+    log = tmp_path / "run.jsonl"
+
+    class Handlers:
+        async def planner_agent(self, ctx: AgentContext) -> AgentOutput:
+            return AgentOutput(text="plan", items=["a"])
+
+        async def worker_agent(self, ctx: AgentContext) -> AgentOutput:
+            assert ctx.services is not None
+            ctx.services.hub.publish(EventKind.WARNING, payload={"message": object()})
+            return AgentOutput(text="done")
+
+    result = await run_pipeline(
+        _pipeline(), "q", handlers=Handlers(), sinks=[FileSink(log)],
+        options=RunOptions(backoff_scale=0.0),
+    )  # fmt: skip
+    assert result.status == "error"
+    assert result.reason is not None and "could not be written" in result.reason
+    assert str(log) in result.reason
+
+
 def test_state_machine_advance_reports_noops() -> None:
     import enum
 

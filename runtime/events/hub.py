@@ -395,7 +395,11 @@ class EventHub:
         """Build the lines of the events `publish` kept raw, chain their hashes, and queue
         them for the committer, or (without one) for the inline sinks."""
         raw, self._raw = self._raw, []
-        lines, self._prev_hash = self._encoder.chain(self._seq - len(raw), raw, self._prev_hash)
+        try:
+            lines, self._prev_hash = self._encoder.chain(self._seq - len(raw), raw, self._prev_hash)
+        except Exception as exc:  # a payload JSON cannot hold (a plugin's `publish`)
+            self.flush_failed(exc)  # the burst is lost: the log fails, the run stops
+            return
         if self._committer is not None:
             self._uncommitted += [
                 (None, line, event[1]) for line, event in zip(lines, raw, strict=True)
@@ -604,9 +608,9 @@ class EventHub:
         self._commit_failed(error)
 
     def flush_failed(self, error: Exception) -> None:
-        """A flush outside any task (`flushing_before_waits`) raised, e.g. on an event
-        payload that cannot be encoded: its events are lost, so the log fails as if a
-        write had, and the run stops (in a task, the same error ends the run)."""
+        """A flush could not encode its burst (a payload JSON cannot hold), or raised
+        outside any task (`flushing_before_waits`): those events are lost, so the log
+        fails as if a write had, and the run stops as an error."""
         if self.audit_failure is not None:
             return
         where = next(

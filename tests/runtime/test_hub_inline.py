@@ -230,6 +230,29 @@ async def test_an_event_the_log_cannot_encode_after_a_child_ended_fails_the_run(
     assert str(log) in result.reason
 
 
+async def test_an_event_the_log_cannot_encode_fails_a_sequential_run(tmp_path: Path) -> None:
+    """The same in a task's own flush (before the next handler): no traceback out of
+    the run, an audit failure, and the log is not sealed."""
+    log = tmp_path / "run.jsonl"
+
+    class Handlers:
+        async def planner_agent(self, ctx: AgentContext) -> AgentOutput:
+            assert ctx.services is not None
+            ctx.services.hub.publish(EventKind.WARNING, payload={"message": object()})
+            return AgentOutput(text="plan", items=["a"])
+
+        async def worker_agent(self, ctx: AgentContext) -> AgentOutput:
+            return AgentOutput(text="done")
+
+    result = await run_pipeline(
+        _pipeline(), "q", handlers=Handlers(), sinks=[FileSink(log)],
+        options=RunOptions(backoff_scale=0.0),
+    )  # fmt: skip
+    assert result.status == "error"
+    assert result.reason is not None and "could not be written" in result.reason
+    assert not any('"log_sealed"' in line for line in _lines(log))
+
+
 def test_state_machine_advance_reports_noops() -> None:
     import enum
 

@@ -26,7 +26,8 @@ so its items, QA loops and state machine are its own:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -110,6 +111,11 @@ class ChildHub(EventHub):
 
     def flush(self) -> None:
         self._parent.flush()
+
+    @contextmanager
+    def flushing_before_waits(self) -> Iterator[None]:
+        with self._parent.flushing_before_waits():  # the parent holds the lines
+            yield
 
 
 class ChildModel:

@@ -114,10 +114,20 @@ class _FlushBeforeWait(trio.abc.Instrument):
         self.hub = hub
 
     def before_io_wait(self, timeout: float) -> None:
+        hub = self.hub
+        failed = hub.audit_failure
         try:
-            self.hub.flush()
+            hub.flush()
         except Exception as exc:  # trio would log it and drop the instrument: fail the log
-            self.hub.flush_failed(exc)
+            hub.flush_failed(exc)
+        if hub.audit_failure is not failed:
+            # The log failed here, so the run was told to stop (its tasks cancelled);
+            # but trio has already chosen how long to sleep: wake it at once.
+            trio.lowlevel.current_trio_token().run_sync_soon(_nothing)
+
+
+def _nothing() -> None:
+    pass
 
 
 class AuditLogError(AgentflowError):

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from agentflow.runtime.spec import AGENT_EVENTS
+from agentflow.runtime.spec import AGENT_EVENTS, BUILTIN_TOOL_KEYS
 
 from .checks_base import Check, CheckContext, agent_paths
 from .checks_control import check_fan_out_cycles, check_gathers, check_route
@@ -51,7 +51,7 @@ __all__ = [
     "run_checks",
 ]
 
-BUILTIN_TOOLS: frozenset[str] = frozenset({"filesystem"})
+BUILTIN_TOOLS: frozenset[str] = frozenset(BUILTIN_TOOL_KEYS)
 """Tool ids that `type: builtin` may name."""
 
 RESERVED_AGENT_IDS: frozenset[str] = frozenset({"aggregation"})
@@ -201,6 +201,18 @@ def check_tools(ctx: CheckContext) -> Iterator[Diagnostic]:
                     (*path, "plugin"),
                     "a builtin tool takes no 'plugin'; remove it or use type: plugin",
                 )
+            known = BUILTIN_TOOL_KEYS.get(tool.id, frozenset())
+            for key in tool.config if tool.id in BUILTIN_TOOL_KEYS else ():
+                if key not in known:
+                    takes = ", ".join(f"'{k}'" for k in sorted(known))
+                    loc = ctx.source.key((*path, "config", key))  # at the key itself
+                    yield Diagnostic(
+                        loc.file,
+                        loc.line,
+                        loc.column,
+                        f"builtin tool '{tool.id}' has no config key '{key}'"
+                        f"{did_you_mean(key, known)}; it takes {takes}",
+                    )
         elif tool.plugin is None:
             yield ctx.at(
                 (*path, "type"), f"plugin tool '{tool.id}' needs 'plugin: package.module:ClassName'"

@@ -52,6 +52,9 @@ OutputKind = Literal["text", "verdict", "items"]
 AGENT_EVENTS: tuple[str, ...] = ("on_start", "on_complete", "on_pass", "on_fail", "on_abort")
 STRUCTURED_REASKS = 1
 """How often the agent runner asks again for an invalid verdict or item list."""
+BUILTIN_TOOL_KEYS: dict[str, frozenset[str]] = {"filesystem": frozenset({"root"})}
+"""Each builtin tool id (`type: builtin`) and the config keys it takes: the compiler
+refuses any other key at its line, and `tools/registry.py` builds the tool from them."""
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 # Upper bounds of the numeric knobs (docs/dsl.md): a value past one is a typo or an

@@ -12,12 +12,13 @@ import inspect
 from collections.abc import Mapping
 
 from ..errors import PipelineDefinitionError
+from ..spec import BUILTIN_TOOL_KEYS
 from .base import Tool
 from .filesystem import FilesystemTool
 
 __all__ = ["BUILTIN_TOOLS", "builtin_tool", "check_plugin_classes", "plugin_class_problem"]
 
-BUILTIN_TOOLS: frozenset[str] = frozenset({"filesystem"})
+BUILTIN_TOOLS: frozenset[str] = frozenset(BUILTIN_TOOL_KEYS)
 """The ids a pipeline may declare with `type: builtin`."""
 
 
@@ -31,7 +32,7 @@ def builtin_tool(tool_id: str, config: Mapping[str, str]) -> Tool:
         PipelineDefinitionError: an unknown builtin id or config key.
     """
     if tool_id == "filesystem":
-        unknown = sorted(set(config) - {"root"})
+        unknown = sorted(set(config) - BUILTIN_TOOL_KEYS["filesystem"])
         if unknown:
             raise PipelineDefinitionError(
                 f"builtin tool 'filesystem' has no config key(s) {', '.join(unknown)}; "

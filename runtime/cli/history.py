@@ -118,6 +118,9 @@ def _row(r: RunRecord) -> tuple[str, ...]:
 
 
 def _summary(r: RunRecord) -> dict[str, object]:
+    """The run as `runs --json` prints it. The counts, tokens and cost are written by
+    `run_finished`: null until the run has finished (the table shows "-")."""
+    finished = r.finished_at is not None
     return {
         "id": r.id,
         "pipeline": r.pipeline,
@@ -131,11 +134,13 @@ def _summary(r: RunRecord) -> dict[str, object]:
             "failed": r.items_failed,
             "aborted": r.items_aborted,
             "completed": r.items_completed,
-        },
-        "model_calls": r.model_calls,
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "cost_usd": r.cost_usd,
+        }
+        if finished
+        else None,
+        "model_calls": r.model_calls if finished else None,
+        "input_tokens": r.input_tokens if finished else None,
+        "output_tokens": r.output_tokens if finished else None,
+        "cost_usd": r.cost_usd if finished else None,
         "events": r.events,
         "jsonl": r.jsonl_path,
     }

@@ -136,6 +136,12 @@ def test_a_run_whose_process_is_gone_shows_as_interrupted(tmp_path: Path) -> Non
     trio.run(record)
     listed = agentflow("runs", "--status", "interrupted", cwd=tmp_path)
     assert "run-00000000dead" in listed.stdout and "interrupted" in listed.stdout
+    row = json.loads(agentflow("runs", "--json", cwd=tmp_path).stdout)
+    assert row["status"] == "interrupted" and row["finished_at"] is None
+    # counted by run_finished: unknown, not zero (the table shows "-")
+    assert (row["items"], row["model_calls"], row["input_tokens"], row["cost_usd"]) == (
+        None, None, None, None,
+    )  # fmt: skip
     assert "none recorded" in agentflow("show", "run-00000000dead", cwd=tmp_path).stdout
     assert agentflow("output", "run-00000000dead", cwd=tmp_path).returncode == 1
 

@@ -155,9 +155,26 @@ async def _execute(
         except InvalidTransition as exc:
             engine.end_run(exc)
     status, reason = run_status(engine, budget)
+    await _record_output(engine, status)
     result = finish_run(pipeline, engine, budget, status, reason)
     hub.flush()  # a caller's hub (the UI) may stay open after the run
     return with_audit_outcome(result, hub)
+
+
+async def _record_output(engine: Dispatcher, status: str) -> None:
+    """With a run store: commit the run's final output (its main item's, what `agentflow
+    output RUN` prints) before `run_finished`, so no reader ever sees a finished run
+    without it, and a process killed between the two leaves neither (the resume then
+    finishes the run, output and all). A waiting run has no final output yet."""
+    hub = engine.hub
+    record = getattr(hub.committer, "record_output", None)
+    if record is None or status == "waiting" or not engine.items or hub.commit_failure:
+        return
+    with trio.CancelScope(shield=True):  # run_finished still follows a cancel here
+        try:
+            await record(str(engine.items[0].output))
+        except Exception as exc:  # the store failed: the run ends as an audit failure
+            hub.report_commit_failure(exc)
 
 
 def _model_agents(pipeline: CompiledPipeline, agent_id: str) -> list[str]:

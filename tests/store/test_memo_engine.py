@@ -183,3 +183,51 @@ async def test_every_childs_output_is_committed_before_the_reduce_reads_them(
         assert result is not None and result.ok
         children = {("writer", child.id, 1) for child in result.items if child.parent == "main"}
         assert len(children) == 30 and children <= at_reduce[0]
+
+
+async def test_the_final_output_is_committed_before_run_finished(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A sink gets each event only once it is committed: when `run_finished` reaches it,
+    the run's final output must already be in the store (a reader never sees a finished
+    run without it; a kill between the two cannot lose it)."""
+    from agentflow.runtime.engine.runner import RunOptions, run_pipeline
+    from agentflow.runtime.events.hub import EventHub
+
+    run_id = "run-0000c0ffee0f"
+    with RunStore.open(store_url) as store:
+        outputs_at_finish: list[str | None] = []
+
+        class Watcher:
+            name, audit, inline = "watcher", False, True
+
+            def write_lines(self, lines: Any) -> None:
+                for line in lines:
+                    if json.loads(line)["kind"] == "run_finished":
+                        outputs_at_finish.append(store.run(run_id).output)
+
+            def close(self) -> None:
+                pass
+
+        pipeline = compile_dict(hello_spec())
+        scripts = {
+            "writer_agent": lambda ctx: text("the final draft"),
+            "reviewer_agent": lambda ctx: verdict(True),
+        }
+        committer = await store.begin_run(
+            run_id=run_id, pipeline=pipeline.spec.name, source_hash=pipeline.source_sha256,
+            input="x", options={},
+        )  # fmt: skip
+        hub = EventHub(
+            run_id=run_id, pipeline_hash=pipeline.source_sha256, sinks=[Watcher()],
+            committer=committer,
+        )  # fmt: skip
+        with trio.fail_after(60):
+            async with hub.running():
+                result = await run_pipeline(
+                    pipeline, "x", handlers=Scripted(scripts), hub=hub,
+                    options=RunOptions(backoff_scale=0, run_id=run_id),
+                )  # fmt: skip
+        assert result.ok
+        assert outputs_at_finish == ["the final draft"]
+        assert store.run(run_id).output == "the final draft"

@@ -362,8 +362,6 @@ async def _run_async(plan: _RunPlan) -> int:
             result = with_audit_outcome(result, hub)  # closing wrote the seal: final counts
             # a waiting run has no final output yet: its human steps come first
             output = final_output(result) if result.status != "waiting" else None
-            if committer is not None and output is not None and hub.commit_failure is None:
-                await committer.record_output(output)
             _print_summary(result, log_path, hub)
             if result.status == "waiting" and store is not None:
                 _print_waiting(store, run_id, args)

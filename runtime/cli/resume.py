@@ -203,7 +203,6 @@ async def _resume_async(
     from ..engine.resume import open_resume
     from ..engine.runner import RunOptions
     from ..sinks.console import ConsoleSink
-    from ..store import RunCommitter
 
     compiled = module.compiled
     human = sys.stderr if args.json else sys.stdout
@@ -240,13 +239,6 @@ async def _resume_async(
                     await stack.enter_async_context(executor)
                 result = await resumption.run(handlers=module.default_handlers(), model=model)
             output = final_output(result) if result.status != "waiting" else None
-            committer = hub.committer
-            if (
-                isinstance(committer, RunCommitter)
-                and output is not None
-                and hub.commit_failure is None
-            ):
-                await committer.record_output(output)
             _print_summary(result, log_path, hub)
             stats = resumption.stats
             changed = stats.request_mismatches

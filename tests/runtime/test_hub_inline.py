@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from agentflow.runtime.agents import AgentOutput
@@ -205,21 +206,26 @@ async def test_a_finished_childs_events_are_in_the_log_before_the_run_waits(
     assert verify_log(log).problems == []
 
 
-async def test_an_event_the_log_cannot_encode_after_a_child_ended_fails_the_run(
-    tmp_path: Path,
-) -> None:
-    """The flush before trio's wait (no task of the run's is running) meets an event it
-    cannot encode: the run stops as an audit failure instead of reporting success."""
+@pytest.mark.parametrize("publisher", ["worker_agent", "planner_agent"])
+async def test_an_event_the_log_cannot_encode_fails_the_run(tmp_path: Path, publisher: str) -> None:
+    """An event no JSON can hold, published by a fan-out's child (then flushed before
+    trio's wait, outside any task) or by the planner (flushed in its own task): either
+    way no traceback out of the run, an audit failure, and the log is not sealed."""
     log = tmp_path / "run.jsonl"
 
     class Handlers:
         async def planner_agent(self, ctx: AgentContext) -> AgentOutput:
+            self.poison(ctx)
             return AgentOutput(text="plan", items=["a"])
 
         async def worker_agent(self, ctx: AgentContext) -> AgentOutput:
-            assert ctx.services is not None
-            ctx.services.hub.publish(EventKind.WARNING, payload={"message": object()})
+            self.poison(ctx)
             return AgentOutput(text="done")
+
+        def poison(self, ctx: AgentContext) -> None:
+            if ctx.agent == publisher:
+                assert ctx.services is not None
+                ctx.services.hub.publish(EventKind.WARNING, payload={"message": object()})
 
     result = await run_pipeline(
         _pipeline(), "q", handlers=Handlers(), sinks=[FileSink(log)],
@@ -228,28 +234,6 @@ async def test_an_event_the_log_cannot_encode_after_a_child_ended_fails_the_run(
     assert result.status == "error"
     assert result.reason is not None and "could not be written" in result.reason
     assert str(log) in result.reason
-
-
-async def test_an_event_the_log_cannot_encode_fails_a_sequential_run(tmp_path: Path) -> None:
-    """The same in a task's own flush (before the next handler): no traceback out of
-    the run, an audit failure, and the log is not sealed."""
-    log = tmp_path / "run.jsonl"
-
-    class Handlers:
-        async def planner_agent(self, ctx: AgentContext) -> AgentOutput:
-            assert ctx.services is not None
-            ctx.services.hub.publish(EventKind.WARNING, payload={"message": object()})
-            return AgentOutput(text="plan", items=["a"])
-
-        async def worker_agent(self, ctx: AgentContext) -> AgentOutput:
-            return AgentOutput(text="done")
-
-    result = await run_pipeline(
-        _pipeline(), "q", handlers=Handlers(), sinks=[FileSink(log)],
-        options=RunOptions(backoff_scale=0.0),
-    )  # fmt: skip
-    assert result.status == "error"
-    assert result.reason is not None and "could not be written" in result.reason
     assert not any('"log_sealed"' in line for line in _lines(log))
 
 
